@@ -1,0 +1,1 @@
+"""AstroSpect: image-based photometric redshifts, end to end."""

@@ -1,0 +1,95 @@
+"""Every path, URI and tolerance in one place, read from the environment.
+
+Both topologies use the same code: the embedded default keeps everything under ``ASTROSPECT_HOME``
+(``./data`` of the checkout); the scaled-out one points the same variables at Postgres, S3 and servers.
+``.env.example`` lists every variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BANDS = "ugriz"
+N_BANDS = len(BANDS)
+CUTOUT_SIZE = 32  # pixels; 64x64 cubes are centre-cropped to this
+PIXEL_SCALE_ARCSEC = 0.396  # SDSS, arcsec / pixel
+CLIPPED_Z_MAX = 0.4  # the "clipped" variant trains on z <= 0.4
+
+
+def _env_path(name: str, default: Path) -> Path:
+    return Path(os.environ.get(name, str(default))).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Construct with :func:`load_settings` so the environment is read once."""
+
+    home: Path
+    mlflow_tracking_uri: str
+    registered_model_name: str
+    experiment_name: str
+    seed: int = 42
+    # Split fractions by stable hash of objid (DESIGN.md §5).
+    train_fraction: float = 0.8
+    val_fraction: float = 0.1
+    # Promotion tolerances (DESIGN.md §7).
+    outlier_tolerance: float = 0.002
+    bias_tolerance: float = 0.002
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def accepted_dir(self) -> Path:
+        return self.home / "accepted"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "snapshots"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+def load_settings() -> Settings:
+    home = _env_path("ASTROSPECT_HOME", PROJECT_ROOT / "data")
+    return Settings(
+        home=home,
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
+        registered_model_name=os.environ.get("ASTROSPECT_MODEL_NAME", "astrospect-photoz"),
+        experiment_name=os.environ.get("ASTROSPECT_EXPERIMENT", "astrospect-photoz"),
+        seed=int(os.environ.get("ASTROSPECT_SEED", "42")),
+        outlier_tolerance=float(os.environ.get("ASTROSPECT_OUTLIER_TOLERANCE", "0.002")),
+        bias_tolerance=float(os.environ.get("ASTROSPECT_BIAS_TOLERANCE", "0.002")),
+    )
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger that prints one readable line per step (Airflow captures it into the task log)."""
+    logger = logging.getLogger(name)
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(os.environ.get("ASTROSPECT_LOG_LEVEL", "INFO"))
+        logger.propagate = False
+    return logger
