@@ -1,0 +1,77 @@
+"""The classic colour photo-z: k-nearest neighbours on ugriz aperture colours measured from the cutouts.
+
+Every metric table has this row (DESIGN.md §5): it is trained on the same split (and the same clipping) as
+the CNN it is compared with, so the comparison isolates what the pixels add beyond colours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from astrospect.data.dataset import RowSelection, Variant, iter_selected, select_rows
+from astrospect.data.splits import Split
+from astrospect.metrics import metric_table
+from astrospect.photometry import colour_features
+from astrospect.settings import get_logger
+
+log = get_logger(__name__)
+K_CANDIDATES = (5, 10, 20, 40)  # chosen on the validation split by sigma_mad
+
+
+@dataclass
+class ColourTable:
+    features: npt.NDArray[np.float64]  # (N, 5): u-g, g-r, r-i, i-z, r
+    redshift: npt.NDArray[np.float32]
+    objid: npt.NDArray[np.int64]
+
+
+@dataclass
+class ColourBaseline:
+    pipeline: Pipeline
+    k: int
+    val_sigma_mad: float
+
+    def predict(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return self.pipeline.predict(colour_features(images)).astype(np.float32)
+
+    def predict_features(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        return self.pipeline.predict(features).astype(np.float32)
+
+
+def colour_table(selection: RowSelection) -> ColourTable:
+    """Measure the colour features of the selected rows, streaming the pixels."""
+    features, redshift, objid = [], [], []
+    for images, z, ids in iter_selected(selection):
+        features.append(colour_features(images))
+        redshift.append(z)
+        objid.append(ids)
+    return ColourTable(np.concatenate(features), np.concatenate(redshift), np.concatenate(objid))
+
+
+def fit_colour_baseline(
+    shards: Sequence[Path], variant: Variant = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
+) -> ColourBaseline:
+    """Fit the k-NN on the variant's training split; pick k on its validation split."""
+    train = colour_table(select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction))
+    val = colour_table(select_rows(shards, Split.VAL, variant, train_fraction, val_fraction))
+    best: ColourBaseline | None = None
+    for k in K_CANDIDATES:
+        if k > len(train.redshift):
+            break
+        pipeline = make_pipeline(StandardScaler(), KNeighborsRegressor(n_neighbors=k, weights="distance"))
+        pipeline.fit(train.features, train.redshift)
+        score = metric_table(val.redshift, pipeline.predict(val.features))["sigma_mad"]
+        if best is None or score < best.val_sigma_mad:
+            best = ColourBaseline(pipeline, k, score)
+    if best is None:
+        raise ValueError(f"variant {variant}: only {len(train.redshift)} training galaxies, too few for k-NN")
+    log.info("colour k-NN (%s): k=%d, validation sigma_mad %.4f on %d galaxies", variant, best.k, best.val_sigma_mad, len(val.redshift))
+    return best

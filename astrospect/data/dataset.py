@@ -1,0 +1,129 @@
+"""From shards to training inputs: a cheap label pass, then ``tf.data`` streaming of the pixels.
+
+The label pass reads only ``objid`` and the redshifts of every shard (a few bytes per galaxy) to decide,
+per row, its split and whether the variant keeps it. The pixel pass then streams each shard in chunks
+and yields only the chosen rows, so the whole set is never in memory (DESIGN.md §11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from astrospect.data.shards import DEFAULT_CHUNK, inspect_shard, iter_shard
+from astrospect.data.splits import Split, assign_split
+from astrospect.settings import CLIPPED_Z_MAX, CUTOUT_SIZE, N_BANDS
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+Variant = Literal["full", "clipped"]
+VARIANTS: tuple[Variant, ...] = ("full", "clipped")
+
+
+@dataclass(frozen=True)
+class RowSelection:
+    """Which rows of each shard belong to one split of one variant."""
+
+    shards: tuple[Path, ...]
+    rows: tuple[npt.NDArray[np.int64], ...]  # sorted row indices, one array per shard
+    redshift: npt.NDArray[np.float32]  # labels of the chosen rows, shard by shard
+
+    def __len__(self) -> int:
+        return int(sum(len(r) for r in self.rows))
+
+
+def select_rows(
+    shards: Sequence[Path],
+    split: Split,
+    variant: Variant = "full",
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
+) -> RowSelection:
+    """Rows of ``split``. The clipped variant drops z > 0.4 from train and val; the holdout is never clipped."""
+    chosen_rows = []
+    labels = []
+    for shard in shards:
+        inspect_shard(shard, require_labels=True)
+        with h5py.File(shard, "r") as handle:
+            objid = handle["objid"][()]
+            redshift = handle["specz_redshift"][()].astype(np.float32)
+        keep = assign_split(objid, train_fraction, val_fraction) == split.value
+        if variant == "clipped" and split is not Split.HOLDOUT:
+            keep &= redshift <= CLIPPED_Z_MAX
+        chosen_rows.append(np.flatnonzero(keep).astype(np.int64))
+        labels.append(redshift[keep])
+    return RowSelection(
+        shards=tuple(Path(s) for s in shards),
+        rows=tuple(chosen_rows),
+        redshift=np.concatenate(labels) if labels else np.zeros(0, np.float32),
+    )
+
+
+def iter_selected(
+    selection: RowSelection, *, chunk_size: int = DEFAULT_CHUNK, shard_order: Sequence[int] | None = None
+) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+    """Yield (images, redshift, objid) chunks of the selected rows, in the model's layout."""
+    order = range(len(selection.shards)) if shard_order is None else shard_order
+    for index in order:
+        wanted = selection.rows[index]
+        if wanted.size == 0:
+            continue
+        start = 0
+        for chunk in iter_shard(selection.shards[index], chunk_size=chunk_size):
+            stop = start + len(chunk)
+            inside = wanted[(wanted >= start) & (wanted < stop)] - start
+            if inside.size:
+                assert chunk.redshift is not None
+                yield chunk.images[inside], chunk.redshift[inside], chunk.objid[inside]
+            start = stop
+
+
+def sample_images(selection: RowSelection, max_images: int) -> npt.NDArray[np.float32]:
+    """The first ``max_images`` selected cutouts in shard order: a deterministic sample for fitting scalings."""
+    parts: list[npt.NDArray[np.float32]] = []
+    taken = 0
+    for images, _, _ in iter_selected(selection):
+        parts.append(images[: max_images - taken])
+        taken += len(parts[-1])
+        if taken >= max_images:
+            break
+    return np.concatenate(parts)
+
+
+def make_tf_dataset(
+    selection: RowSelection,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 8192,
+) -> tf.data.Dataset:
+    """A ``tf.data`` pipeline streaming the selected rows; shard order and rows shuffled per epoch, seeded."""
+    import tensorflow as tf
+
+    epoch_counter = {"epoch": 0}
+
+    def generate() -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+        rng = np.random.default_rng([seed, epoch_counter["epoch"]])
+        epoch_counter["epoch"] += 1
+        order = rng.permutation(len(selection.shards)) if shuffle else None
+        for images, redshift, _ in iter_selected(selection, shard_order=order):
+            yield images, redshift
+
+    signature = (
+        tf.TensorSpec(shape=(None, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), dtype=tf.float32),
+        tf.TensorSpec(shape=(None,), dtype=tf.float32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    cardinality = -(-len(selection) // batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(cardinality))

@@ -1,0 +1,135 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from astrospect.data.shards import ShardFormatError, inspect_shard, iter_shard, read_shard, to_model_layout, write_shard
+
+
+def make_arrays(n: int = 10, size: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "images": rng.normal(0, 0.05, (n, 5, size, size)).astype(np.float32),
+        "objid": np.arange(n, dtype=np.int64) + 1_237_650_000_000_000_000,
+        "redshift": rng.uniform(0, 0.5, n).astype(np.float32),
+        "redshift_err": np.full(n, 1e-4, np.float32),
+    }
+
+
+def test_round_trip_preserves_values_and_transposes_to_channels_last(tmp_path: Path) -> None:
+    arrays = make_arrays()
+    path = write_shard(tmp_path / "a.h5", **arrays, ra=np.arange(10.0), dec=-np.arange(10.0), truth={"r_mag": np.arange(10.0)})
+    cutouts = read_shard(path)
+    assert cutouts.images.shape == (10, 32, 32, 5)
+    assert np.array_equal(cutouts.images, arrays["images"].transpose(0, 2, 3, 1))
+    assert np.array_equal(cutouts.objid, arrays["objid"])
+    assert np.array_equal(cutouts.redshift, arrays["redshift"])
+    assert cutouts.ra is not None and cutouts.ra[3] == 3.0
+    info = inspect_shard(path)
+    assert info.attrs["bands"] == "ugriz" and info.attrs["pixel_scale_arcsec"] == pytest.approx(0.396)
+    with h5py.File(path) as handle:
+        assert handle["truth/r_mag"][4] == 4.0
+
+
+def test_streams_in_chunks(tmp_path: Path) -> None:
+    path = write_shard(tmp_path / "a.h5", **make_arrays(n=25))
+    sizes = [len(chunk) for chunk in iter_shard(path, chunk_size=10)]
+    assert sizes == [10, 10, 5]
+
+
+def test_64_pixel_cubes_are_centre_cropped(tmp_path: Path) -> None:
+    arrays = make_arrays(n=3, size=64)
+    path = write_shard(tmp_path / "big.h5", **arrays)
+    cutouts = read_shard(path)
+    assert cutouts.images.shape == (3, 32, 32, 5)
+    assert np.array_equal(cutouts.images, arrays["images"][:, :, 16:48, 16:48].transpose(0, 2, 3, 1))
+
+
+def test_prediction_shards_may_omit_labels(tmp_path: Path) -> None:
+    arrays = make_arrays()
+    path = write_shard(tmp_path / "unlabelled.h5", arrays["images"], arrays["objid"])
+    assert read_shard(path, require_labels=False).redshift is None
+    with pytest.raises(ShardFormatError, match="field 'specz_redshift'.*missing"):
+        read_shard(path)
+
+
+def test_layouts_are_both_accepted_and_give_the_same_array() -> None:
+    band_first = np.random.default_rng(1).normal(size=(2, 5, 32, 32)).astype(np.float32)
+    assert np.array_equal(to_model_layout(band_first), to_model_layout(band_first.transpose(0, 2, 3, 1)))
+
+
+def test_never_overwrites_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = write_shard(tmp_path / "a.h5", **make_arrays())
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_shard(path, **make_arrays(seed=1))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.h5"]
+
+
+def _write_raw(path: Path, **datasets: np.ndarray) -> Path:
+    with h5py.File(path, "w") as handle:
+        for name, data in datasets.items():
+            handle.create_dataset(name, data=data)
+    return path
+
+
+def _valid(**overrides: np.ndarray) -> dict[str, np.ndarray]:
+    arrays = make_arrays()
+    datasets = {
+        "images": arrays["images"],
+        "objid": arrays["objid"],
+        "specz_redshift": arrays["redshift"],
+        "specz_redshift_err": arrays["redshift_err"],
+    }
+    datasets.update(overrides)
+    return {k: v for k, v in datasets.items() if v is not None}
+
+
+MALFORMED: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+    "not hdf5": (lambda p: (p.write_text("objid,z\n1,0.1\n"), p)[1], "<file>", "not an HDF5 file"),
+    "empty file": (lambda p: (p.write_bytes(b""), p)[1], "<file>", "empty"),
+    "truncated": (
+        lambda p: (p.write_bytes(write_shard(p.with_suffix(".full.h5"), **make_arrays()).read_bytes()[:3000]), p)[1],
+        "<file>",
+        "truncated or corrupt",
+    ),
+    "missing images": (lambda p: _write_raw(p, **_valid(images=None)), "images", "missing"),
+    "missing objid": (lambda p: _write_raw(p, **_valid(objid=None)), "objid", "missing"),
+    "wrong rank": (lambda p: _write_raw(p, **_valid(images=np.zeros((10, 5, 32), np.float32))), "images", "rank 4"),
+    "wrong band count": (lambda p: _write_raw(p, **_valid(images=np.zeros((10, 4, 32, 32), np.float32))), "images", "5 bands"),
+    "31x31 cutouts": (lambda p: _write_raw(p, **_valid(images=np.zeros((10, 5, 31, 31), np.float32))), "images", "31x31"),
+    "integer pixels": (lambda p: _write_raw(p, **_valid(images=np.zeros((10, 5, 32, 32), np.int16))), "images", "floating"),
+    "no rows": (lambda p: _write_raw(p, **_valid(images=np.zeros((0, 5, 32, 32), np.float32))), "images", "N = 0"),
+    "length mismatch": (lambda p: _write_raw(p, **_valid(specz_redshift=np.zeros(9, np.float32))), "specz_redshift", "length mismatch"),
+    "objid length": (lambda p: _write_raw(p, **_valid(objid=np.arange(3))), "objid", "shape \\(10,\\)"),
+    "nan label": (
+        lambda p: _write_raw(p, **_valid(specz_redshift=np.array([0.1] * 9 + [np.nan], np.float32))),
+        "specz_redshift",
+        "1 non-finite label.*\\[9\\]",
+    ),
+    "inf label error": (
+        lambda p: _write_raw(p, **_valid(specz_redshift_err=np.array([np.inf] + [1e-4] * 9, np.float32))),
+        "specz_redshift_err",
+        "non-finite",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_shards_get_an_error_naming_file_field_and_reason(tmp_path: Path, case: str) -> None:
+    build, field, reason = MALFORMED[case]
+    path = build(tmp_path / "bad.h5")
+    with pytest.raises(ShardFormatError) as error:
+        read_shard(path)
+    assert error.value.field == field
+    message = str(error.value)
+    assert message.startswith(f"{path}: field '{field}': ")
+    assert pytest.raises(ShardFormatError, inspect_shard, path).match(reason)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ShardFormatError, match="nowhere.h5: field '<file>': no such file"):
+        inspect_shard(tmp_path / "nowhere.h5")
