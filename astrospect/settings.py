@@ -39,11 +39,48 @@ class Settings:
     # Promotion tolerances (DESIGN.md §7).
     outlier_tolerance: float = 0.002
     bias_tolerance: float = 0.002
+    # Data gate: S3 transfer tuning (multipart part size, parallel parts, optional throttle in bytes/s)
+    # and how many accepted cutouts the flux reference needs before it replaces the shipped one.
+    ingest_chunk_bytes: int = 8 * 1024 * 1024
+    ingest_max_concurrency: int = 4
+    ingest_max_bandwidth: int | None = None
+    reference_min_rows: int = 500
+    # Serving (DESIGN.md §8): the largest JSON batch, the largest request body, the loopback address.
+    serving_max_cutouts: int = 1024
+    serving_max_body_bytes: int = 64 * 1024 * 1024
+    serving_host: str = "127.0.0.1"
+    serving_port: int = 3000
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
+
+    @property
+    def landing_source(self) -> str:
+        """Where new shards arrive: ``s3://bucket/prefix/`` or a folder (``ASTROSPECT_LANDING``)."""
+        return os.environ.get("ASTROSPECT_LANDING", str(self.landing_dir))
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        """The MLflow UI as a browser reaches it (``ASTROSPECT_MLFLOW_UI_URL``); in docker it differs from
+        the tracking URI the containers use. Defaults to the tracking URI."""
+        return os.environ.get("ASTROSPECT_MLFLOW_UI_URL", self.mlflow_tracking_uri).rstrip("/")
+
+    @property
+    def ledger_path(self) -> Path:
+        """SQLite ledger of every ingested shard: source, sha256, size, rows, status, release reasons."""
+        return self.home / "ledger.sqlite"
+
+    @property
+    def expectations_dir(self) -> Path:
+        """The Great Expectations suites (JSON, reviewed like code) and the shipped flux reference."""
+        return PROJECT_ROOT / "expectations"
+
+    @property
+    def bentoml_home(self) -> Path:
+        """BentoML's model and bento stores (``BENTOML_HOME``); ``astrospect deploy`` writes the champion here."""
+        return _env_path("BENTOML_HOME", self.home / "bentoml")
 
     @property
     def raw_dir(self) -> Path:
@@ -80,6 +117,16 @@ def load_settings() -> Settings:
         seed=int(os.environ.get("ASTROSPECT_SEED", "42")),
         outlier_tolerance=float(os.environ.get("ASTROSPECT_OUTLIER_TOLERANCE", "0.002")),
         bias_tolerance=float(os.environ.get("ASTROSPECT_BIAS_TOLERANCE", "0.002")),
+        ingest_chunk_bytes=int(float(os.environ.get("ASTROSPECT_INGEST_CHUNK_MB", "8")) * 1024 * 1024),
+        ingest_max_concurrency=int(os.environ.get("ASTROSPECT_INGEST_CONCURRENCY", "4")),
+        ingest_max_bandwidth=(
+            int(os.environ["ASTROSPECT_INGEST_MAX_BANDWIDTH"]) if os.environ.get("ASTROSPECT_INGEST_MAX_BANDWIDTH") else None
+        ),
+        reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
+        serving_max_cutouts=int(os.environ.get("ASTROSPECT_SERVING_MAX_CUTOUTS", "1024")),
+        serving_max_body_bytes=int(float(os.environ.get("ASTROSPECT_SERVING_MAX_BODY_MB", "64")) * 1024 * 1024),
+        serving_host=os.environ.get("ASTROSPECT_SERVING_HOST", "127.0.0.1"),
+        serving_port=int(os.environ.get("ASTROSPECT_SERVING_PORT", "3000")),
     )
 
 

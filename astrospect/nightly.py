@@ -1,0 +1,112 @@
+"""The nightly pipeline's steps as plain functions: the Airflow DAG wires them, tests call them directly.
+
+Each step takes and returns small JSON-able values (paths, ids, versions), never arrays, so Airflow's XCom
+carries them between processes and workers. Each is idempotent: re-running a step for the same run gives
+the same result and creates no duplicates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from astrospect.settings import Settings, get_logger, load_settings
+
+log = get_logger(__name__)
+
+
+def ingest_step(source: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    from astrospect.ingest import ingest
+
+    settings = settings or load_settings()
+    result = ingest(source or settings.landing_source, settings)
+    summary = result.summary()
+    log.info("ingest: %d new shard(s), %d already seen", len(summary["new"]), summary["skipped"])
+    return summary
+
+
+def validate_step(settings: Settings | None = None) -> dict[str, Any]:
+    from astrospect.validate import validate_pending
+
+    settings = settings or load_settings()
+    result = validate_pending(settings)
+    summary = result.summary()
+    for item in summary["quarantined"]:
+        log.warning("quarantined %s: %s (report: %s)", item["shard"], item["reason"], item.get("report"))
+    log.info("validate: %d accepted, %d quarantined", len(summary["accepted"]), len(summary["quarantined"]))
+    return summary
+
+
+def snapshot_step(settings: Settings | None = None) -> dict[str, Any]:
+    from astrospect.snapshot import create_snapshot
+
+    settings = settings or load_settings()
+    snapshot = create_snapshot(settings)
+    log.info("snapshot %s: %d shard(s), %d cutouts", snapshot.version, len(snapshot.shards), snapshot.n_rows)
+    return snapshot.summary()
+
+
+def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settings | None = None) -> bool:
+    """Train only when there is accepted data that no finished session has trained on (or when forced)."""
+    from astrospect.tracking import session_for_dataset
+
+    settings = settings or load_settings()
+    if not snapshot.get("shards"):
+        log.info("nothing has passed validation yet: skipping training")
+        return False
+    if force:
+        log.info("forced retrain of dataset %s", snapshot["version"])
+        return True
+    existing = session_for_dataset(settings, snapshot["version"])
+    if existing is not None:
+        log.info("dataset %s was already trained in MLflow run %s: nothing to do", snapshot["version"], existing)
+        return False
+    return True
+
+
+def start_session_step(snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None) -> str:
+    from astrospect.tracking import start_session
+
+    settings = settings or load_settings()
+    return start_session(settings, snapshot["version"], [Path(p) for p in snapshot["shards"]], airflow_run_id=airflow_run_id)
+
+
+def train_step(
+    variant: str, parent_run_id: str, snapshot: dict[str, Any], epochs: int, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Train, score and log one variant as a child run; a retried task finds the finished child and stops."""
+    from astrospect import tracking
+    from astrospect.pipeline import run_variant
+    from astrospect.train import TrainConfig
+
+    settings = settings or load_settings()
+    existing = tracking.find_variant_run(settings, parent_run_id, variant)
+    if existing is not None:
+        log.info("%s already trained in run %s (model version %s)", variant, existing.run_id, existing.model_version)
+        return existing.summary()
+    config = TrainConfig(
+        variant=variant,  # type: ignore[arg-type]
+        shards=[Path(p) for p in snapshot["shards"]],
+        out_dir=settings.models_dir / parent_run_id / variant,
+        epochs=epochs,
+        seed=settings.seed,
+        dataset_version=snapshot["version"],
+    )
+    outcome = run_variant(config)
+    logged = tracking.log_variant_run(settings, parent_run_id, outcome)
+    return logged.summary()
+
+
+def promote_step(parent_run_id: str, snapshot: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    from astrospect.promote import promote_session
+
+    settings = settings or load_settings()
+    decision = promote_session(settings, parent_run_id, [Path(p) for p in snapshot["shards"]])
+    return decision.summary()
+
+
+def deploy_step(promotion: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    from astrospect.deploy import deploy_champion
+
+    settings = settings or load_settings()
+    return deploy_champion(settings).summary()
