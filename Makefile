@@ -40,3 +40,6 @@ test-fast: setup ## everything but the integration tests
 
 clean: ## remove generated data (keeps the environment)
 	rm -rf data test-artifacts
+
+bench-training: setup ## training input pipeline: fit from shards vs in-memory tensors
+	$(BIN)/python -m astrospect.bench.training

@@ -1,0 +1,77 @@
+"""Training input pipeline: images/s of ``fit`` streaming from HDF5 shards vs from in-memory tensors.
+
+The in-memory run is the ceiling (no I/O, no Python generator); the ratio says what streaming costs.
+Same model, batch size and number of steps in both; the first epoch (graph tracing) is not timed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import typer
+
+from astrospect.data.dataset import make_tf_dataset, select_rows
+from astrospect.data.shards import write_shard
+from astrospect.data.splits import Split
+from astrospect.model import build_seed_cnn, fit_input_scaling
+
+
+def _write_bench_shards(folder: Path, n: int, shard_size: int, seed: int) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32] - 15.5
+    blob = np.exp(-(xx**2 + yy**2) / 8.0).astype(np.float32)
+    paths = []
+    for k, start in enumerate(range(0, n, shard_size)):
+        rows = min(shard_size, n - start)
+        brightness = rng.uniform(1, 50, (rows, 5, 1, 1)).astype(np.float32)
+        images = rng.normal(0, 0.03, (rows, 5, 32, 32)).astype(np.float32) + brightness * blob
+        objid = np.arange(start, start + rows, dtype=np.int64) + 10**15
+        paths.append(write_shard(folder / f"bench-{k:03d}.h5", images, objid, rng.uniform(0, 0.5, rows), np.full(rows, 1e-4)))
+    return paths
+
+
+def _timed_fit(model: keras.Model, dataset: object, epochs: int, n_images: int) -> float:
+    model.fit(dataset, epochs=1, shuffle=False, verbose=0)  # warm-up: tracing and autotuning are not timed
+    start = time.perf_counter()
+    model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
+    return n_images * epochs / (time.perf_counter() - start)
+
+
+def main(
+    n: int = typer.Option(12_000, help="Cutouts written to the benchmark shards."),
+    shard_size: int = typer.Option(2_000),
+    epochs: int = typer.Option(2, help="Timed epochs per pipeline."),
+    batch_size: int = typer.Option(156),
+) -> None:
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = _write_bench_shards(Path(tmp), n, shard_size, seed=0)
+        rows = select_rows(shards, Split.TRAIN)
+        streamed = make_tf_dataset(rows, batch_size, shuffle=True, seed=0)
+        images = np.concatenate([batch[0] for batch in streamed.as_numpy_iterator()])
+        labels = np.concatenate([batch[1] for batch in streamed.as_numpy_iterator()])
+        in_memory = (
+            tf.data.Dataset.from_tensor_slices((images, labels))
+            .shuffle(8192, seed=0)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        model = build_seed_cnn(fit_input_scaling(images[:2048]), 0.0, 0.5)
+        model.compile(optimizer="adam", loss="mse")
+        memory_rate = _timed_fit(model, in_memory, epochs, len(images))
+        shard_rate = _timed_fit(model, streamed, epochs, len(images))
+    device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    print(f"\ntraining input pipeline ({device}, {len(images)} train cutouts, batch {batch_size}, {epochs} timed epochs)")
+    print(f"{'pipeline':<28}{'images/s':>12}{'ratio':>10}")
+    print(f"{'in-memory tensors (ceiling)':<28}{memory_rate:>12.0f}{1.0:>10.2f}")
+    print(f"{'streamed from HDF5 shards':<28}{shard_rate:>12.0f}{shard_rate / memory_rate:>10.2f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
