@@ -73,5 +73,11 @@ def fit_colour_baseline(
             best = ColourBaseline(pipeline, k, score)
     if best is None:
         raise ValueError(f"variant {variant}: only {len(train.redshift)} training galaxies, too few for k-NN")
-    log.info("colour k-NN (%s): k=%d, validation sigma_mad %.4f on %d galaxies", variant, best.k, best.val_sigma_mad, len(val.redshift))
+    log.info(
+        "colour k-NN (%s): k=%d, validation sigma_mad %.4f on %d galaxies",
+        variant,
+        best.k,
+        best.val_sigma_mad,
+        len(val.redshift),
+    )
     return best

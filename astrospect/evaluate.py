@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,16 +11,16 @@ import keras
 import matplotlib
 
 matplotlib.use("Agg")  # headless: plots are files for MLflow, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
-from astrospect.baseline import ColourBaseline, colour_table  # noqa: E402
-from astrospect.data.dataset import iter_selected, select_rows  # noqa: E402
-from astrospect.data.splits import Split  # noqa: E402
-from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, SEED_RESULTS, metric_table, per_bin_table  # noqa: E402
-from astrospect.predict import predict_redshift  # noqa: E402
+from astrospect.baseline import ColourBaseline, colour_table
+from astrospect.data.dataset import iter_selected, select_rows
+from astrospect.data.splits import Split
+from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, SEED_RESULTS, metric_table, per_bin_table
+from astrospect.predict import predict_redshift
 
 
 @dataclass
@@ -35,12 +36,26 @@ class Evaluation:
     z_pred: npt.NDArray[np.float32]
 
 
-def _evaluation(name: str, variant: str, objid: npt.NDArray[np.int64], z_true: npt.NDArray[np.float32], z_pred: npt.NDArray[np.float32]) -> Evaluation:
-    return Evaluation(name, variant, metric_table(z_true, z_pred), per_bin_table(z_true, z_pred), objid, z_true, z_pred)
+def _evaluation(
+    name: str,
+    variant: str,
+    objid: npt.NDArray[np.int64],
+    z_true: npt.NDArray[np.float32],
+    z_pred: npt.NDArray[np.float32],
+) -> Evaluation:
+    return Evaluation(
+        name, variant, metric_table(z_true, z_pred), per_bin_table(z_true, z_pred), objid, z_true, z_pred
+    )
 
 
 def evaluate_model(
-    model: keras.Model, shards: Sequence[Path], *, name: str = "cnn", variant: str = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
+    model: keras.Model,
+    shards: Sequence[Path],
+    *,
+    name: str = "cnn",
+    variant: str = "full",
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
 ) -> Evaluation:
     """Score a model (raw cutouts in, redshift out) on the holdout of ``shards``, streaming the pixels."""
     holdout = select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction)
@@ -55,7 +70,13 @@ def evaluate_model(
 
 
 def evaluate_baseline(
-    baseline: ColourBaseline, shards: Sequence[Path], *, name: str = "baseline-knn", variant: str = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
+    baseline: ColourBaseline,
+    shards: Sequence[Path],
+    *,
+    name: str = "baseline-knn",
+    variant: str = "full",
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
 ) -> Evaluation:
     table = colour_table(select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction))
     return _evaluation(name, variant, table.objid, table.redshift, baseline.predict_features(table.features))
@@ -63,9 +84,14 @@ def evaluate_baseline(
 
 def comparison_table(evaluations: Sequence[Evaluation], *, with_seed: bool = True) -> pd.DataFrame:
     """Metrics side by side, one row per model, plus the seed's published rows (real SDSS data) for reference."""
-    rows = [{"model": e.name, "data": "simulated (holdout)", "n": len(e.z_true), **e.metrics} for e in evaluations]
+    rows = [
+        {"model": e.name, "data": "simulated (holdout)", "n": len(e.z_true), **e.metrics} for e in evaluations
+    ]
     if with_seed:
-        rows += [{"model": f"seed-{variant}", "data": "real SDSS (published)", "n": np.nan, **values} for variant, values in SEED_RESULTS.items()]
+        rows += [
+            {"model": f"seed-{variant}", "data": "real SDSS (published)", "n": np.nan, **values}
+            for variant, values in SEED_RESULTS.items()
+        ]
     return pd.DataFrame(rows, columns=["model", "data", "n", *METRIC_NAMES])
 
 
@@ -74,12 +100,20 @@ def plot_predicted_vs_true(evaluations: Sequence[Evaluation], path: Path) -> Pat
     top = max(float(max(e.z_true.max(), e.z_pred.max())) for e in evaluations) * 1.05
     line = np.array([0.0, top])
     for axis, evaluation in zip(axes[0], evaluations, strict=True):
-        axis.hexbin(evaluation.z_true, evaluation.z_pred, gridsize=60, extent=(0, top, 0, top), bins="log", cmap="viridis", mincnt=1)
+        axis.hexbin(
+            evaluation.z_true,
+            evaluation.z_pred,
+            gridsize=60,
+            extent=(0, top, 0, top),
+            bins="log",
+            cmap="viridis",
+            mincnt=1,
+        )
         axis.plot(line, line, "w-", lw=1)
         axis.plot(line, line + CATASTROPHIC_DZ, "w--", lw=0.8)
         axis.plot(line, line - CATASTROPHIC_DZ, "w--", lw=0.8)
         m = evaluation.metrics
-        axis.set_title(f"{evaluation.name}\nσ_MAD={m['sigma_mad']:.4f}  MAE={m['mae']:.4f}", fontsize=9)
+        axis.set_title(f"{evaluation.name}\nsigma_MAD={m['sigma_mad']:.4f}  MAE={m['mae']:.4f}", fontsize=9)
         axis.set_xlabel("spectroscopic z")
         axis.set_ylabel("predicted z")
         axis.set_xlim(0, top)
@@ -93,17 +127,23 @@ def plot_residuals(evaluations: Sequence[Evaluation], path: Path) -> Path:
         d = (evaluation.z_pred - evaluation.z_true) / (1 + evaluation.z_true)
         edges = np.quantile(evaluation.z_true, np.linspace(0, 1, 16))
         centres, medians, spreads = [], [], []
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             inside = (evaluation.z_true >= lo) & (evaluation.z_true <= hi)
             if inside.sum() >= 5:
                 centres.append(float(np.median(evaluation.z_true[inside])))
                 medians.append(float(np.median(d[inside])))
                 spreads.append(1.4826 * float(np.median(np.abs(d[inside] - np.median(d[inside])))))
         line = axis.plot(centres, medians, "o-", ms=3, label=evaluation.name)[0]
-        axis.fill_between(centres, np.subtract(medians, spreads), np.add(medians, spreads), color=line.get_color(), alpha=0.15)
+        axis.fill_between(
+            centres,
+            np.subtract(medians, spreads),
+            np.add(medians, spreads),
+            color=line.get_color(),
+            alpha=0.15,
+        )
     axis.axhline(0, color="k", lw=0.8)
     axis.set_xlabel("spectroscopic z")
-    axis.set_ylabel("median Δz/(1+z)  (band: σ_MAD)")
+    axis.set_ylabel("median Δz/(1+z)  (band: sigma_MAD)")
     axis.legend(fontsize=8)
     return _save(fig, path)
 

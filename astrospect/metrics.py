@@ -5,6 +5,8 @@ With dz = z_pred - z_spec and d = dz / (1 + z_spec).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -24,8 +26,20 @@ Z_BIN_EDGES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 2.0)
 
 # The seed's published results on real SDSS data (DESIGN.md §5), for side-by-side tables.
 SEED_RESULTS: dict[str, dict[str, float]] = {
-    "full": {"mae": 0.0304, "mse": 0.0017, "r2": 0.9041, "sigma_mad": 0.0269, "catastrophic_outlier_frac": 0.0012},
-    "clipped": {"mae": 0.0556, "mse": 0.0056, "r2": 0.8826, "sigma_mad": 0.0427, "catastrophic_outlier_frac": 0.0128},
+    "full": {
+        "mae": 0.0304,
+        "mse": 0.0017,
+        "r2": 0.9041,
+        "sigma_mad": 0.0269,
+        "catastrophic_outlier_frac": 0.0012,
+    },
+    "clipped": {
+        "mae": 0.0556,
+        "mse": 0.0056,
+        "r2": 0.8826,
+        "sigma_mad": 0.0427,
+        "catastrophic_outlier_frac": 0.0128,
+    },
 }
 
 
@@ -58,9 +72,11 @@ def per_bin_table(
     truth = np.asarray(z_true, dtype=np.float64).ravel()
     pred = np.asarray(z_pred, dtype=np.float64).ravel()
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         inside = (truth >= lo) & (truth < hi)
         if inside.sum() == 0:
             continue
-        rows.append({"z_lo": lo, "z_hi": hi, "n": int(inside.sum()), **metric_table(truth[inside], pred[inside])})
+        rows.append(
+            {"z_lo": lo, "z_hi": hi, "n": int(inside.sum()), **metric_table(truth[inside], pred[inside])}
+        )
     return pd.DataFrame(rows)

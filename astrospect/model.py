@@ -63,7 +63,9 @@ def fit_input_scaling(images: npt.NDArray[np.floating], stretch: Stretch = "asin
 class BandStretch(layers.Layer):
     """Non-trainable per-band pixel scaling; its fitted constants live in the layer config."""
 
-    def __init__(self, stretch: Stretch, softening: list[float], lo: list[float], hi: list[float], **kwargs: Any) -> None:
+    def __init__(
+        self, stretch: Stretch, softening: list[float], lo: list[float], hi: list[float], **kwargs: Any
+    ) -> None:
         super().__init__(trainable=False, **{k: v for k, v in kwargs.items() if k != "trainable"})
         self.stretch = stretch
         self.softening = [float(v) for v in softening]
@@ -79,7 +81,13 @@ class BandStretch(layers.Layer):
         return (x - lo) / (hi - lo)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "stretch": self.stretch, "softening": self.softening, "lo": self.lo, "hi": self.hi}
+        return {
+            **super().get_config(),
+            "stretch": self.stretch,
+            "softening": self.softening,
+            "lo": self.lo,
+            "hi": self.hi,
+        }
 
 
 def build_seed_cnn(scaling: InputScaling, z_min: float, z_max: float, name: str = "seed_cnn") -> keras.Model:
@@ -89,7 +97,12 @@ def build_seed_cnn(scaling: InputScaling, z_min: float, z_max: float, name: str 
     params = asdict(scaling)
     inputs = keras.Input(shape=(CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name="cutouts", dtype="float32")
     x = BandStretch(
-        params["stretch"], list(params["softening"]), list(params["lo"]), list(params["hi"]), name="pixel_scaling", dtype="float32"
+        params["stretch"],
+        list(params["softening"]),
+        list(params["lo"]),
+        list(params["hi"]),
+        name="pixel_scaling",
+        dtype="float32",
     )(inputs)
     x = layers.Conv2D(32, 5, activation="relu", name="conv1")(x)
     x = layers.MaxPooling2D(2, name="pool1")(x)

@@ -59,16 +59,22 @@ def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settin
         return True
     existing = session_for_dataset(settings, snapshot["version"])
     if existing is not None:
-        log.info("dataset %s was already trained in MLflow run %s: nothing to do", snapshot["version"], existing)
+        log.info(
+            "dataset %s was already trained in MLflow run %s: nothing to do", snapshot["version"], existing
+        )
         return False
     return True
 
 
-def start_session_step(snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None) -> str:
+def start_session_step(
+    snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
+) -> str:
     from astrospect.tracking import start_session
 
     settings = settings or load_settings()
-    return start_session(settings, snapshot["version"], [Path(p) for p in snapshot["shards"]], airflow_run_id=airflow_run_id)
+    return start_session(
+        settings, snapshot["version"], [Path(p) for p in snapshot["shards"]], airflow_run_id=airflow_run_id
+    )
 
 
 def train_step(
@@ -82,7 +88,12 @@ def train_step(
     settings = settings or load_settings()
     existing = tracking.find_variant_run(settings, parent_run_id, variant)
     if existing is not None:
-        log.info("%s already trained in run %s (model version %s)", variant, existing.run_id, existing.model_version)
+        log.info(
+            "%s already trained in run %s (model version %s)",
+            variant,
+            existing.run_id,
+            existing.model_version,
+        )
         return existing.summary()
     config = TrainConfig(
         variant=variant,  # type: ignore[arg-type]
@@ -97,7 +108,9 @@ def train_step(
     return logged.summary()
 
 
-def promote_step(parent_run_id: str, snapshot: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+def promote_step(
+    parent_run_id: str, snapshot: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
     from astrospect.promote import promote_session
 
     settings = settings or load_settings()

@@ -38,7 +38,9 @@ class VariantOutcome:
 def run_variant(config: TrainConfig) -> VariantOutcome:
     result = train(config)
     split = {"train_fraction": config.train_fraction, "val_fraction": config.val_fraction}
-    evaluation = evaluate_model(result.model, config.shards, name=f"cnn-{config.variant}", variant=config.variant, **split)
+    evaluation = evaluate_model(
+        result.model, config.shards, name=f"cnn-{config.variant}", variant=config.variant, **split
+    )
     baseline = fit_colour_baseline(config.shards, config.variant, **split)
     baseline_evaluation = evaluate_baseline(
         baseline, config.shards, name=f"baseline-knn-{config.variant}", variant=config.variant, **split

@@ -20,7 +20,9 @@ PREDICT_BATCH = 2048
 def predict_redshift(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Redshifts for channels-last raw cutouts; ``predict_on_batch`` avoids ``predict``'s per-call setup."""
     outputs = [
-        np.asarray(model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32).reshape(-1)
+        np.asarray(model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32).reshape(
+            -1
+        )
         for start in range(0, len(images), PREDICT_BATCH)
     ]
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
@@ -31,7 +33,9 @@ def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
     frames = []
     for shard in shards:
         for chunk in iter_shard(shard, require_labels=False):
-            frame = pd.DataFrame({"shard": shard.name, "objid": chunk.objid, "z_pred": predict_redshift(model, chunk.images)})
+            frame = pd.DataFrame(
+                {"shard": shard.name, "objid": chunk.objid, "z_pred": predict_redshift(model, chunk.images)}
+            )
             if chunk.redshift is not None:
                 frame["z_spec"] = chunk.redshift
             frames.append(frame)

@@ -120,11 +120,15 @@ def load_settings() -> Settings:
         ingest_chunk_bytes=int(float(os.environ.get("ASTROSPECT_INGEST_CHUNK_MB", "8")) * 1024 * 1024),
         ingest_max_concurrency=int(os.environ.get("ASTROSPECT_INGEST_CONCURRENCY", "4")),
         ingest_max_bandwidth=(
-            int(os.environ["ASTROSPECT_INGEST_MAX_BANDWIDTH"]) if os.environ.get("ASTROSPECT_INGEST_MAX_BANDWIDTH") else None
+            int(os.environ["ASTROSPECT_INGEST_MAX_BANDWIDTH"])
+            if os.environ.get("ASTROSPECT_INGEST_MAX_BANDWIDTH")
+            else None
         ),
         reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
         serving_max_cutouts=int(os.environ.get("ASTROSPECT_SERVING_MAX_CUTOUTS", "1024")),
-        serving_max_body_bytes=int(float(os.environ.get("ASTROSPECT_SERVING_MAX_BODY_MB", "64")) * 1024 * 1024),
+        serving_max_body_bytes=int(
+            float(os.environ.get("ASTROSPECT_SERVING_MAX_BODY_MB", "64")) * 1024 * 1024
+        ),
         serving_host=os.environ.get("ASTROSPECT_SERVING_HOST", "127.0.0.1"),
         serving_port=int(os.environ.get("ASTROSPECT_SERVING_PORT", "3000")),
     )

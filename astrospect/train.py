@@ -112,8 +112,12 @@ def train(config: TrainConfig) -> TrainResult:
     """Fit the seed CNN on ``config.variant`` and save it (scalings inside) to ``out_dir/model.keras``."""
     keras.utils.set_random_seed(config.seed)
     device = configure_device()
-    train_rows = select_rows(config.shards, Split.TRAIN, config.variant, config.train_fraction, config.val_fraction)
-    val_rows = select_rows(config.shards, Split.VAL, config.variant, config.train_fraction, config.val_fraction)
+    train_rows = select_rows(
+        config.shards, Split.TRAIN, config.variant, config.train_fraction, config.val_fraction
+    )
+    val_rows = select_rows(
+        config.shards, Split.VAL, config.variant, config.train_fraction, config.val_fraction
+    )
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise ValueError(
             f"variant {config.variant}: {len(train_rows)} training and {len(val_rows)} validation cutouts "
@@ -136,11 +140,19 @@ def train(config: TrainConfig) -> TrainResult:
 
     throughput = ThroughputLogger(len(train_rows), config.epochs)
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ),
         throughput,
     ]
     fit = model.fit(
-        make_tf_dataset(train_rows, config.batch_size, shuffle=True, seed=config.seed, shuffle_buffer=config.shuffle_buffer),
+        make_tf_dataset(
+            train_rows,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+        ),
         validation_data=make_tf_dataset(val_rows, config.batch_size, shuffle=False, seed=config.seed),
         epochs=config.epochs,
         callbacks=callbacks,
@@ -156,7 +168,9 @@ def train(config: TrainConfig) -> TrainResult:
     model.save(model_path)
     (config.out_dir / "history.json").write_text(json.dumps(history, indent=1))
     (config.out_dir / "train_config.json").write_text(
-        json.dumps({**config.params(), "shards": [str(s) for s in config.shards], "z_range": z_range}, indent=1)
+        json.dumps(
+            {**config.params(), "shards": [str(s) for s in config.shards], "z_range": z_range}, indent=1
+        )
     )
     rate = float(np.median(throughput.rates)) if throughput.rates else 0.0
     log.info("saved %s (%d epochs, median %.0f images/s)", model_path, len(history["loss"]), rate)

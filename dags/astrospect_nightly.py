@@ -31,9 +31,20 @@ IO_RETRIES: dict[str, Any] = {
     max_active_runs=1,
     default_args={"owner": "astrospect", "retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
-        "epochs": Param(int(os.environ.get("ASTROSPECT_EPOCHS", "100")), type="integer", minimum=1, description="Maximum training epochs"),
-        "force_retrain": Param(False, type="boolean", description="Train even if this dataset version was trained before"),
-        "landing": Param(None, type=["null", "string"], description="Override the landing zone (s3://bucket/prefix/ or a folder)"),
+        "epochs": Param(
+            int(os.environ.get("ASTROSPECT_EPOCHS", "100")),
+            type="integer",
+            minimum=1,
+            description="Maximum training epochs",
+        ),
+        "force_retrain": Param(
+            False, type="boolean", description="Train even if this dataset version was trained before"
+        ),
+        "landing": Param(
+            None,
+            type=["null", "string"],
+            description="Override the landing zone (s3://bucket/prefix/ or a folder)",
+        ),
     },
     tags=["astrospect", "photo-z"],
     doc_md=__doc__,
@@ -70,7 +81,9 @@ def astrospect_nightly() -> None:
         return start_session_step(dataset, airflow_run_id=get_current_context()["run_id"])
 
     @task(queue=TRAIN_QUEUE, retries=2, retry_delay=timedelta(seconds=30))
-    def train(variant: str, parent_run_id: str, dataset: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def train(
+        variant: str, parent_run_id: str, dataset: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         from astrospect.nightly import train_step
 
         return train_step(variant, parent_run_id, dataset, epochs=int((params or {})["epochs"]))

@@ -30,7 +30,11 @@ def _write_bench_shards(folder: Path, n: int, shard_size: int, seed: int) -> lis
         brightness = rng.uniform(1, 50, (rows, 5, 1, 1)).astype(np.float32)
         images = rng.normal(0, 0.03, (rows, 5, 32, 32)).astype(np.float32) + brightness * blob
         objid = np.arange(start, start + rows, dtype=np.int64) + 10**15
-        paths.append(write_shard(folder / f"bench-{k:03d}.h5", images, objid, rng.uniform(0, 0.5, rows), np.full(rows, 1e-4)))
+        paths.append(
+            write_shard(
+                folder / f"bench-{k:03d}.h5", images, objid, rng.uniform(0, 0.5, rows), np.full(rows, 1e-4)
+            )
+        )
     return paths
 
 
@@ -67,7 +71,9 @@ def main(
         memory_rate = _timed_fit(model, in_memory, epochs, len(images))
         shard_rate = _timed_fit(model, streamed, epochs, len(images))
     device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-    print(f"\ntraining input pipeline ({device}, {len(images)} train cutouts, batch {batch_size}, {epochs} timed epochs)")
+    print(
+        f"\ntraining input pipeline ({device}, {len(images)} train cutouts, batch {batch_size}, {epochs} timed epochs)"
+    )
     print(f"{'pipeline':<28}{'images/s':>12}{'ratio':>10}")
     print(f"{'in-memory tensors (ceiling)':<28}{memory_rate:>12.0f}{1.0:>10.2f}")
     print(f"{'streamed from HDF5 shards':<28}{shard_rate:>12.0f}{shard_rate / memory_rate:>10.2f}")

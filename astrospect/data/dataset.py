@@ -113,7 +113,7 @@ def make_tf_dataset(
     def generate() -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
         rng = np.random.default_rng([seed, epoch_counter["epoch"]])
         epoch_counter["epoch"] += 1
-        order = rng.permutation(len(selection.shards)) if shuffle else None
+        order = rng.permutation(len(selection.shards)).tolist() if shuffle else None
         for images, redshift, _ in iter_selected(selection, shard_order=order):
             yield images, redshift
 

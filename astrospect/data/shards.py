@@ -70,16 +70,22 @@ def to_model_layout(images: npt.ArrayLike, *, source: str = "images") -> FloatAr
     """
     array = np.asarray(images)
     if array.ndim != 4:
-        raise ShardFormatError(source, "images", f"expected rank 4 (N, 5, H, W) or (N, H, W, 5), got shape {array.shape}")
+        raise ShardFormatError(
+            source, "images", f"expected rank 4 (N, 5, H, W) or (N, H, W, 5), got shape {array.shape}"
+        )
     if array.shape[1] == N_BANDS and array.shape[2] == array.shape[3]:
         array = np.transpose(array, (0, 2, 3, 1))
     elif array.shape[3] != N_BANDS or array.shape[1] != array.shape[2]:
         raise ShardFormatError(
-            source, "images", f"expected {N_BANDS} bands ({BANDS}) band-first or channels-last, got shape {array.shape}"
+            source,
+            "images",
+            f"expected {N_BANDS} bands ({BANDS}) band-first or channels-last, got shape {array.shape}",
         )
     size = array.shape[1]
     if size not in ACCEPTED_SIZES:
-        raise ShardFormatError(source, "images", f"expected {CUTOUT_SIZE}x{CUTOUT_SIZE} or 64x64 cutouts, got {size}x{size}")
+        raise ShardFormatError(
+            source, "images", f"expected {CUTOUT_SIZE}x{CUTOUT_SIZE} or 64x64 cutouts, got {size}x{size}"
+        )
     if size != CUTOUT_SIZE:
         start = (size - CUTOUT_SIZE) // 2
         array = array[:, start : start + CUTOUT_SIZE, start : start + CUTOUT_SIZE, :]
@@ -121,15 +127,21 @@ def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> Sha
         raise ShardFormatError(path, "images", "shard holds no cutouts (N = 0)")
     objid = handle["objid"]
     if objid.shape != (n,) or not np.issubdtype(objid.dtype, np.integer):
-        raise ShardFormatError(path, "objid", f"expected int64 of shape ({n},), got {objid.dtype} {objid.shape}")
+        raise ShardFormatError(
+            path, "objid", f"expected int64 of shape ({n},), got {objid.dtype} {objid.shape}"
+        )
     present_labels = [name for name in LABEL_FIELDS if name in handle]
     if require_labels and len(present_labels) < len(LABEL_FIELDS):
         missing = sorted(set(LABEL_FIELDS) - set(present_labels))
-        raise ShardFormatError(path, missing[0], "required dataset is missing (labels are needed for training)")
+        raise ShardFormatError(
+            path, missing[0], "required dataset is missing (labels are needed for training)"
+        )
     for name in (*present_labels, *[f for f in OPTIONAL_FIELDS if f in handle]):
         dataset = handle[name]
         if dataset.shape != (n,):
-            raise ShardFormatError(path, name, f"length mismatch: expected shape ({n},) to match images, got {dataset.shape}")
+            raise ShardFormatError(
+                path, name, f"length mismatch: expected shape ({n},) to match images, got {dataset.shape}"
+            )
     for name in present_labels:
         values = handle[name][()]
         bad = ~np.isfinite(values)
@@ -166,7 +178,9 @@ def iter_shard(
                 images=to_model_layout(handle["images"][start:stop], source=str(info.path)),
                 objid=handle["objid"][start:stop].astype(np.int64),
                 redshift=handle["specz_redshift"][start:stop].astype(np.float32) if labelled else None,
-                redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32) if labelled else None,
+                redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32)
+                if labelled
+                else None,
                 ra=handle["ra"][start:stop] if "ra" in handle else None,
                 dec=handle["dec"][start:stop] if "dec" in handle else None,
             )

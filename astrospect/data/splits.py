@@ -43,5 +43,7 @@ def assign_split(
     )
 
 
-def split_mask(objid: npt.ArrayLike, split: Split, train_fraction: float = 0.8, val_fraction: float = 0.1) -> npt.NDArray[np.bool_]:
+def split_mask(
+    objid: npt.ArrayLike, split: Split, train_fraction: float = 0.8, val_fraction: float = 0.1
+) -> npt.NDArray[np.bool_]:
     return assign_split(objid, train_fraction, val_fraction) == split.value

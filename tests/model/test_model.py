@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from astrospect.model import SEED_TRAINABLE_PARAMS, build_seed_cnn, count_trainable_params, fit_input_scaling, load_model
+from astrospect.model import (
+    SEED_TRAINABLE_PARAMS,
+    build_seed_cnn,
+    count_trainable_params,
+    fit_input_scaling,
+    load_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,11 @@ def raw_cutouts() -> np.ndarray:
 def test_architecture_is_the_seed_exactly(raw_cutouts: np.ndarray) -> None:
     model = build_seed_cnn(fit_input_scaling(raw_cutouts), 0.0, 0.6)
     assert count_trainable_params(model) == SEED_TRAINABLE_PARAMS == 421_725
-    learned = [(type(layer).__name__, layer.output.shape[1:]) for layer in model.layers if layer.trainable_weights or "pool" in layer.name or "dropout" in layer.name]
+    learned = [
+        (type(layer).__name__, layer.output.shape[1:])
+        for layer in model.layers
+        if layer.trainable_weights or "pool" in layer.name or "dropout" in layer.name
+    ]
     assert learned == [
         ("Conv2D", (28, 28, 32)),
         ("MaxPooling2D", (14, 14, 32)),
@@ -61,12 +71,21 @@ def test_saved_model_predicts_identically_in_a_fresh_process(tmp_path: Path, raw
         "m = load_model(sys.argv[1]); np.save(sys.argv[3], m.predict_on_batch(np.load(sys.argv[2])))"
     )
     subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "model.keras"), str(tmp_path / "cutouts.npy"), str(tmp_path / "out.npy")],
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "model.keras"),
+            str(tmp_path / "cutouts.npy"),
+            str(tmp_path / "out.npy"),
+        ],
         check=True,
         capture_output=True,
     )
     assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
-    assert np.allclose(load_model(tmp_path / "model.keras").predict_on_batch(raw_cutouts), expected, atol=1e-6)
+    assert np.allclose(
+        load_model(tmp_path / "model.keras").predict_on_batch(raw_cutouts), expected, atol=1e-6
+    )
 
 
 def test_rejects_an_empty_redshift_range(raw_cutouts: np.ndarray) -> None:

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("tensorflow", "keras", "mlflow", "great_expectations", "bentoml", "galsim", "kcorrect", "sklearn", "h5py")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "mlflow",
+    "great_expectations",
+    "bentoml",
+    "galsim",
+    "kcorrect",
+    "sklearn",
+    "h5py",
+)
 
 # Runs in a fresh interpreter so nothing this test session imported can hide a heavy import.
 PROBE = """
@@ -39,7 +49,11 @@ print(json.dumps({
 def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home"))}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(REPO / "dags"), ",".join(HEAVY)], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", PROBE, str(REPO / "dags"), ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -31,7 +31,9 @@ def test_sigma_mad_is_robust_to_one_outlier_while_mae_is_not() -> None:
     pred = z + np.linspace(-0.01, 0.01, 101)
     pred_with_outlier = pred.copy()
     pred_with_outlier[0] = 5.0
-    assert metric_table(z, pred_with_outlier)["sigma_mad"] == pytest.approx(metric_table(z, pred)["sigma_mad"], rel=0.05)
+    assert metric_table(z, pred_with_outlier)["sigma_mad"] == pytest.approx(
+        metric_table(z, pred)["sigma_mad"], rel=0.05
+    )
     assert metric_table(z, pred_with_outlier)["mae"] > 10 * metric_table(z, pred)["mae"]
 
 

@@ -23,7 +23,11 @@ def test_a_galaxy_never_changes_split_as_data_grows() -> None:
 
 def test_hash_values_are_pinned() -> None:
     # Pinned so a refactor cannot silently move galaxies between splits (and leak the holdout).
-    assert objid_unit_hash([0, 1, 1_237_648_720_693_755_918]).round(6).tolist() == [0.883311, 0.566562, 0.784033]
+    assert objid_unit_hash([0, 1, 1_237_648_720_693_755_918]).round(6).tolist() == [
+        0.883311,
+        0.566562,
+        0.784033,
+    ]
 
 
 def test_split_mask_matches_assign_split() -> None:
