@@ -47,15 +47,29 @@ def summarize_images(images: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[n
     flux = clean.sum(axis=(1, 2), dtype=np.float64)
     peak = clean.max(axis=(1, 2)).astype(np.float64)
     finite_frac = finite.mean(axis=(1, 2))
-    border = np.where(finite[:, BORDER, :], images[:, BORDER, :], np.nan).astype(np.float64)
-    with warnings.catch_warnings():
-        # A border with no finite pixel gives NaN here; finite_frac already flags that cutout.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sky = np.nanmedian(border, axis=1)
-        noise = 1.4826 * np.nanmedian(np.abs(border - sky[:, None, :]), axis=1)
+    border = images[:, BORDER, :].astype(np.float64)
+    if finite[:, BORDER, :].all():
+        sky = np.median(border, axis=1)
+        noise = 1.4826 * np.median(np.abs(border - sky[:, None, :]), axis=1)
+    else:  # nanmedian is ~3x slower: only for the rare chunk with a non-finite border pixel
+        border = np.where(np.isfinite(border), border, np.nan)
+        with warnings.catch_warnings():
+            # A border with no finite pixel gives NaN here; finite_frac already flags that cutout.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sky = np.nanmedian(border, axis=1)
+            noise = 1.4826 * np.nanmedian(np.abs(border - sky[:, None, :]), axis=1)
     mags = luptitudes(flux)
-    columns = {"flux": flux, "mag": mags, "peak": peak, "sky": sky, "noise": noise, "finite_frac": finite_frac}
-    return {f"{name}_{band}": values[:, b] for name, values in columns.items() for b, band in enumerate(BANDS)}
+    columns = {
+        "flux": flux,
+        "mag": mags,
+        "peak": peak,
+        "sky": sky,
+        "noise": noise,
+        "finite_frac": finite_frac,
+    }
+    return {
+        f"{name}_{band}": values[:, b] for name, values in columns.items() for b, band in enumerate(BANDS)
+    }
 
 
 def summarize_shard(path: Path | str) -> pd.DataFrame:

@@ -1,0 +1,143 @@
+"""Data gate throughput: ingest MB/s from a loopback S3 beside a plain boto3 download of the same objects
+(the ceiling), and validation cutouts/s beside just reading and summarising the same shards.
+
+The S3 endpoint is moto's server in its own process (so server and client do not share a GIL), on
+127.0.0.1 and a free port. Both downloads use the same TransferConfig; ingest adds hashing, fsync, the
+hard-link publish and the ledger. Each is timed ``repeats`` times, alternating, best run kept.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from astrospect.data.corpus import write_fake_shard
+from astrospect.settings import Settings, load_settings
+
+BUCKET = "bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_moto(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"moto_server did not listen on 127.0.0.1:{port} within 30 s")
+
+
+def _plain_download(settings: Settings, keys: list[str], out: Path) -> float:
+    """The ceiling: boto3's own download of every object, same transfer settings, nothing else."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
+    start = time.perf_counter()  # from nothing, like ingest: client creation included
+    client = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    config = TransferConfig(
+        multipart_threshold=settings.ingest_chunk_bytes,
+        multipart_chunksize=settings.ingest_chunk_bytes,
+        max_concurrency=settings.ingest_max_concurrency,
+    )
+    out.mkdir(parents=True)
+    for key in keys:
+        with open(out / Path(key).name, "wb") as sink:
+            client.download_fileobj(BUCKET, key, sink, Config=config)
+    return time.perf_counter() - start
+
+
+def main(
+    shards: int = typer.Option(6, help="Shards uploaded to the loopback S3."),
+    rows: int = typer.Option(1000, help="Cutouts per shard (~20 KB each)."),
+    repeats: int = typer.Option(3, min=2, help="Timed rounds of each download; the best is kept."),
+) -> None:
+    import boto3
+
+    from astrospect.data.summaries import summarize_shard
+    from astrospect.ingest import ingest
+    from astrospect.validate import validate_pending
+
+    port = _free_port()
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    server = _start_moto(port)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            client = boto3.client("s3")
+            client.create_bucket(Bucket=BUCKET)
+            keys = []
+            for k in range(shards):
+                path = write_fake_shard(
+                    root / "src" / f"bench-{k:03d}.h5", rows, seed=k, objid_start=k * rows
+                )
+                keys.append(f"incoming/{path.name}")
+                client.upload_file(str(path), BUCKET, keys[-1])
+            total_mb = sum(p.stat().st_size for p in (root / "src").iterdir()) / 1e6
+            base = load_settings()
+
+            plain_s, ingest_s, homes = [], [], []
+            for attempt in range(repeats):
+                plain_s.append(_plain_download(base, keys, root / f"plain-{attempt}"))
+                homes.append(replace(base, home=root / f"home-{attempt}"))
+                result = ingest(f"s3://{BUCKET}/incoming/", homes[-1])
+                assert len(result.new) == shards
+                ingest_s.append(result.seconds)
+
+            # Validation of each ingest's shards: the first in a fresh process (GE's import, ~7 s here, is
+            # what an Airflow task pays), the second warm; beside reading + summarising the shards alone.
+            start = time.perf_counter()
+            for path in sorted(homes[0].raw_dir.glob("*.h5")):
+                summarize_shard(path)
+            summarise_s = time.perf_counter() - start
+            cold, warm = (validate_pending(home) for home in homes[:2])
+            for verdicts in (cold, warm):
+                assert len(verdicts.accepted) == shards, verdicts.quarantined
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    plain_rate, ingest_rate = total_mb / min(plain_s), total_mb / min(ingest_s)
+    n = shards * rows
+    print(f"\ningest from loopback S3 (moto server), {shards} objects, {total_mb:.1f} MB, best of {repeats}")
+    print(f"{'path':<34}{'MB/s':>10}{'ratio':>10}")
+    print(f"{'plain boto3 download (ceiling)':<34}{plain_rate:>10.1f}{1.0:>10.2f}")
+    print(f"{'astrospect ingest':<34}{ingest_rate:>10.1f}{ingest_rate / plain_rate:>10.2f}")
+    summarise_rate = n / summarise_s
+    print(f"\nvalidation, {shards} shards x {rows} cutouts, all accepted")
+    print(f"{'path':<40}{'cutouts/s':>10}{'ratio':>10}")
+    print(f"{'read + summarise only (ceiling)':<40}{summarise_rate:>10.0f}{1.0:>10.2f}")
+    for name, verdicts in (("validate, cold (GE import included)", cold), ("validate, warm", warm)):
+        rate = verdicts.cutouts_per_s
+        print(f"{name:<40}{rate:>10.0f}{rate / summarise_rate:>10.2f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
