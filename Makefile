@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run test test-fast lint format bench clean
+.PHONY: help setup run landing more-data airflow-db test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,8 +38,78 @@ test: setup ## the whole test suite (unit, data, model, integration)
 test-fast: setup ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
 
+# ---- the main job: the nightly DAG, for real, on the embedded default ----
+# Size and training length of the demo; raise them for a better model (see README).
+DEMO_N ?= 12000
+DEMO_SEED ?= 1
+DEMO_LRG_FRACTION ?= 0.05
+EPOCHS ?= 40
+export ASTROSPECT_EPOCHS ?= $(EPOCHS)
+export AIRFLOW_HOME ?= $(ASTROSPECT_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
+# Local runs have no Celery: the `gpu` queue is just a label for `airflow dags test` and the LocalExecutor.
+NIGHTLY_LOG = $(ASTROSPECT_HOME)/logs/nightly-$(shell date -u +%Y%m%dT%H%M%S).log
+
+run: setup landing mlflow-up airflow-db ## simulate a landing zone, run the nightly DAG for real, print the tables
+	@mkdir -p $(ASTROSPECT_HOME)/logs
+	@echo "running astrospect_nightly with airflow dags test (full log: $(NIGHTLY_LOG))"
+	@set -o pipefail; $(BIN)/airflow dags test astrospect_nightly --conf '{"epochs": $(EPOCHS)}' 2>&1 \
+		| tee $(NIGHTLY_LOG) | grep --line-buffered -E "astrospect\.|DAG TEST\] end task|DagRun Finished|ERROR|Traceback" \
+		| grep --line-buffered -v "^\s*$$"
+	$(BIN)/astrospect report
+
+landing: setup ## seed the local landing zone with simulated shards (once; `make more-data` adds a night)
+	@if ls $(ASTROSPECT_HOME)/landing/*.h5 >/dev/null 2>&1; then \
+		echo "landing zone $(ASTROSPECT_HOME)/landing already holds shards"; \
+	else \
+		$(BIN)/astrospect synth --out $(ASTROSPECT_HOME)/landing --n $(DEMO_N) --seed $(DEMO_SEED) --lrg-fraction $(DEMO_LRG_FRACTION); \
+	fi
+
+more-data: setup ## simulate another night of shards into the landing zone (a new seed each time)
+	$(BIN)/astrospect synth --out $(ASTROSPECT_HOME)/landing --n $$(( $(DEMO_N) / 4 )) --seed $$(date +%s) --lrg-fraction $(DEMO_LRG_FRACTION)
+
+airflow-db: setup ## create or upgrade Airflow's SQLite metadata database under data/airflow
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(BIN)/airflow db migrate >/dev/null
+
 clean: ## remove generated data (keeps the environment)
 	rm -rf data test-artifacts
 
 bench-training: setup ## training input pipeline: fit from shards vs in-memory tensors
 	$(BIN)/python -m astrospect.bench.training
+
+bench-ingest: setup ## data gate: ingest MB/s from loopback S3 vs plain boto3, validation cutouts/s
+	$(BIN)/python -m astrospect.bench.ingest
+
+# ---- scaled-out topology (README "Production deployment") ----
+# Compose v2 (`docker compose`) when the docker client has it, else the standalone `docker-compose`.
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
+COMPOSE_RUN := $(COMPOSE) --project-name astrospect --file docker/compose.yaml --env-file .env
+
+integration: setup ## the scaled-out topology natively on loopback (Postgres, Redis, S3, MLflow, Airflow on Celery, BentoML): nightly run + GPU-worker fault test
+	$(BIN)/pytest tests/integration/test_topology.py -s -v -p no:cacheprovider
+
+up: ## docker/compose.yaml: build the images and start every service (needs .env, see .env.example)
+	@test -f .env || { echo "no .env: cp .env.example .env and fill in every secret" >&2; exit 2; }
+	$(COMPOSE_RUN) up --detach --build $(if $(findstring docker compose,$(COMPOSE)),--wait,)
+	$(COMPOSE_RUN) ps
+
+down: ## stop and remove the compose services (named volumes are kept; add V=1 to delete them too)
+	$(COMPOSE_RUN) down --remove-orphans $(if $(V),--volumes,)
+
+# ---- MLflow tracking server (embedded default: SQLite + artifacts under $(ASTROSPECT_HOME)/mlflow) ----
+export MLFLOW_PORT ?= 5000
+export MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
+
+mlflow-up: setup ## start the local MLflow server in the background if it is not running (pid + log in data/mlflow)
+	@mlflow/server.sh up
+
+mlflow-down: ## stop the local MLflow server started by mlflow-up
+	@mlflow/server.sh down
+
+mlflow-ui: mlflow-up ## print the MLflow UI's URLs: the runs table and the latest session's compare view
+	@$(BIN)/python -c "from astrospect.settings import load_settings; from astrospect import tracking as t; \
+	s = load_settings(); print('runs table:   ', t.experiment_url(s)); p = t.latest_session(s); \
+	print('compare view: ', t.compare_url(p.info.run_id, s) if p else '(no session yet: make run)')"

@@ -104,8 +104,7 @@ def train_step(
         dataset_version=snapshot["version"],
     )
     outcome = run_variant(config)
-    logged = tracking.log_variant_run(settings, parent_run_id, outcome)
-    return logged.summary()
+    return tracking.log_variant_outcome(parent_run_id, outcome, settings).summary()
 
 
 def promote_step(

@@ -15,8 +15,9 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")
 TRAIN_QUEUE = os.environ.get("ASTROSPECT_TRAIN_QUEUE", "gpu")
+# Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow).
 IO_RETRIES: dict[str, Any] = {
-    "retries": 3,
+    "retries": int(os.environ.get("ASTROSPECT_IO_RETRIES", "3")),
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
