@@ -48,6 +48,7 @@ def train(
     patience: int = typer.Option(10, help="Early-stopping patience on validation loss."),
     learning_rate: float = typer.Option(1e-3, help="Adam's learning rate."),
     stretch: str = typer.Option("asinh", help="Per-band pixel stretch before [0, 1]: asinh or linear (the seed's)."),
+    augment: bool = typer.Option(True, help="Random rotations/flips of training cutouts."),
     seed: int = typer.Option(42),
 ) -> None:
     """Train the seed CNN on one variant and score it with the colour baseline on the holdout."""
@@ -69,6 +70,7 @@ def train(
         patience=patience,
         learning_rate=learning_rate,
         stretch=stretch,  # type: ignore[arg-type]
+        augment=augment,
         seed=seed,
     )
     outcome = run_variant(config)
@@ -114,3 +116,235 @@ def predict(
         raise typer.BadParameter(f"{output} exists; choose another --output (nothing is overwritten)")
     predictions = predict_to_csv(model, source, output)
     typer.echo(f"{len(predictions)} predictions written to {output}")
+
+
+# -- the data gate: ingest, validate, snapshot, quarantine (issue 5) -------------------------------------------
+quarantine_app = typer.Typer(
+    no_args_is_help=True, help="Shards held by validation: list them, release false positives."
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@app.command()
+def ingest(
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="s3://bucket/prefix/ or a folder (default: ASTROSPECT_LANDING, else <home>/landing).",
+    ),
+) -> None:
+    """Copy new shards (by content sha256) from the landing zone into the raw store; the source is never changed."""
+    import json
+
+    from astrospect.ingest import ingest as run_ingest
+    from astrospect.settings import load_settings
+
+    settings = load_settings()
+    result = run_ingest(source or settings.landing_source, settings)
+    typer.echo(json.dumps(result.summary(), indent=2))
+
+
+@app.command()
+def validate() -> None:
+    """Gate every pending raw shard with the Great Expectations suites: accepted/ or quarantine/ with a report."""
+    import json
+
+    from astrospect.settings import load_settings
+    from astrospect.validate import validate_pending
+
+    result = validate_pending(load_settings())
+    typer.echo(json.dumps(result.summary(), indent=2))
+
+
+@app.command()
+def snapshot() -> None:
+    """Version the accepted shards (content hash) and write the manifest training reads."""
+    import json
+
+    from astrospect.settings import load_settings
+    from astrospect.snapshot import create_snapshot
+
+    typer.echo(json.dumps(create_snapshot(load_settings()).summary(), indent=2))
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    released: bool = typer.Option(
+        False, "--released", help="Also show shards people released, with their reasons."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the ledger records as JSON."),
+) -> None:
+    """What quarantine holds and why (the report path has the failed expectations and example rows)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from astrospect.settings import load_settings
+    from astrospect.validate import quarantine_list as held
+
+    records = held(load_settings(), include_released=released)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    table = Table(title=f"quarantine: {len(records)} shard(s)")
+    for column in ("shard", "status", "rows", "reason", "report"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record["name"],
+            record["status"],
+            str(record["rows"] or "-"),
+            record["reason"] or "",
+            record["report"] or "",
+        )
+    Console(width=200).print(table)
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    shard: str = typer.Argument(
+        ..., help="The shard's store name, its original file name, or a sha256 prefix."
+    ),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why this is a false positive (recorded in the ledger)."
+    ),
+) -> None:
+    """Accept a quarantined shard a person has judged a false positive; the reason goes into the ledger."""
+    import json
+
+    from astrospect.settings import load_settings
+    from astrospect.validate import release
+
+    released = release(load_settings(), shard, reason)
+    typer.echo(json.dumps(released, indent=2))
+
+
+@app.command()
+def deploy(
+    alias: str = typer.Option("champion", help="The MLflow registry alias to deploy."),
+) -> None:
+    """Import the registry's champion into BentoML's model store and build a bento that serves it."""
+    import json
+
+    from astrospect.deploy import deploy_champion
+
+    typer.echo(json.dumps(deploy_champion(alias=alias).summary(), indent=2))
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default ASTROSPECT_SERVING_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default ASTROSPECT_SERVING_PORT, 3000)."),
+    bento: str | None = typer.Option(None, help="Bento tag (default: the newest `astrospect deploy` built)."),
+    from_source: bool = typer.Option(
+        False, "--from-source", help="Serve the working tree's code with the newest deployed model."
+    ),
+) -> None:
+    """Serve the deployed champion with `bentoml serve` (ready once GET /readyz answers 200)."""
+    import os
+    import sys
+
+    from astrospect.deploy import bento_config
+    from astrospect.settings import load_settings
+
+    settings = load_settings()
+    config = bento_config()
+    target = config["service"] if from_source else (bento or f"{config['name']}:latest")
+    address = [host or settings.serving_host, str(port or settings.serving_port)]
+    typer.echo(f"serving {target} from BENTOML_HOME={settings.bentoml_home} on {address[0]}:{address[1]}")
+    command = [sys.executable, "-m", "bentoml", "serve", target, "--host", address[0], "--port", address[1]]
+    # exec: `bentoml serve` replaces this process, so a signal to it (Ctrl-C, make, a test) stops the server.
+    os.execve(sys.executable, command, {**os.environ, "BENTOML_HOME": str(settings.bentoml_home)})
+
+
+@app.command()
+def promote(
+    holdout: Path | None = typer.Option(
+        None,
+        "--holdout",
+        help="Shards whose holdout split is the fixed holdout (default: all accepted shards).",
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Parent run id of the session (default: the latest)."
+    ),
+    version: list[str] | None = typer.Option(
+        None, "--version", help="Registered versions to consider instead of a session's (repeatable)."
+    ),
+) -> None:
+    """Score the session's CNN versions and the champion on the fixed holdout; move `champion` if the policy says so."""
+    from astrospect.data.shards import resolve_shards
+    from astrospect.promote import promote_session
+    from astrospect.settings import load_settings
+    from astrospect.tracking import check_tracking_server
+
+    settings = load_settings()
+    check_tracking_server(settings.mlflow_tracking_uri)
+    result = promote_session(settings, version or session, resolve_shards(holdout or settings.accepted_dir))
+    for candidate in result.candidates:
+        metrics = candidate.metrics
+        typer.echo(
+            f"v{candidate.version} ({candidate.variant}): sigma_mad {metrics['sigma_mad']:.5f}  "
+            f"outliers {metrics['catastrophic_outlier_frac']:.4%}  bias {metrics['bias']:+.5f}"
+        )
+    if result.champion_metrics is not None:
+        typer.echo(
+            f"champion before: v{result.champion_before}: sigma_mad {result.champion_metrics['sigma_mad']:.5f}"
+        )
+    verdict = "PROMOTED" if result.changed else "not promoted"
+    typer.echo(
+        f"v{result.challenger_version} {verdict} ({result.n_holdout} holdout galaxies, "
+        f"digest {result.holdout_digest}): {result.decision.reason}"
+    )
+    typer.echo(f"champion: v{result.champion_after}" if result.champion_after else "champion: none")
+
+
+@app.command()
+def report(
+    session: str | None = typer.Option(
+        None, "--session", help="Parent run id of the session (default: the latest)."
+    ),
+) -> None:
+    """The latest full vs clipped vs baseline comparison from MLflow, beside the seed's published figures."""
+    from astrospect.report import print_report
+    from astrospect.settings import load_settings
+    from astrospect.tracking import check_tracking_server
+
+    settings = load_settings()
+    check_tracking_server(settings.mlflow_tracking_uri)
+    print_report(settings, parent_run_id=session)
+
+
+# -- the simulator (issue 3, part 3) ------------------------------------------------------------------------------
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder for sim-s<seed>-<k>.h5 shards (never overwritten)."),
+    n: int = typer.Option(..., "--n", help="Number of galaxies."),
+    seed: int = typer.Option(..., "--seed", help="Random seed: the same seed gives identical shards."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Galaxies per shard."),
+    lrg_fraction: float = typer.Option(0.0, "--lrg-fraction", help="Fraction of luminous red galaxies (z to ~0.6)."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: one per core)."),
+) -> None:
+    """Simulate SDSS-like ugriz cutouts with GalSim + kcorrect + astropy, written as shards with a truth/ group."""
+    from astrospect.simulate import synthesize
+
+    paths = synthesize(out, n, seed, shard_size=shard_size, lrg_fraction=lrg_fraction, workers=workers)
+    typer.echo(f"{len(paths)} shard(s) in {out}")
+
+
+@app.command("synth-check")
+def synth_check_command(
+    folder: Path = typer.Argument(..., help="A folder of simulated shards (or one shard)."),
+    csv: Path | None = typer.Option(None, "--csv", help="Also write the full comparison table here."),
+) -> None:
+    """Measure colours and r from the cutouts and compare with real SDSS per redshift bin; exit 1 on FAIL."""
+    from astrospect.simulate import passed, render_report, synth_check
+
+    table = synth_check(folder)
+    typer.echo(render_report(table))
+    if csv is not None:
+        if csv.exists():
+            raise typer.BadParameter(f"{csv} exists; choose another --csv (nothing is overwritten)")
+        table.to_csv(csv, index=False)
+    if not passed(table):
+        raise typer.Exit(code=1)

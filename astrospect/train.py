@@ -35,6 +35,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 42
     stretch: Stretch = "asinh"
+    augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192
     train_fraction: float = 0.8
     val_fraction: float = 0.1
@@ -152,6 +153,7 @@ def train(config: TrainConfig) -> TrainResult:
             shuffle=True,
             seed=config.seed,
             shuffle_buffer=config.shuffle_buffer,
+            augment=config.augment,
         ),
         validation_data=make_tf_dataset(val_rows, config.batch_size, shuffle=False, seed=config.seed),
         epochs=config.epochs,

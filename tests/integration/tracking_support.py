@@ -1,0 +1,164 @@
+"""What the tracking tests share: a real MLflow server started by the project's own script, tiny shards,
+and "reader" models whose holdout metrics are known in advance.
+
+A reader model returns one pixel of the cutout. The test shards store the redshift (exactly, with noise,
+with outliers, with an offset) in pixel (0, 0) of each band, so each reader's sigma_mad, outlier fraction
+and bias are set by construction: the promotion policy can be driven through every branch on a real
+registry without depending on what two epochs of training happen to learn.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from astrospect.data.shards import write_shard
+from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings
+
+SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
+# Which band's pixel (0, 0) holds which version of the redshift.
+EXACT_BAND, NOISY_BAND, OUTLIER_BAND, OFFSET_BAND = 0, 1, 2, 3
+NOISE_SIGMA = 0.02  # NOISY_BAND: z + N(0, 0.02)
+OUTLIER_DZ = 0.5  # OUTLIER_BAND: z + 0.5 for every fifth galaxy, else exact
+OFFSET_DZ = 0.03  # OFFSET_BAND: z + 0.03 (a pure bias)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def mlflow_server(home: Path) -> Iterator[str]:
+    """Start ``mlflow server`` with ``mlflow/server.sh`` (SQLite + artifacts under ``home``); yield its URL."""
+    env = {**os.environ, "ASTROSPECT_HOME": str(home), "MLFLOW_PORT": str(free_port()), "MLFLOW_WORKERS": "1"}
+    env.pop("MLFLOW_CONFIG", None)
+    started = subprocess.run([str(SERVER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=240)
+    if started.returncode != 0:
+        log = home / "mlflow" / "server.log"
+        raise RuntimeError(
+            f"mlflow/server.sh up failed ({started.returncode}): {started.stderr}\n"
+            f"{log.read_text() if log.exists() else ''}"
+        )
+    url = subprocess.run(
+        [str(SERVER_SCRIPT), "url"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [str(SERVER_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+
+
+def settings_for(home: Path, url: str) -> Settings:
+    """Settings for a test server: the default experiment and model names, everything under ``home``."""
+    return Settings(
+        home=home,
+        mlflow_tracking_uri=url,
+        registered_model_name="astrospect-photoz",
+        experiment_name="astrospect-photoz",
+    )
+
+
+def write_reader_shards(folder: Path, n_per_shard: int = 300, n_shards: int = 2, seed: int = 0) -> list[Path]:
+    """Shards of sky-like noise whose pixel (0, 0) carries the redshift in the ways listed above."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(n_shards):
+        n = n_per_shard
+        objid = np.arange(k * n, (k + 1) * n, dtype=np.int64) + 1_237_650_000_000_000_000
+        z = rng.uniform(0.01, 0.6, n).astype(np.float32)
+        images = rng.normal(0.0, 0.05, size=(n, N_BANDS, CUTOUT_SIZE, CUTOUT_SIZE)).astype(np.float32)
+        images[:, :, 12:20, 12:20] += rng.gamma(2.0, 1.0, size=(n, N_BANDS, 1, 1)).astype(
+            np.float32
+        )  # a "galaxy"
+        images[:, EXACT_BAND, 0, 0] = z
+        images[:, NOISY_BAND, 0, 0] = z + rng.normal(0.0, NOISE_SIGMA, n)
+        images[:, OUTLIER_BAND, 0, 0] = z + np.where(objid % 5 == 0, OUTLIER_DZ, 0.0)
+        images[:, OFFSET_BAND, 0, 0] = z + OFFSET_DZ
+        paths.append(write_shard(folder / f"reader-{k}.h5", images, objid, z, np.full(n, 1e-4, np.float32)))
+    return paths
+
+
+def reader_model(band: int, name: str) -> object:
+    """A Keras model (raw cutouts in, redshift out) that returns pixel (0, 0) of ``band``."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name="cutouts")
+    x = layers.Cropping2D(((0, CUTOUT_SIZE - 1), (0, CUTOUT_SIZE - 1)))(inputs)
+    x = layers.Flatten()(x)
+    pick = np.eye(N_BANDS, dtype=np.float32)[band].reshape(N_BANDS, 1)
+    x = layers.Dense(1, use_bias=False, kernel_initializer=keras.initializers.Constant(pick))(x)
+    return keras.Model(inputs, layers.Reshape(())(x), name=name)
+
+
+def reader_run(
+    band: int, variant: str, shards: list[Path], out_dir: Path, dataset_version: str
+) -> tuple[object, object]:
+    """A (TrainResult, Evaluation) pair for a reader model, built from the lead's real classes."""
+    from astrospect.data.shards import read_shard
+    from astrospect.evaluate import evaluate_model
+    from astrospect.train import TrainConfig, TrainResult
+
+    model = reader_model(band, f"reader_band{band}")
+    config = TrainConfig(
+        variant=variant,  # type: ignore[arg-type]
+        shards=shards,
+        out_dir=out_dir,
+        epochs=2,
+        batch_size=32,
+        dataset_version=dataset_version,
+    )
+    history = {"loss": [0.02, 0.01], "mae": [0.1, 0.08], "val_loss": [0.03, 0.02], "val_mae": [0.12, 0.1]}
+    result = TrainResult(
+        model=model,  # type: ignore[arg-type]
+        model_path=out_dir / "model.keras",
+        history=history,
+        config=config,
+        n_train=480,
+        n_val=60,
+        images_per_second=1000.0,
+        input_example=read_shard(shards[0]).images[:3],
+        z_range=(0.0, 1.0),
+        epochs_run=2,
+    )
+    evaluation = evaluate_model(model, shards, name=f"cnn-{variant}", variant=variant)  # type: ignore[arg-type]
+    return result, evaluation
+
+
+def log_reader_in_process(
+    url: str, home: str, name: str, parent_run_id: str, variant: str, band: int, shards: list[str]
+) -> tuple[str, str]:
+    """What one Airflow training task does, in a separate process: log a reader as ``variant``.
+
+    It prepares everything, writes ``<home>/ready`` and logs only once ``<home>/go`` exists, so the caller can
+    make the two processes hit the server at the same moment.
+    """
+    import dataclasses
+    import time
+
+    from astrospect import tracking
+
+    settings = dataclasses.replace(
+        settings_for(Path(home), url), registered_model_name=name, experiment_name=name
+    )
+    result, evaluation = reader_run(
+        band, variant, [Path(s) for s in shards], Path(home) / variant, "parallel"
+    )
+    (Path(home) / "ready").touch()
+    deadline = time.monotonic() + 120
+    while not (Path(home) / "go").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{home}/go never appeared")
+        time.sleep(0.05)
+    logged = tracking.log_variant_run(parent_run_id, variant, result, evaluation, [], settings)  # type: ignore[arg-type]
+    return logged.run_id, logged.model_version
