@@ -10,7 +10,11 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="AstroSpect: photometric redshifts from ugriz cutouts.")
+from astrospect.data.dataset import VARIANTS, Variant
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="AstroSpect: photometric redshifts from ugriz cutouts."
+)
 
 
 def _print_frame(frame: object, title: str) -> None:
@@ -26,6 +30,12 @@ def _print_frame(frame: object, title: str) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*[_cell(value) for value in row])
     Console(width=200).print(table)
+
+
+def _variant(value: str) -> Variant:
+    if value not in VARIANTS:
+        raise typer.BadParameter(f"--variant must be one of {', '.join(VARIANTS)}, got {value!r}")
+    return value
 
 
 def _cell(value: object) -> str:
@@ -47,7 +57,9 @@ def train(
     batch_size: int = typer.Option(156, help="The seed's batch size."),
     patience: int = typer.Option(10, help="Early-stopping patience on validation loss."),
     learning_rate: float = typer.Option(1e-3, help="Adam's learning rate."),
-    stretch: str = typer.Option("asinh", help="Per-band pixel stretch before [0, 1]: asinh or linear (the seed's)."),
+    stretch: str = typer.Option(
+        "asinh", help="Per-band pixel stretch before [0, 1]: asinh or linear (the seed's)."
+    ),
     augment: bool = typer.Option(True, help="Random rotations/flips of training cutouts."),
     seed: int = typer.Option(42),
 ) -> None:
@@ -57,12 +69,10 @@ def train(
     from astrospect.pipeline import run_variant
     from astrospect.train import TrainConfig
 
-    if variant not in ("full", "clipped"):
-        raise typer.BadParameter(f"--variant must be full or clipped, got {variant!r}")
     if stretch not in ("asinh", "linear"):
         raise typer.BadParameter(f"--stretch must be asinh or linear, got {stretch!r}")
     config = TrainConfig(
-        variant=variant,  # type: ignore[arg-type]
+        variant=_variant(variant),
         shards=resolve_shards(data),
         out_dir=out,
         epochs=epochs,
@@ -74,7 +84,9 @@ def train(
         seed=seed,
     )
     outcome = run_variant(config)
-    _print_frame(comparison_table([outcome.evaluation, outcome.baseline_evaluation]), f"holdout metrics: {variant}")
+    _print_frame(
+        comparison_table([outcome.evaluation, outcome.baseline_evaluation]), f"holdout metrics: {variant}"
+    )
 
 
 @app.command()
@@ -87,12 +99,24 @@ def evaluate(
     """Score a saved model on the fixed holdout, beside the colour baseline; per-bin table and plots."""
     from astrospect.baseline import fit_colour_baseline
     from astrospect.data.shards import resolve_shards
-    from astrospect.evaluate import comparison_table, evaluate_baseline, evaluate_model, plot_predicted_vs_true, plot_residuals
+    from astrospect.evaluate import (
+        comparison_table,
+        evaluate_baseline,
+        evaluate_model,
+        plot_predicted_vs_true,
+        plot_residuals,
+    )
     from astrospect.model import load_model
 
     shards = resolve_shards(data)
-    cnn = evaluate_model(load_model(model), shards, name=f"cnn ({model.name})", variant=variant)
-    baseline = evaluate_baseline(fit_colour_baseline(shards, variant), shards, name=f"baseline-knn-{variant}", variant=variant)  # type: ignore[arg-type]
+    data_variant = _variant(variant)
+    cnn = evaluate_model(load_model(model), shards, name=f"cnn ({model.name})", variant=data_variant)
+    baseline = evaluate_baseline(
+        fit_colour_baseline(shards, data_variant),
+        shards,
+        name=f"baseline-knn-{variant}",
+        variant=data_variant,
+    )
     _print_frame(comparison_table([cnn, baseline]), "holdout metrics")
     _print_frame(cnn.per_bin, "CNN per redshift bin")
     if out is not None:
@@ -107,7 +131,9 @@ def evaluate(
 def predict(
     source: Path = typer.Argument(..., help="A shard or a folder of shards (labels optional)."),
     model: Path = typer.Option(..., "--model", help="A saved .keras model."),
-    output: Path = typer.Option(Path("predictions.csv"), "-o", "--output", help="CSV to write, one row per cutout."),
+    output: Path = typer.Option(
+        Path("predictions.csv"), "-o", "--output", help="CSV to write, one row per cutout."
+    ),
 ) -> None:
     """Predict redshifts for every cutout of a shard or folder; writes objid, z_pred (and z_spec if known)."""
     from astrospect.predict import predict_to_csv
@@ -322,7 +348,9 @@ def synth(
     n: int = typer.Option(..., "--n", help="Number of galaxies."),
     seed: int = typer.Option(..., "--seed", help="Random seed: the same seed gives identical shards."),
     shard_size: int = typer.Option(1000, "--shard-size", help="Galaxies per shard."),
-    lrg_fraction: float = typer.Option(0.0, "--lrg-fraction", help="Fraction of luminous red galaxies (z to ~0.6)."),
+    lrg_fraction: float = typer.Option(
+        0.0, "--lrg-fraction", help="Fraction of luminous red galaxies (z to ~0.6)."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: one per core)."),
 ) -> None:
     """Simulate SDSS-like ugriz cutouts with GalSim + kcorrect + astropy, written as shards with a truth/ group."""

@@ -81,13 +81,17 @@ def dags_test(env: dict[str, str]) -> str:
 def sessions(client: MlflowClient) -> list:
     experiment = client.get_experiment_by_name(MODEL_NAME)
     assert experiment is not None
-    return client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_SESSION}'")
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_SESSION}'"
+    )
 
 
 def children(client: MlflowClient, parent_run_id: str) -> dict[str, list[str]]:
     experiment = client.get_experiment_by_name(MODEL_NAME)
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
     by_variant: dict[str, list[str]] = {}
     for run in runs:
         by_variant.setdefault(run.data.tags[TAG_VARIANT], []).append(run.info.run_name)
@@ -112,7 +116,9 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert sorted(kinds) == ["baseline-knn", "clipped", "full"]
     assert sorted(kinds["baseline-knn"]) == ["baseline-knn-clipped", "baseline-knn-full"]
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert champion.run_id in {run.info.run_id for run in client.search_runs([sessions(client)[0].info.experiment_id])}
+    assert champion.run_id in {
+        run.info.run_id for run in client.search_runs([sessions(client)[0].info.experiment_id])
+    }
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2
     assert "deployed astrospect-photoz version" in night1
     assert all(p.exists() for p in good) and bad.exists()  # the landing zone is never emptied

@@ -30,7 +30,9 @@ def test_augmentation_applies_a_symmetry_of_the_square_and_keeps_labels(tmp_path
     shard = write_shard(tmp_path / "a.h5", images, np.arange(40), rng.uniform(0, 0.5, 40), np.full(40, 1e-4))
     rows = select_rows([shard], Split.TRAIN)
     plain = list(make_tf_dataset(rows, 8, shuffle=False, seed=1).unbatch().as_numpy_iterator())
-    augmented = list(make_tf_dataset(rows, 8, shuffle=False, seed=1, augment=True).unbatch().as_numpy_iterator())
+    augmented = list(
+        make_tf_dataset(rows, 8, shuffle=False, seed=1, augment=True).unbatch().as_numpy_iterator()
+    )
     assert len(plain) == len(augmented) == len(rows)
     changed = 0
     for (image, z), (new_image, new_z) in zip(plain, augmented, strict=True):
@@ -58,7 +60,11 @@ def test_clipped_variant_drops_high_redshift_from_train_and_val_only(simulated: 
 def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp_path: Path) -> None:
     from astrospect.evaluate import evaluate_model
 
-    result = train(TrainConfig(variant="full", shards=simulated, out_dir=tmp_path / "run", epochs=12, patience=12, seed=0))
+    result = train(
+        TrainConfig(
+            variant="full", shards=simulated, out_dir=tmp_path / "run", epochs=12, patience=12, seed=0
+        )
+    )
     assert result.model_path.exists() and result.epochs_run == len(result.history["loss"]) <= 12
     assert result.history["val_loss"][-1] < result.history["val_loss"][0]
     evaluation = evaluate_model(result.model, simulated)

@@ -1,0 +1,149 @@
+"""The serving API's types: what a request may hold, what a response holds, and one cutout check.
+
+The service's signatures use these types, so BentoML validates every request with them before it reaches
+the batcher and writes the OpenAPI document from them. A rejected request gets a 400 whose message says
+what was expected (DESIGN.md §8). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+from astrospect.data.shards import ShardFormatError, to_model_layout
+from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS
+
+FloatArray = npt.NDArray[np.float32]
+LAYOUTS = f"(N, {N_BANDS}, {CUTOUT_SIZE}, {CUTOUT_SIZE}) band-first or (N, {CUTOUT_SIZE}, {CUTOUT_SIZE}, {N_BANDS}) channels-last"
+
+
+class CutoutError(ValueError):
+    """A batch of cutouts the model cannot take; the message says what was expected."""
+
+
+def validate_cutouts(values: Any, *, max_cutouts: int, source: str = "images") -> FloatArray:
+    """Check a batch of raw cutouts and return it in the model's layout, (N, 32, 32, 5) float32.
+
+    Accepts either layout (and 64x64 cubes, centre-cropped) through :func:`to_model_layout`, the one
+    transposing function. Rejects, in this order: non-numbers, an empty batch, more than ``max_cutouts``,
+    a wrong rank, shape or band count, and NaN or infinite fluxes.
+    """
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise CutoutError(
+            f"{source}: expected a rectangular array {LAYOUTS}, got ragged nested lists ({error})"
+        ) from error
+    if array.dtype.kind not in "iuf":
+        what = "booleans" if array.dtype.kind == "b" else f"non-numeric values (dtype {array.dtype})"
+        raise CutoutError(f"{source}: expected numbers (fluxes in nanomaggies), got {what}")
+    if array.size == 0 or array.ndim == 0:
+        raise CutoutError(
+            f"{source}: expected at least one cutout {LAYOUTS}, got an empty batch (shape {array.shape})"
+        )
+    if array.shape[0] > max_cutouts:
+        raise CutoutError(
+            f"{source}: expected at most {max_cutouts} cutouts per request, got {array.shape[0]}"
+        )
+    try:
+        images = to_model_layout(array, source=source)
+    except ShardFormatError as error:
+        raise CutoutError(f"{source}: {error.reason}") from error
+    finite = np.isfinite(images)
+    if not finite.all():
+        bad = ~finite
+        cutout, _, _, band = (int(axis[0]) for axis in np.nonzero(bad))
+        raise CutoutError(
+            f"{source}: expected finite fluxes, got {int(bad.sum())} NaN or infinite value(s);"
+            f" the first in cutout {cutout}, band {BANDS[band]}"
+        )
+    return images
+
+
+@dataclass(frozen=True)
+class CutoutBatch:
+    """Pydantic annotation for a JSON batch of cutouts: validated by :func:`validate_cutouts`.
+
+    The JSON schema shows a 4-deep array of numbers (the OpenAPI document and the fuzzer read it); the
+    layouts and limits that a JSON schema cannot say are in its description.
+    """
+
+    max_cutouts: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # A plain validator replaces BentoML's generic ndarray handling: one numpy conversion, one message.
+        return core_schema.no_info_plain_validator_function(
+            self.validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(_to_nested_lists),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        number_grid: dict[str, Any] = {"type": "number"}
+        for _ in range(3):
+            number_grid = {"type": "array", "items": number_grid}
+        return {
+            "type": "array",
+            "items": number_grid,
+            "minItems": 1,
+            "maxItems": self.max_cutouts,
+            "description": (
+                f"Raw ugriz cutouts in nanomaggies per pixel, {LAYOUTS}; 64x64 cutouts are centre-cropped."
+                f" 1 to {self.max_cutouts} cutouts, every flux finite."
+            ),
+        }
+
+    def validate(self, value: Any) -> FloatArray:
+        return validate_cutouts(value, max_cutouts=self.max_cutouts)
+
+
+def _to_nested_lists(array: FloatArray) -> list[Any]:
+    return list(np.asarray(array).tolist())
+
+
+class ModelIdentity(BaseModel):
+    """Which registered model answered: its MLflow name, version and training run."""
+
+    model_name: str = Field(description="MLflow registered model name")
+    model_version: str = Field(description="MLflow registered model version")
+    run_id: str = Field(description="MLflow run that trained the model")
+
+
+class Prediction(ModelIdentity):
+    """Redshifts for a JSON batch, in the order of the request's cutouts."""
+
+    redshift: list[float] = Field(description="photometric redshift per cutout")
+
+
+class FileRow(BaseModel):
+    index: int = Field(description="row of the cutout in the uploaded file")
+    objid: int | None = Field(default=None, description="SDSS object id, when the file has one (HDF5 shards)")
+    redshift: float
+
+
+class FilePrediction(ModelIdentity):
+    """One row per cutout of an uploaded HDF5 shard or .npy array."""
+
+    file_format: str = Field(description="hdf5 or npy")
+    n: int = Field(description="number of cutouts")
+    rows: list[FileRow]
+
+
+class ModelMetadata(ModelIdentity):
+    """What the service serves: the registry entry, the data it was trained on and its holdout metrics."""
+
+    bento_model: str = Field(description="tag of the model in BentoML's model store")
+    dataset_version: str | None = Field(description="snapshot version of the training data set")
+    metrics: dict[str, float] = Field(description="the metric table of DESIGN.md §5 logged with the run")
+    max_cutouts_per_request: int
+    max_cutouts_per_file: int
+    max_body_bytes: int

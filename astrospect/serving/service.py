@@ -1,0 +1,165 @@
+"""The BentoML service that serves the registry's champion (DESIGN.md §8).
+
+``predict`` takes a JSON batch of raw cutouts in either layout, ``predict_file`` an uploaded HDF5 shard or
+``.npy`` array, ``metadata`` says which model answers; BentoML adds ``/livez``, ``/readyz``, ``/metrics``
+and the OpenAPI document (``/docs.json``). Every request is validated by its types
+(:mod:`astrospect.serving.schemas`) before it can join a batch, so a bad request gets a 400 that says what
+was expected and never fails the requests batched with it. Concurrent requests share model calls through
+:class:`~astrospect.serving.batching.AdaptiveBatcher`.
+
+The Keras model is loaded once, in ``__init__``: BentoML serves no request, ``/readyz`` included, before
+that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` built) or
+``astrospect serve --from-source``.
+"""
+
+from __future__ import annotations
+
+import gc
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import anyio.to_thread
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException, InvalidArgument
+
+from astrospect.deploy import champion_bento_model, model_card
+from astrospect.serving.batching import AdaptiveBatcher, BatcherOverloadedError
+from astrospect.serving.limits import BodySizeLimit
+from astrospect.serving.schemas import (
+    CutoutBatch,
+    FilePrediction,
+    FileRow,
+    FloatArray,
+    ModelMetadata,
+    Prediction,
+)
+from astrospect.serving.uploads import UnsupportedUploadError, UploadError, file_cutout_limit, read_upload
+from astrospect.settings import get_logger, load_settings
+
+log = get_logger(__name__)
+SETTINGS = load_settings()
+MAX_FILE_CUTOUTS = file_cutout_limit(SETTINGS.serving_max_body_bytes)
+
+# Tuned with `make bench-serving` on the 2-core machine. A seed-CNN batch costs ~1 ms plus ~0.2 ms per
+# cutout through the compiled predict step and gains nothing past ~128 cutouts; 16 concurrent clients
+# form batches of 8 to 16. The queue bound is ~2 s of model time: beyond it a request gets 503 at once.
+MAX_BATCH_CUTOUTS = 128
+MAX_QUEUED_CUTOUTS = 8192
+REQUEST_TIMEOUT_S = 60
+
+
+class RejectedUpload(InvalidArgument):
+    """An upload in a known format the model cannot take (400); the message names the field and reason."""
+
+
+class UnsupportedFile(BentoMLException):
+    """An upload that is neither an HDF5 shard nor a ``.npy`` array (415)."""
+
+    error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class Busy(BentoMLException):
+    """The batch queue is full (503): the client should retry."""
+
+    error_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+@bentoml.service(
+    name="astrospect-photoz",
+    # One worker: one copy of the model, TensorFlow's two intra-op threads on the two cores, the event
+    # loop parsing requests while a batch runs.
+    workers=1,
+    traffic={"timeout": REQUEST_TIMEOUT_S},
+    # Per-request access log lines cost ~0.4 ms CPU at hundreds of requests/s; requests are still counted
+    # and timed in /metrics. Unsampled traces cost CPU too and there is no trace exporter.
+    logging={"access": {"enabled": False}},
+    tracing={"sample_rate": 0.0},
+)
+class PhotoZ:
+    """Photometric redshifts from raw ugriz cutouts, by the MLflow registry's champion."""
+
+    def __init__(self) -> None:
+        # TensorFlow is imported here, not at module import; importing astrospect.model registers the
+        # BandStretch layer that the saved model uses.
+        from astrospect.model import load_model
+        from astrospect.predict import predict_redshift
+
+        stored = champion_bento_model(SETTINGS)
+        self.card = model_card(stored)
+        model = load_model(self.card.keras_path)
+
+        def predict(images: FloatArray) -> np.ndarray:
+            return predict_redshift(model, images)
+
+        # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
+        for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
+            predict(np.zeros((size, *self.card.input_shape), np.float32))
+        self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)
+        self.identity = {
+            "model_name": self.card.model_name,
+            "model_version": self.card.model_version,
+            "run_id": self.card.run_id,
+        }
+        # Python's full garbage collections scanned TensorFlow's millions of startup objects: measured,
+        # every request stalled ~700 ms every ~4 s under load. Frozen objects are never scanned again.
+        gc.collect()
+        gc.freeze()
+        self.loaded = True
+        log.info(
+            "serving %s version %s (run %s, bento model %s)",
+            self.card.model_name,
+            self.card.model_version,
+            self.card.run_id,
+            stored.tag,
+        )
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "loaded", False)
+
+    async def _redshift(self, images: FloatArray) -> list[float]:
+        try:
+            redshift = await self.batcher.predict(images)
+        except BatcherOverloadedError as error:
+            raise Busy(str(error)) from error
+        return [float(z) for z in redshift]
+
+    @bentoml.api
+    async def predict(
+        self, images: Annotated[FloatArray, CutoutBatch(SETTINGS.serving_max_cutouts)]
+    ) -> Prediction:
+        """Redshifts for a batch of raw ugriz cutouts in nanomaggies, either layout, in request order."""
+        return Prediction(**self.identity, redshift=await self._redshift(images))
+
+    @bentoml.api
+    async def predict_file(self, file: Path) -> FilePrediction:
+        """Redshifts for every cutout of an uploaded HDF5 shard (DESIGN.md §3, labels optional) or .npy
+        array (either layout); one row per cutout, with its objid when the file has one."""
+        try:
+            upload = await anyio.to_thread.run_sync(read_upload, file, MAX_FILE_CUTOUTS)
+        except UnsupportedUploadError as error:
+            raise UnsupportedFile(str(error)) from error
+        except UploadError as error:
+            raise RejectedUpload(str(error)) from error
+        redshift = await self._redshift(upload.images)
+        objid = [None] * len(redshift) if upload.objid is None else [int(value) for value in upload.objid]
+        rows = [FileRow(index=i, objid=objid[i], redshift=z) for i, z in enumerate(redshift)]
+        return FilePrediction(**self.identity, file_format=upload.file_format, n=len(rows), rows=rows)
+
+    @bentoml.api
+    async def metadata(self) -> ModelMetadata:
+        """The served model: registry name, version, run, training data set version, holdout metric table."""
+        return ModelMetadata(
+            **self.identity,
+            bento_model=self.card.bento_model,
+            dataset_version=self.card.dataset_version,
+            metrics=self.card.metrics,
+            max_cutouts_per_request=SETTINGS.serving_max_cutouts,
+            max_cutouts_per_file=MAX_FILE_CUTOUTS,
+            max_body_bytes=SETTINGS.serving_max_body_bytes,
+        )
+
+
+# BentoML's decorator returns a Service object; its type stubs still call it the class.
+cast(Any, PhotoZ).add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.serving_max_body_bytes)

@@ -1,0 +1,196 @@
+"""What the serving tests share: a champion in a real MLflow registry, `astrospect deploy`, `astrospect serve`.
+
+The MLflow server is the tracking tests' (``tracking_support.mlflow_server``: the project's own start
+script, SQLite + local artifacts, loopback). The champion is a tiny untrained seed CNN logged with
+``mlflow.tensorflow.log_model`` beside a real holdout metric table and a dataset version tag; deploy and
+serve run as the commands a user types, in subprocesses, against temp folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from astrospect.data.shards import read_shard, write_shard
+from astrospect.settings import CUTOUT_SIZE, N_BANDS
+from tests.integration.tracking_support import free_port, mlflow_server
+
+MODEL_NAME = "astrospect-photoz"
+DATASET_VERSION = "serving-test-v1"
+READY_TIMEOUT_S = 240
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+    shard: Path  # the cutouts it is checked on (labels included)
+    images: npt.NDArray[np.float32]  # the same cutouts, channels-last
+    expected: npt.NDArray[np.float32]  # what the MLflow model predicts for them
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A served champion: the server's URL, the registry's, what deploy printed, the environment used."""
+
+    url: str
+    registry: str
+    champion: Champion
+    deployed: dict[str, Any]
+    env: dict[str, str]
+
+
+@contextmanager
+def served_champion(home: Path, **serving: str) -> Iterator[Stack]:
+    """MLflow server, champion, ``astrospect deploy``, ``astrospect serve``: everything under ``home``."""
+    with mlflow_server(home) as registry:
+        champion = register_seed_champion(registry, home)
+        env = stack_env(home, registry, **serving)
+        deployed = run_deploy(env)
+        with bento_server(env, home / "serve.log") as url:
+            yield Stack(url, registry, champion, deployed, env)
+
+
+def galaxy_shard(path: Path, n: int, seed: int) -> Path:
+    """Cutouts with sky noise and a bright centre, band-first as stored; labels included."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:CUTOUT_SIZE, 0:CUTOUT_SIZE] - (CUTOUT_SIZE - 1) / 2
+    profile = np.exp(-(xx**2 + yy**2) / (2 * rng.uniform(1.5, 4.0, (n, 1, 1, 1)) ** 2))
+    flux = rng.lognormal(1.0, 0.8, (n, N_BANDS, 1, 1))
+    images = (flux * profile + rng.normal(0, 0.05, (n, N_BANDS, CUTOUT_SIZE, CUTOUT_SIZE))).astype(np.float32)
+    objid = np.arange(n, dtype=np.int64) + 1_237_660_000_000_000_000
+    z = rng.uniform(0.02, 0.5, n).astype(np.float32)
+    return write_shard(path, images, objid, z, np.full(n, 1e-4, np.float32))
+
+
+def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
+    """Log a tiny seed CNN the way the pipeline does and make it the registry's champion."""
+    import mlflow
+    import mlflow.tensorflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from astrospect.metrics import metric_table
+    from astrospect.model import build_seed_cnn, fit_input_scaling
+    from astrospect.tracking import CHAMPION_ALIAS, TAG_DATASET_VERSION
+
+    shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
+    cutouts = read_shard(shard)
+    assert cutouts.redshift is not None
+    model = build_seed_cnn(fit_input_scaling(cutouts.images), 0.0, 0.6)
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), "cutouts")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "redshift")]),
+    )
+    metrics = metric_table(cutouts.redshift, np.asarray(model.predict_on_batch(cutouts.images)))
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        mlflow.set_experiment("serving-tests")
+        with mlflow.start_run(tags={TAG_DATASET_VERSION: DATASET_VERSION}) as run:
+            mlflow.log_metrics(metrics)
+            info = mlflow.tensorflow.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=cutouts.images[:2],
+                registered_model_name=MODEL_NAME,
+                pip_requirements=["tensorflow", "keras"],
+            )
+        version = str(info.registered_model_version)
+        mlflow.MlflowClient(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+        # The MLflow model's own predictions: its loader unpickles the custom layer it saved (our own model).
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+        try:
+            logged = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
+        finally:
+            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+        expected = np.asarray(logged.predict(cutouts.images), dtype=np.float32).reshape(-1)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected)
+
+
+def stack_env(home: Path, tracking_uri: str, **serving: str) -> dict[str, str]:
+    """The environment a user's shell would have: everything under ``home``, the test's MLflow server."""
+    env = {key: value for key, value in os.environ.items() if key != "BENTOML_HOME"}
+    env.update(
+        ASTROSPECT_HOME=str(home), MLFLOW_TRACKING_URI=tracking_uri, TF_CPP_MIN_LOG_LEVEL="2", **serving
+    )
+    return env
+
+
+def astrospect_command(*args: str) -> list[str]:
+    """The ``astrospect`` console script of this environment (what ``make`` and a user run)."""
+    return [str(Path(sys.executable).parent / "astrospect"), *args]
+
+
+def run_deploy(env: dict[str, str]) -> dict[str, Any]:
+    """``astrospect deploy``; returns its JSON summary."""
+    done = subprocess.run(astrospect_command("deploy"), env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"astrospect deploy failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout[done.stdout.index("{") :]))
+
+
+@contextmanager
+def bento_server(env: dict[str, str], log_path: Path, *extra: str) -> Iterator[str]:
+    """``astrospect serve`` on a free loopback port; yields its URL once ``/readyz`` answers 200."""
+    port = free_port()
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            astrospect_command("serve", "--port", str(port), *extra),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the arbiter and its workers stop together
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, server, log_path)
+        yield url
+    finally:
+        stop(server)
+
+
+def wait_until_ready(url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(
+                f"bentoml serve exited with {server.returncode}:\n{log_path.read_text()[-4000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url}/readyz not 200 after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
