@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui
+.PHONY: help setup run landing more-data airflow-db test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench-training: setup ## training input pipeline: fit from shards vs in-memory t
 bench-ingest: setup ## data gate: ingest MB/s from loopback S3 vs plain boto3, validation cutouts/s
 	$(BIN)/python -m astrospect.bench.ingest
 
+bench-simulate: setup ## simulator: render CPU ms/galaxy vs GalSim defaults, galaxies/s on 1 and 2 workers
+	$(BIN)/python -m astrospect.bench.simulate
+
 # ---- scaled-out topology (README "Production deployment") ----
 # Compose v2 (`docker compose`) when the docker client has it, else the standalone `docker-compose`.
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
@@ -93,7 +96,7 @@ integration: setup ## the scaled-out topology natively on loopback (Postgres, Re
 
 up: ## docker/compose.yaml: build the images and start every service (needs .env, see .env.example)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill in every secret" >&2; exit 2; }
-	$(COMPOSE_RUN) up --detach --build $(if $(findstring docker compose,$(COMPOSE)),--wait,)
+	GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) $(COMPOSE_RUN) up --detach --build $(if $(findstring docker compose,$(COMPOSE)),--wait,)
 	$(COMPOSE_RUN) ps
 
 down: ## stop and remove the compose services (named volumes are kept; add V=1 to delete them too)
@@ -113,3 +116,12 @@ mlflow-ui: mlflow-up ## print the MLflow UI's URLs: the runs table and the lates
 	@$(BIN)/python -c "from astrospect.settings import load_settings; from astrospect import tracking as t; \
 	s = load_settings(); print('runs table:   ', t.experiment_url(s)); p = t.latest_session(s); \
 	print('compare view: ', t.compare_url(p.info.run_id, s) if p else '(no session yet: make run)')"
+
+# ---- simulator calibration check (issue 3, part 3) ----
+SYNTH_CHECK_N ?= 20000
+SYNTH_CHECK_SEED ?= 4242
+
+synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp folder and compare them with real SDSS
+	@folder=$$(mktemp -d -t astrospect-synth-check-XXXXXX) && trap 'rm -rf "$$folder"' EXIT && \
+		$(BIN)/astrospect synth --out "$$folder" --n $(SYNTH_CHECK_N) --seed $(SYNTH_CHECK_SEED) --shard-size 5000 && \
+		$(BIN)/astrospect synth-check "$$folder"

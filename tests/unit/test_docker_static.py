@@ -259,6 +259,16 @@ def test_dockerfile_rules(dockerfile: Path) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_build_context_leaves_out_secrets_and_the_venv(dockerfile: Path) -> None:
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    assert ignore.exists(), (
+        f"{ignore.name} missing: the context (the repository root) would carry .env and .venv"
+    )
+    patterns = {line.strip() for line in ignore.read_text().splitlines()}
+    assert {".env", ".venv", ".git", "data"} <= patterns, patterns
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_python_packages_come_only_from_the_lock(dockerfile: Path) -> None:
     rows = _instructions(dockerfile)
     copied = " ".join(args for keyword, args in rows if keyword == "COPY")
