@@ -50,13 +50,14 @@ def main(
     rng = np.random.default_rng(0)
     galaxies = draw_population(model, rng, n_render)
     neighbours = draw_neighbours(model, rng, n_render)
-    conditions = render.draw_conditions(rng, n_render)
+    camera = render.sdss_camera()
+    conditions = render.draw_conditions(rng, n_render, camera)
     shipped = _cpu_ms_per_galaxy(
-        lambda: render.render_stamps(galaxies, neighbours, conditions), n_render, repeats
+        lambda: render.render_stamps(galaxies, neighbours, conditions, camera), n_render, repeats
     )
     galsim.set_omp_threads(os.cpu_count() or 1)
     plain = _cpu_ms_per_galaxy(
-        lambda: _render_with_galsim_defaults(galaxies, neighbours, conditions), n_render, repeats
+        lambda: _render_with_galsim_defaults(galaxies, neighbours, conditions, camera), n_render, repeats
     )
     typer.echo(
         f"render CPU time per galaxy (5 bands): shipped {shipped:.2f} ms, GalSim defaults {plain:.2f} ms"

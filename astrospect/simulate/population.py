@@ -205,19 +205,19 @@ def _median_in(z: FloatArray, density: FloatArray, lo: float, hi: float) -> floa
     return float(np.interp(0.5 * cumulative[-1], cumulative, z[inside]))
 
 
-def mixes_at(knot_z: FloatArray, knot_mixes: FloatArray, z: FloatArray, score: FloatArray) -> FloatArray:
+def mixes_at(grid: TemplateGrid, knots: ColourKnots, z: FloatArray, score: FloatArray) -> FloatArray:
     """Mix of each galaxy: linear in redshift between knots, piecewise linear in colour score between the
     p16/p50/p84 mixes (extrapolated beyond, coefficients kept non-negative), unit rest-frame r flux."""
-    position = np.interp(z, knot_z, np.arange(len(knot_z), dtype=np.float64))
-    low = np.minimum(position.astype(np.int64), len(knot_z) - 2)
+    position = np.interp(z, knots.redshift, np.arange(len(knots.redshift), dtype=np.float64))
+    low = np.minimum(position.astype(np.int64), len(knots.redshift) - 2)
     weight = (position - low)[:, None, None]
-    at_z = (1.0 - weight) * knot_mixes[low] + weight * knot_mixes[low + 1]  # (n, 3, T)
+    at_z = (1.0 - weight) * knots.mixes[low] + weight * knots.mixes[low + 1]  # (n, 3, T)
     s = np.clip(score, -SCORE_LIMIT, SCORE_LIMIT)[:, None]
     blue_side = at_z[:, 1] + s * (at_z[:, 1] - at_z[:, 0])
     red_side = at_z[:, 1] + s * (at_z[:, 2] - at_z[:, 1])
     mix = np.where(s < 0, blue_side, red_side)
     mix = np.clip(mix, 0.0, None)
-    return template_grid().normalise_r(mix)
+    return grid.normalise_r(mix)
 
 
 # --- redshift and apparent magnitude ----------------------------------------------------------------------
@@ -325,17 +325,17 @@ def population_model() -> PopulationModel:
 def lrg_redshift_density() -> tuple[FloatArray, FloatArray]:
     grid = template_grid()
     z = np.linspace(*LRG_Z_RANGE, 300)
-    lrg = _lrg_mix(len(z))
+    lrg = _lrg_mix(grid, len(z))
     limit = LRG_R_LIMIT - distance_modulus(z) - k_correction_r(grid, z, lrg) + SDSS_TO_AB_OFFSET_MAG[R_BAND]
     selected = special.ndtr((limit - (LRG_M_MEAN - LRG_EVOLUTION_Q * (z - 0.1))) / LRG_M_SIGMA)
     volume = np.asarray(cosmology().differential_comoving_volume(z).value)  # type: ignore[attr-defined]
     return z, volume * selected
 
 
-def _lrg_mix(n: int) -> FloatArray:
+def _lrg_mix(grid: TemplateGrid, n: int) -> FloatArray:
     mix = np.zeros((n, N_TEMPLATES))
     mix[:, LRG_TEMPLATE] = 1.0
-    return template_grid().normalise_r(mix)
+    return grid.normalise_r(mix)
 
 
 def draw_population(
@@ -353,7 +353,7 @@ def draw_population(
     bulge_fraction = _bulge_fraction(rng, score)
     bulge_fraction = np.where(is_lrg, rng.uniform(0.85, 1.0, n), bulge_fraction)
     bulge_mix, disk_mix = _component_mixes(model, rng, z, score, bulge_fraction)
-    lrg_mix = _lrg_mix(n)
+    lrg_mix = _lrg_mix(model.grid, n)
     bulge_mix = np.where(is_lrg[:, None], lrg_mix, bulge_mix)
     disk_mix = np.where(is_lrg[:, None], lrg_mix, disk_mix)
     total_mix = bulge_fraction[:, None] * bulge_mix + (1.0 - bulge_fraction[:, None]) * disk_mix
@@ -420,11 +420,10 @@ def _component_mixes(
     bulge_fraction: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
     """Bulge redder, disk bluer than the galaxy's score, so that their light-weighted sum sits near it."""
-    knots = model.knots
     bulge_score = score + BULGE_DISK_SCORE_SPLIT * (1.0 - bulge_fraction)
     disk_score = score - BULGE_DISK_SCORE_SPLIT * bulge_fraction
-    bulge = mixes_at(knots.redshift, knots.mixes, z, bulge_score)
-    disk = mixes_at(knots.redshift, knots.mixes, z, disk_score)
+    bulge = mixes_at(model.grid, model.knots, z, bulge_score)
+    disk = mixes_at(model.grid, model.knots, z, disk_score)
     jitter = np.exp(MIX_JITTER * rng.standard_normal((len(z), N_TEMPLATES)))
     normalise = model.grid.normalise_r
     return normalise(bulge * jitter), normalise(disk * jitter)

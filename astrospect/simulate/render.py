@@ -98,8 +98,7 @@ class Conditions:
         return Conditions(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 
-def draw_conditions(rng: np.random.Generator, n: int) -> Conditions:
-    camera = sdss_camera()
+def draw_conditions(rng: np.random.Generator, n: int, camera: Camera) -> Conditions:
     seeing_r = SEEING_R_MEDIAN_ARCSEC * np.exp(SEEING_LOG_SCATTER * rng.standard_normal(n))
     band_jitter = np.exp(SEEING_BAND_LOG_SCATTER * rng.standard_normal((n, N_BANDS)))
     sky = camera.sky_nanomaggies_per_pixel * np.exp(SKY_LOG_SCATTER * rng.standard_normal((n, 1)))
@@ -142,7 +141,7 @@ def _galaxy_profiles(population: Population, index: int) -> tuple[galsim.GSObjec
 
 
 def render_stamps(
-    population: Population, neighbours: Population, conditions: Conditions
+    population: Population, neighbours: Population, conditions: Conditions, camera: Camera
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int16]]:
     """Band-first stamps (n, 5, 32, 32) in nanomaggies, and the flags (FLAG_SATURATED added where hit).
 
@@ -152,15 +151,14 @@ def render_stamps(
     previous_threads = galsim.get_omp_threads()
     galsim.set_omp_threads(1)
     try:
-        return _render(population, neighbours, conditions)
+        return _render(population, neighbours, conditions, camera)
     finally:
         galsim.set_omp_threads(previous_threads)
 
 
 def _render(
-    population: Population, neighbours: Population, conditions: Conditions
+    population: Population, neighbours: Population, conditions: Conditions, camera: Camera
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int16]]:
-    camera = sdss_camera()
     n = len(population)
     stamps = np.empty((n, N_BANDS, CUTOUT_SIZE, CUTOUT_SIZE), dtype=np.float32)
     flags = conditions.flags.copy()
@@ -168,7 +166,7 @@ def _render(
     for index in range(n):
         noise_rng = galsim.BaseDeviate(int(conditions.noise_seed[index]))
         bulge, disk = _galaxy_profiles(population, index)
-        extra = _extra_sources(neighbours, conditions, index)
+        extra = _extra_sources(neighbours, conditions, index, camera)
         for band in range(N_BANDS):
             scene = bulge * population.bulge_flux[index, band] + disk * population.disk_flux[index, band]
             for profile, fluxes, offset in extra:
@@ -203,7 +201,7 @@ def _pixel_variance(
 
 
 def _extra_sources(
-    neighbours: Population, conditions: Conditions, index: int
+    neighbours: Population, conditions: Conditions, index: int, camera: Camera
 ) -> list[tuple[galsim.GSObject, FloatArray, tuple[float, float]]]:
     """Unit-flux profiles, per-band fluxes and offsets (arcsec) of a neighbour galaxy and a bright star."""
     extra: list[tuple[galsim.GSObject, FloatArray, tuple[float, float]]] = []
@@ -215,7 +213,6 @@ def _extra_sources(
         extra.append((bulge, neighbours.bulge_flux[index], (dx, dy)))
         extra.append((disk, neighbours.disk_flux[index], (dx, dy)))
     if flags & FLAG_BRIGHT_STAR:
-        camera = sdss_camera()
         star_flux = 10.0 ** (-0.4 * (conditions.star_r_mag[index] + camera.star_magnitudes_minus_r - 22.5))
         dx, dy = conditions.star_offset_arcsec[index]
         extra.append((galsim.DeltaFunction(gsparams=GSPARAMS), star_flux, (dx, dy)))

@@ -30,7 +30,7 @@ from astrospect.simulate.population import (
     population_model,
     specz_error,
 )
-from astrospect.simulate.render import draw_conditions, render_stamps
+from astrospect.simulate.render import Camera, draw_conditions, render_stamps, sdss_camera
 
 log = get_logger(__name__)
 
@@ -58,20 +58,22 @@ class BlockTask:
     lrg_fraction: float
 
 
-_WORKER_MODEL: PopulationModel | None = None
+# Set once per worker process by the pool's initializer: the parent's precomputed tables, so workers never
+# import kcorrect or project a spectrum (that would cost each worker ~5 s).
+_WORKER_SETUP: tuple[PopulationModel, Camera] | None = None
 
 
-def _init_worker(model: PopulationModel) -> None:
-    global _WORKER_MODEL
-    _WORKER_MODEL = model
+def _init_worker(model: PopulationModel, camera: Camera) -> None:
+    global _WORKER_SETUP
+    _WORKER_SETUP = (model, camera)
 
 
 def _run_block(task: BlockTask) -> dict[str, np.ndarray]:
-    model = _WORKER_MODEL if _WORKER_MODEL is not None else population_model()
-    return simulate_block(model, task)
+    model, camera = _WORKER_SETUP if _WORKER_SETUP is not None else (population_model(), sdss_camera())
+    return simulate_block(model, camera, task)
 
 
-def simulate_block(model: PopulationModel, task: BlockTask) -> dict[str, np.ndarray]:
+def simulate_block(model: PopulationModel, camera: Camera, task: BlockTask) -> dict[str, np.ndarray]:
     """Galaxies ``task.start`` to ``task.stop`` of the catalogue of ``task.seed``: pixels, labels, truth."""
     rng = np.random.default_rng([task.seed, task.block])
     # Always draw a full block, then keep what is needed: a galaxy's random numbers must not depend on
@@ -80,7 +82,7 @@ def simulate_block(model: PopulationModel, task: BlockTask) -> dict[str, np.ndar
     keep = np.arange(n)
     population = draw_population(model, rng, BLOCK_SIZE, task.lrg_fraction).take(keep)
     neighbours = draw_neighbours(model, rng, BLOCK_SIZE).take(keep)
-    conditions = draw_conditions(rng, BLOCK_SIZE).take(keep)
+    conditions = draw_conditions(rng, BLOCK_SIZE, camera).take(keep)
     redshift_err = specz_error(population.redshift, rng.standard_normal(BLOCK_SIZE)[keep])
     measured_z = np.clip(
         population.redshift + redshift_err * rng.standard_normal(BLOCK_SIZE)[keep], 0.0, None
@@ -88,7 +90,7 @@ def simulate_block(model: PopulationModel, task: BlockTask) -> dict[str, np.ndar
     ra = rng.uniform(*RA_RANGE_DEG, BLOCK_SIZE)[keep]
     sin_dec_low, sin_dec_high = np.sin(np.radians(DEC_RANGE_DEG))
     sin_dec = rng.uniform(float(sin_dec_low), float(sin_dec_high), BLOCK_SIZE)[keep]
-    images, flags = render_stamps(population, neighbours, conditions)
+    images, flags = render_stamps(population, neighbours, conditions, camera)
     index = np.arange(task.start, task.stop, dtype=np.int64)
     magnitudes = population.magnitudes
     block: dict[str, np.ndarray] = {
@@ -128,13 +130,18 @@ def _tasks(n: int, seed: int, lrg_fraction: float) -> list[BlockTask]:
     ]
 
 
-def _blocks(model: PopulationModel, tasks: list[BlockTask], workers: int) -> Iterator[dict[str, np.ndarray]]:
+def _blocks(
+    model: PopulationModel, camera: Camera, tasks: list[BlockTask], workers: int
+) -> Iterator[dict[str, np.ndarray]]:
     if workers == 1:
         for task in tasks:
-            yield simulate_block(model, task)
+            yield simulate_block(model, camera, task)
         return
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(model,)
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(model, camera),
     ) as pool:
         yield from pool.map(_run_block, tasks)
 
@@ -184,7 +191,7 @@ def synthesize(
     written: list[Path] = []
     pending: list[dict[str, np.ndarray]] = []
     buffered = done = 0
-    for block in _blocks(model, _tasks(n, seed, lrg_fraction), workers):
+    for block in _blocks(model, sdss_camera(), _tasks(n, seed, lrg_fraction), workers):
         pending.append(block)
         buffered += len(block["objid"])
         done += len(block["objid"])

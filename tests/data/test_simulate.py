@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from astrospect.cli import app
 from astrospect.data.shards import inspect_shard
 from astrospect.photometry import aperture_flux, colour_features
-from astrospect.simulate import passed, synth_check, synthesize
+from astrospect.simulate import passed, render_report, synth_check, synthesize
 from astrospect.simulate.population import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_LIMIT
 from astrospect.simulate.render import sdss_camera
 
@@ -127,6 +127,9 @@ def test_lrg_tail_reaches_beyond_z_04_only_when_asked(main_sample: Path, lrg_sam
     assert 70 <= lrg_truth["is_lrg"].sum() <= 130  # half of 200
     assert (lrg_truth["redshift"] > 0.4).sum() >= 10
     assert lrg_truth["redshift"].max() < 0.66
+    check = synth_check(lrg_sample)  # the real figures describe the main sample: the report says so
+    assert check.attrs["lrg_fraction"] == pytest.approx(0.5)
+    assert "LRG tail" in render_report(check)
 
 
 def test_measured_colours_redden_with_redshift(main_sample: Path, lrg_sample: Path) -> None:

@@ -64,7 +64,7 @@ def test_detector_throughput_follows_the_response_curves() -> None:
 
 
 def test_seeing_is_worst_in_u() -> None:
-    conditions = draw_conditions(np.random.default_rng(0), 2000)
+    conditions = draw_conditions(np.random.default_rng(0), 2000, sdss_camera())
     median_fwhm = np.median(conditions.psf_fwhm_arcsec, axis=0)
     assert np.argmax(median_fwhm) == 0
     assert 1.3 < median_fwhm[2] < 1.5
