@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,29 @@ airflow-db: setup ## create or upgrade Airflow's SQLite metadata database under 
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(BIN)/airflow db migrate >/dev/null
 
+AIRFLOW_UI_PORT ?= 8080
+AIRFLOW_PID = $(AIRFLOW_HOME)/standalone.pid
+
+airflow-up: airflow-db ## Airflow's UI + scheduler on 127.0.0.1:$(AIRFLOW_UI_PORT) (LocalExecutor, SQLite) to watch the DAG
+	@if [ -f $(AIRFLOW_PID) ] && kill -0 $$(cat $(AIRFLOW_PID)) 2>/dev/null; then \
+		echo "Airflow already running: http://127.0.0.1:$(AIRFLOW_UI_PORT)"; \
+	else \
+		AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_UI_PORT) \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+		PATH=$(CURDIR)/$(BIN):$$PATH setsid nohup $(BIN)/airflow standalone > $(AIRFLOW_HOME)/standalone.log 2>&1 & echo $$! > $(AIRFLOW_PID); \
+		for i in $$(seq 90); do curl -sf http://127.0.0.1:$(AIRFLOW_UI_PORT)/api/v2/monitor/health >/dev/null && break; sleep 1; done; \
+		curl -sf http://127.0.0.1:$(AIRFLOW_UI_PORT)/api/v2/monitor/health >/dev/null \
+			|| { echo "Airflow did not become healthy; see $(AIRFLOW_HOME)/standalone.log" >&2; exit 1; }; \
+		echo "Airflow UI: http://127.0.0.1:$(AIRFLOW_UI_PORT) (loopback only, no login; unpause astrospect_nightly to schedule it)"; \
+	fi
+
+airflow-down: ## stop what airflow-up started (its whole process group)
+	@if [ -f $(AIRFLOW_PID) ] && kill -0 $$(cat $(AIRFLOW_PID)) 2>/dev/null; then \
+		group=$$(cat $(AIRFLOW_PID)); kill -- -$$group; \
+		for i in $$(seq 30); do kill -0 -- -$$group 2>/dev/null || break; sleep 1; done; \
+		rm -f $(AIRFLOW_PID); echo "Airflow stopped"; \
+	else echo "Airflow is not running"; rm -f $(AIRFLOW_PID); fi
+
 clean: ## remove generated data (keeps the environment)
 	rm -rf data test-artifacts
 
@@ -85,6 +108,15 @@ bench-ingest: setup ## data gate: ingest MB/s from loopback S3 vs plain boto3, v
 
 bench-simulate: setup ## simulator: render CPU ms/galaxy vs GalSim defaults, galaxies/s on 1 and 2 workers
 	$(BIN)/python -m astrospect.bench.simulate
+
+bench-serving: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve` vs naive model.predict and batched ceiling
+	$(BIN)/python -m astrospect.bench.serving
+
+deploy: setup ## import the MLflow registry's champion into BentoML's store and build its bento
+	$(BIN)/astrospect deploy
+
+serve: setup ## serve the newest deployed bento with `bentoml serve` on 127.0.0.1:3000 (restart to pick up a new champion)
+	$(BIN)/astrospect serve
 
 # ---- scaled-out topology (README "Production deployment") ----
 # Compose v2 (`docker compose`) when the docker client has it, else the standalone `docker-compose`.
