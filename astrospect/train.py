@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import numpy as np
@@ -36,9 +36,6 @@ class TrainConfig:
     seed: int = 42
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
-    # "plateau" halves the learning rate after `patience // 2` epochs without a better val loss (an
-    # addition to the seed's recipe, measured in the README); "constant" is the seed's Adam as is.
-    lr_schedule: Literal["constant", "plateau"] = "plateau"
     shuffle_buffer: int = 8192
     train_fraction: float = 0.8
     val_fraction: float = 0.1
@@ -149,12 +146,6 @@ def train(config: TrainConfig) -> TrainResult:
         ),
         throughput,
     ]
-    if config.lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=max(1, config.patience // 2), min_lr=1e-5
-            )
-        )
     fit = model.fit(
         make_tf_dataset(
             train_rows,
