@@ -7,6 +7,7 @@ instant and the Airflow DAG can import this package's light modules at parse tim
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,6 +36,12 @@ def _print_frame(frame: object, title: str) -> None:
 def _variant(value: str) -> Variant:
     if value not in VARIANTS:
         raise typer.BadParameter(f"--variant must be one of {', '.join(VARIANTS)}, got {value!r}")
+    return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> Any:
+    if value not in allowed:
+        raise typer.BadParameter(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
@@ -69,8 +76,6 @@ def train(
     from astrospect.pipeline import run_variant
     from astrospect.train import TrainConfig
 
-    if stretch not in ("asinh", "linear"):
-        raise typer.BadParameter(f"--stretch must be asinh or linear, got {stretch!r}")
     config = TrainConfig(
         variant=_variant(variant),
         shards=resolve_shards(data),
@@ -79,7 +84,7 @@ def train(
         batch_size=batch_size,
         patience=patience,
         learning_rate=learning_rate,
-        stretch=stretch,  # type: ignore[arg-type]
+        stretch=_choice(stretch, ("asinh", "linear"), "--stretch"),
         augment=augment,
         seed=seed,
     )
@@ -281,7 +286,8 @@ def serve(
     typer.echo(f"serving {target} from BENTOML_HOME={settings.bentoml_home} on {address[0]}:{address[1]}")
     command = [sys.executable, "-m", "bentoml", "serve", target, "--host", address[0], "--port", address[1]]
     # exec: `bentoml serve` replaces this process, so a signal to it (Ctrl-C, make, a test) stops the server.
-    os.execve(sys.executable, command, {**os.environ, "BENTOML_HOME": str(settings.bentoml_home)})
+    env = {"BENTOML_DO_NOT_TRACK": "true", **os.environ, "BENTOML_HOME": str(settings.bentoml_home)}
+    os.execve(sys.executable, command, env)  # no usage statistics posted to BentoML's vendor
 
 
 @app.command()

@@ -87,6 +87,8 @@ def use_bentoml_home(settings: Settings) -> Path:
     """Point BentoML at ``settings.bentoml_home``; must run before BentoML opens its stores."""
     home = settings.bentoml_home
     os.environ["BENTOML_HOME"] = str(home)
+    # BentoML posts usage statistics to its vendor unless told not to; nothing here should phone out.
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     active = Path(BentoMLContainer.bentoml_home.get()).resolve()
@@ -130,9 +132,18 @@ def read_champion(settings: Settings, alias: str = CHAMPION) -> Champion:
 
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
         check_tracking_server(settings.mlflow_tracking_uri)
+    from mlflow.exceptions import MlflowException
+
     client = client_for(settings)
     name = settings.registered_model_name
-    version = client.get_model_version_by_alias(name, alias)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise LookupError(
+            f"registered model {name!r} has no alias {alias!r}: nothing to deploy ({error.message})"
+        ) from error
     run = client.get_run(str(version.run_id))
     metrics = {
         metric: float(run.data.metrics[metric]) for metric in METRIC_NAMES if metric in run.data.metrics
@@ -200,7 +211,13 @@ def _import_model(
         return stored, True
     log.info("importing %s into BentoML's model store as %s", model_uri, tag)
     imported = bentoml.mlflow.import_model(tag, model_uri, labels=labels, metadata=metadata)
-    keras_file(Path(imported.path_of(MLFLOW_MODEL_FOLDER)))  # fail at deploy time, not at serve time
+    try:
+        keras_file(Path(imported.path_of(MLFLOW_MODEL_FOLDER)))  # fail at deploy time, not at serve time
+    except (FileNotFoundError, ValueError):
+        bentoml.models.delete(
+            tag
+        )  # the import just made: a later deploy must not reuse a model it cannot serve
+        raise
     return imported, False
 
 

@@ -50,6 +50,7 @@ class Settings:
     serving_max_body_bytes: int = 64 * 1024 * 1024
     serving_host: str = "127.0.0.1"
     serving_port: int = 3000
+    serving_workers: int = 1  # worker processes, each with its own copy of the model
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -131,6 +132,7 @@ def load_settings() -> Settings:
         ),
         serving_host=os.environ.get("ASTROSPECT_SERVING_HOST", "127.0.0.1"),
         serving_port=int(os.environ.get("ASTROSPECT_SERVING_PORT", "3000")),
+        serving_workers=int(os.environ.get("ASTROSPECT_SERVING_WORKERS", str(min(4, os.cpu_count() or 1)))),
     )
 
 

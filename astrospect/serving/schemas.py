@@ -52,7 +52,8 @@ def validate_cutouts(values: Any, *, max_cutouts: int, source: str = "images") -
             f"{source}: expected at most {max_cutouts} cutouts per request, got {array.shape[0]}"
         )
     try:
-        images = to_model_layout(array, source=source)
+        with np.errstate(over="ignore"):  # a flux beyond float32 becomes inf, refused just below
+            images = to_model_layout(array, source=source)
     except ShardFormatError as error:
         raise CutoutError(f"{source}: {error.reason}") from error
     finite = np.isfinite(images)
@@ -88,6 +89,8 @@ class CutoutBatch:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
+        # Nested arrays of numbers, 4 deep; the exact layouts are in the description. A schema with the exact
+        # sizes (5 x 32 x 32 numbers per cutout) made Schemathesis spend minutes generating each example.
         number_grid: dict[str, Any] = {"type": "number"}
         for _ in range(3):
             number_grid = {"type": "array", "items": number_grid}
@@ -98,7 +101,7 @@ class CutoutBatch:
             "maxItems": self.max_cutouts,
             "description": (
                 f"Raw ugriz cutouts in nanomaggies per pixel, {LAYOUTS}; 64x64 cutouts are centre-cropped."
-                f" 1 to {self.max_cutouts} cutouts, every flux finite."
+                f" 1 to {self.max_cutouts} cutouts of one layout, every flux finite (float32)."
             ),
         }
 

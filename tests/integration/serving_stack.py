@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import read_shard, write_shard
+from astrospect.serving.process import served
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
-from tests.integration.tracking_support import free_port, mlflow_server
+from tests.integration.tracking_support import mlflow_server
 
 MODEL_NAME = "astrospect-photoz"
 DATASET_VERSION = "serving-test-v1"
-READY_TIMEOUT_S = 240
 
 
 @dataclass(frozen=True)
@@ -151,46 +147,5 @@ def run_deploy(env: dict[str, str]) -> dict[str, Any]:
 @contextmanager
 def bento_server(env: dict[str, str], log_path: Path, *extra: str) -> Iterator[str]:
     """``astrospect serve`` on a free loopback port; yields its URL once ``/readyz`` answers 200."""
-    port = free_port()
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            astrospect_command("serve", "--port", str(port), *extra),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the arbiter and its workers stop together
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, server, log_path)
+    with served(env, log_path, *extra) as (url, _):
         yield url
-    finally:
-        stop(server)
-
-
-def wait_until_ready(url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(
-                f"bentoml serve exited with {server.returncode}:\n{log_path.read_text()[-4000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url}/readyz not 200 after {READY_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)

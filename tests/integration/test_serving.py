@@ -32,7 +32,6 @@ from tests.integration.serving_stack import (
 
 MAX_CUTOUTS = 8  # ASTROSPECT_SERVING_MAX_CUTOUTS for this server: small, so "too many" stays small
 MAX_BODY_MB = 2  # ASTROSPECT_SERVING_MAX_BODY_MB: a 3 MB body must be refused
-CUTOUT_FLOATS = 32 * 32 * 5
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # batch composition may change float summation order
 
 

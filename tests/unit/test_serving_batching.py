@@ -1,0 +1,114 @@
+"""The service's adaptive batcher: concurrent requests share model calls and each gets its own answers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from astrospect.serving.batching import AdaptiveBatcher, BatcherOverloadedError
+
+
+class SlowModel:
+    """Answers each cutout with its first pixel's value; the first call blocks until released, so requests
+    pile up behind it the way they do behind a busy model."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.release = threading.Event()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if not self.calls:
+            self.release.wait(timeout=10)
+        self.calls.append(len(images))
+        return images[:, 0, 0, 0].astype(np.float32)
+
+
+def cutouts(values: list[float]) -> np.ndarray:
+    images = np.zeros((len(values), 32, 32, 5), np.float32)
+    images[:, 0, 0, 0] = values
+    return images
+
+
+def test_requests_that_queue_behind_a_busy_model_share_one_call() -> None:
+    model = SlowModel()
+    batcher = AdaptiveBatcher(model, max_batch=64, max_queued=1024)
+
+    async def scenario() -> list[np.ndarray]:
+        first = asyncio.create_task(batcher.predict(cutouts([0.5])))
+        await asyncio.sleep(0.05)  # the first call is running (blocked) in its thread
+        rest = [asyncio.create_task(batcher.predict(cutouts([k, k + 0.25]))) for k in range(1, 16)]
+        await asyncio.sleep(0.05)
+        model.release.set()
+        return [await first, *[await task for task in rest]]
+
+    answers = asyncio.run(scenario())
+    assert model.calls == [1, 30]  # 15 waiting requests of 2 cutouts became one batch
+    assert answers[0].tolist() == [0.5]
+    for k, answer in enumerate(answers[1:], start=1):
+        assert answer.tolist() == [k, k + 0.25]
+    assert batcher.stats.batches == 2
+    assert batcher.stats.largest == 30
+
+
+def test_batches_never_exceed_max_batch_and_large_requests_are_split() -> None:
+    model = SlowModel()
+    model.release.set()
+    batcher = AdaptiveBatcher(model, max_batch=8, max_queued=1024)
+
+    async def scenario() -> tuple[np.ndarray, list[np.ndarray]]:
+        large = asyncio.create_task(batcher.predict(cutouts([float(v) for v in range(20)])))
+        small = [asyncio.create_task(batcher.predict(cutouts([100.0 + k]))) for k in range(5)]
+        return await large, [await task for task in small]
+
+    large, small = asyncio.run(scenario())
+    assert large.tolist() == list(range(20))
+    assert [answer.tolist() for answer in small] == [[100.0 + k] for k in range(5)]
+    assert max(model.calls) <= 8
+    assert sum(model.calls) == 25
+
+
+def test_a_full_queue_refuses_at_once() -> None:
+    model = SlowModel()
+    batcher = AdaptiveBatcher(model, max_batch=4, max_queued=6)
+
+    async def scenario() -> None:
+        running = asyncio.create_task(batcher.predict(cutouts([1.0])))
+        await asyncio.sleep(0.05)  # taken by the model: no longer queued
+        queued = asyncio.create_task(batcher.predict(cutouts([2.0] * 4)))
+        await asyncio.sleep(0)
+        with pytest.raises(BatcherOverloadedError, match="4 cutouts already queued"):
+            await batcher.predict(cutouts([3.0] * 3))
+        model.release.set()
+        assert (await running).tolist() == [1.0]
+        assert (await queued).tolist() == [2.0] * 4
+        assert (await batcher.predict(cutouts([3.0] * 3))).tolist() == [3.0] * 3  # room again
+
+    asyncio.run(scenario())
+
+
+def test_a_model_error_reaches_every_request_of_its_batch_and_the_batcher_goes_on() -> None:
+    calls = []
+
+    def flaky(images: np.ndarray) -> np.ndarray:
+        calls.append(len(images))
+        if len(calls) == 1:
+            raise RuntimeError("model exploded")
+        return np.zeros(len(images), np.float32)
+
+    batcher = AdaptiveBatcher(flaky, max_batch=8, max_queued=64)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(batcher.predict(cutouts([1.0]))) for _ in range(3)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(result, RuntimeError) for result in results)
+        assert (await batcher.predict(cutouts([1.0, 2.0]))).tolist() == [0.0, 0.0]
+
+    asyncio.run(scenario())
+
+
+def test_limits_must_be_consistent() -> None:
+    with pytest.raises(ValueError, match="max_batch <= max_queued"):
+        AdaptiveBatcher(lambda images: images, max_batch=16, max_queued=8)

@@ -1,0 +1,139 @@
+"""The request guard in front of the service: body size limit and well-formed multipart, as ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from astrospect.serving.guards import BodyTooLarge, RequestGuard
+
+LIMIT = 1000
+
+
+class RecordingApp:
+    """The service stand-in: reads the body (as a form for multipart) and answers 200 with what it got."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form["file"]
+            self.seen.append(await upload.read())  # type: ignore[union-attr]
+            await form.close()
+        else:
+            self.seen.append(await request.body())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def call(
+    body_chunks: list[bytes], headers: dict[str, str]
+) -> tuple[int, dict[str, Any] | None, RecordingApp]:
+    app = RecordingApp()
+    guard = RequestGuard(app, max_bytes=LIMIT)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict_file",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "query_string": b"",
+    }
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(body_chunks) - 1}
+        for i, chunk in enumerate(body_chunks)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    status = sent[0]["status"]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return status, (json.loads(body) if status != 200 else None), app
+
+
+def multipart(content: bytes, boundary: str = "XyZ") -> tuple[bytes, dict[str, str]]:
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.npy"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, {
+        "content-type": f"multipart/form-data; boundary={boundary}",
+        "content-length": str(len(body)),
+    }
+
+
+def test_bodies_within_the_limit_reach_the_service_unchanged() -> None:
+    status, _, app = call([b"x" * 600, b"y" * 400], {"content-type": "application/json"})
+    assert status == 200
+    assert app.seen == [b"x" * 600 + b"y" * 400]
+
+
+def test_a_declared_body_over_the_limit_is_refused_unread() -> None:
+    status, error, app = call([b"x" * 10], {"content-length": str(LIMIT + 1)})
+    assert status == 413
+    assert error == {
+        "error": f"request body too large: expected at most {LIMIT} bytes, got {LIMIT + 1} bytes"
+    }
+    assert app.seen == []
+
+
+def test_a_chunked_body_over_the_limit_fails_while_read() -> None:
+    with pytest.raises(BodyTooLarge, match="more than 1000 bytes"):  # BentoML turns it into a 413
+        call([b"x" * 600, b"y" * 600], {"content-type": "application/json"})
+
+
+def test_a_malformed_content_length_is_a_400() -> None:
+    status, error, _ = call([b"{}"], {"content-length": "12abc"})
+    assert status == 400
+    assert error is not None and "expected a decimal Content-Length header" in error["error"]
+
+
+def test_a_good_upload_is_replayed_to_the_service() -> None:
+    body, headers = multipart(b"\x93NUMPY payload")
+    status, _, app = call([body[:50], body[50:]], headers)
+    assert status == 200
+    assert app.seen == [b"\x93NUMPY payload"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"{}", "multipart/form-data", "Missing boundary in multipart"),
+        (
+            b"--XyZ\r\nbroken header line\r\n\r\n--XyZ--\r\n",
+            "multipart/form-data; boundary=XyZ",
+            "Invalid multipart",
+        ),
+    ],
+)
+def test_a_malformed_upload_is_a_400_that_says_why(body: bytes, content_type: str, reason: str) -> None:
+    status, error, app = call([body], {"content-type": content_type, "content-length": str(len(body))})
+    assert status == 400
+    assert error is not None and error["error"].startswith("expected a multipart/form-data upload: ")
+    assert reason in error["error"]
+    assert app.seen == []
+
+
+def test_an_upload_over_the_limit_without_length_is_a_413() -> None:
+    body, headers = multipart(b"z" * (LIMIT + 10))
+    del headers["content-length"]
+    status, error, app = call([body[:500], body[500:]], headers)
+    assert status == 413
+    assert error is not None and "request body too large" in error["error"]
+    assert app.seen == []
