@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast lint format bench bench-training bench-ingest clean bench-ingest integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -99,6 +99,8 @@ airflow-down: ## stop what airflow-up started (its whole process group)
 
 clean: ## remove generated data (keeps the environment)
 	rm -rf data test-artifacts
+
+bench: bench-training bench-ingest bench-simulate bench-serving ## every benchmark, each printing ratios against a baseline measured in the same run
 
 bench-training: setup ## training input pipeline: fit from shards vs in-memory tensors
 	$(BIN)/python -m astrospect.bench.training

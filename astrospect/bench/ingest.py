@@ -20,15 +20,10 @@ from pathlib import Path
 import typer
 
 from astrospect.data.corpus import write_fake_shard
+from astrospect.ports import free_port
 from astrospect.settings import Settings, load_settings
 
 BUCKET = "bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -78,7 +73,7 @@ def main(
     from astrospect.ingest import ingest
     from astrospect.validate import validate_pending
 
-    port = _free_port()
+    port = free_port()
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",

@@ -31,10 +31,11 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
+from astrospect.ports import free_port
 from astrospect.settings import PROJECT_ROOT, get_logger
 from astrospect.topology import stores
 from astrospect.topology.airflow_api import AirflowClient
-from astrospect.topology.processes import ManagedProcess, ServiceError, free_port, processes_with_marker
+from astrospect.topology.processes import ManagedProcess, ServiceError, processes_with_marker
 
 log = get_logger(__name__)
 

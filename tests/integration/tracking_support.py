@@ -10,7 +10,6 @@ registry without depending on what two epochs of training happen to learn.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from astrospect.data.shards import write_shard
+from astrospect.ports import free_port
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings
 
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
@@ -27,12 +27,6 @@ EXACT_BAND, NOISY_BAND, OUTLIER_BAND, OFFSET_BAND = 0, 1, 2, 3
 NOISE_SIGMA = 0.02  # NOISY_BAND: z + N(0, 0.02)
 OUTLIER_DZ = 0.5  # OUTLIER_BAND: z + 0.5 for every fifth galaxy, else exact
 OFFSET_DZ = 0.03  # OFFSET_BAND: z + 0.03 (a pure bias)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
