@@ -322,13 +322,8 @@ def session_for_dataset(
     The DAG's short-circuit: a dataset version already trained is not trained again (unless forced).
     """
     client = client_for(settings)
-    experiment = client.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        return None
-    sessions = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_SESSION}' and tags.{TAG_DATASET_VERSION} = '{_quoted(dataset_version)}'",
-        order_by=["attributes.start_time DESC"],
+    sessions = _sessions_newest_first(
+        client, settings, f" and tags.{TAG_DATASET_VERSION} = '{_quoted(dataset_version)}'"
     )
     for session in sessions:
         trained = {
@@ -429,20 +424,27 @@ def session_children(settings: Settings, parent_run_id: str) -> list[Run]:
 
 def latest_session(settings: Settings) -> Run | None:
     """The most recent parent run that has at least one finished child, or None."""
-    client = client_for(settings)
-    experiment = client.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        return None
-    sessions = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_SESSION}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=20,
-    )
-    for session in sessions:
+    for session in _sessions_newest_first(client_for(settings), settings, max_results=20):
         if session_children(settings, session.info.run_id):
             return session
     return None
+
+
+def _sessions_newest_first(
+    client: MlflowClient, settings: Settings, extra_filter: str = "", max_results: int = 1000
+) -> list[Run]:
+    """Parent (session) runs of the experiment, newest first; none when the experiment does not exist yet."""
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        return []
+    return list(
+        client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_SESSION}'{extra_filter}",
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
+        )
+    )
 
 
 def experiment_url(settings: Settings) -> str:

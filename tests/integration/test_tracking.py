@@ -204,7 +204,8 @@ def test_logged_metrics_equal_the_evaluation(session: Session, client: MlflowCli
             row = dict(zip(table["columns"], table["data"][0], strict=True))
             assert row["model"] == evaluation.name and row["n"] == len(evaluation.z_true)
             for name in METRIC_NAMES:
-                assert row[name] == pytest.approx(evaluation.metrics[name], rel=1e-9, abs=1e-12, nan_ok=True)
+                # mlflow.log_table writes JSON through pandas at 10 decimals (error <= 5e-11); the metrics above are exact.
+                assert row[name] == pytest.approx(evaluation.metrics[name], rel=0, abs=1e-10, nan_ok=True)
 
             per_bin = json.loads(
                 Path(client.download_artifacts(run.info.run_id, "metrics/per_z_bin.json")).read_text()
