@@ -33,7 +33,7 @@ format: setup ## apply ruff's fixes and formatting
 	$(BIN)/ruff format astrospect tests dags
 
 test: setup ## the whole test suite (unit, data, model, integration)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=12
 
 test-fast: setup ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"

@@ -110,11 +110,15 @@ def train_step(
 def promote_step(
     parent_run_id: str, snapshot: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
+    """Apply the promotion policy on the fixed holdout, then close the session with its compare-view link."""
     from astrospect.promote import promote_session
+    from astrospect.tracking import end_session
 
     settings = settings or load_settings()
-    decision = promote_session(settings, parent_run_id, [Path(p) for p in snapshot["shards"]])
-    return decision.summary()
+    decision = promote_session(settings, parent_run_id, [Path(p) for p in snapshot["shards"]]).summary()
+    decision["compare_url"] = end_session(parent_run_id, settings)
+    log.info("compare the runs side by side: %s", decision["compare_url"])
+    return decision
 
 
 def deploy_step(promotion: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:

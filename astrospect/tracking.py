@@ -255,6 +255,9 @@ def log_variant_run(
     }
     run = client.create_run(parent.info.experiment_id, run_name=variant, tags=tags)
     run_id = str(run.info.run_id)
+    # The fluent API refuses to resume a run outside the process's active experiment, which may be
+    # whatever an earlier caller in this process chose: make it this run's experiment.
+    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
     with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         params = _config_params(config) | {
             "n_train": train_result.n_train,

@@ -94,8 +94,11 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "redshift")]),
     )
     metrics = metric_table(cutouts.redshift, np.asarray(model.predict_on_batch(cutouts.images)))
-    previous_uri = mlflow.get_tracking_uri()
+    # The registry URI is process-global too: an earlier test module may have pointed it at a server that
+    # is gone, so set (and restore) both.
+    previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     try:
         mlflow.set_experiment("serving-tests")
         with mlflow.start_run(tags={TAG_DATASET_VERSION: DATASET_VERSION}) as run:
@@ -109,7 +112,9 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
                 pip_requirements=["tensorflow", "keras"],
             )
         version = str(info.registered_model_version)
-        mlflow.MlflowClient(tracking_uri).set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+        mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
+            MODEL_NAME, CHAMPION_ALIAS, version
+        )
         # The MLflow model's own predictions: its loader unpickles the custom layer it saved (our own model).
         os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
         try:
@@ -119,6 +124,7 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
         expected = np.asarray(logged.predict(cutouts.images), dtype=np.float32).reshape(-1)
     finally:
         mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_registry)
     return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected)
 
 

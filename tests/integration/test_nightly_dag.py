@@ -102,7 +102,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     landing = home / "landing"
     good = synthesize(landing, n=600, seed=11, shard_size=200, lrg_fraction=0.05)
     bad = write_nan_shard(good[0], landing / "night1-bad-pixels.h5")
-    client = MlflowClient(tracking_url)
+    client = MlflowClient(tracking_url, registry_uri=tracking_url)  # never the process-global registry
 
     # Night 1: three good shards accepted, the bad one quarantined and named; both variants trained.
     night1 = dags_test(airflow_env)
@@ -112,6 +112,8 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert f"quarantined {bad.stem}" in night1
     assert len(sessions(client)) == 1
     parent = sessions(client)[0].info.run_id
+    assert sessions(client)[0].info.status == "FINISHED"  # promote closes the session
+    assert "compare-runs?runs=" in night1
     kinds = children(client, parent)
     assert sorted(kinds) == ["baseline-knn", "clipped", "full"]
     assert sorted(kinds["baseline-knn"]) == ["baseline-knn-clipped", "baseline-knn-full"]

@@ -149,7 +149,8 @@ def _session_run_id(airflow: AirflowClient, run_id: str) -> str:
 def _mlflow(topology: Topology) -> Any:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=topology.config.url("mlflow"))
+    url = topology.config.url("mlflow")
+    return MlflowClient(tracking_uri=url, registry_uri=url)  # never the process-global registry
 
 
 def _versions_of_session(mlflow: Any, session_run_id: str) -> dict[str, list[str]]:
