@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from astrospect.data.dataset import VARIANTS, Variant
+from astrospect.data.dataset import VARIANTS
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="AstroSpect: photometric redshifts from ugriz cutouts."
@@ -24,35 +24,23 @@ def _print_frame(frame: object, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from astrospect.report import format_cell
+
     assert isinstance(frame, pd.DataFrame)
     table = Table(title=title, show_lines=False)
     for column in frame.columns:
         table.add_column(str(column), justify="right" if frame[column].dtype.kind in "fiu" else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(value) for value in row])
+        table.add_row(
+            *[format_cell(str(column), value) for column, value in zip(frame.columns, row, strict=True)]
+        )
     Console(width=200).print(table)
-
-
-def _variant(value: str) -> Variant:
-    if value not in VARIANTS:
-        raise typer.BadParameter(f"--variant must be one of {', '.join(VARIANTS)}, got {value!r}")
-    return value
 
 
 def _choice(value: str, allowed: tuple[str, ...], option: str) -> Any:
     if value not in allowed:
         raise typer.BadParameter(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
     return value
-
-
-def _cell(value: object) -> str:
-    import math
-
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.4f}"
-    return str(value)
 
 
 @app.command()
@@ -77,7 +65,7 @@ def train(
     from astrospect.train import TrainConfig
 
     config = TrainConfig(
-        variant=_variant(variant),
+        variant=_choice(variant, VARIANTS, "--variant"),
         shards=resolve_shards(data),
         out_dir=out,
         epochs=epochs,
@@ -114,7 +102,7 @@ def evaluate(
     from astrospect.model import load_model
 
     shards = resolve_shards(data)
-    data_variant = _variant(variant)
+    data_variant = _choice(variant, VARIANTS, "--variant")
     cnn = evaluate_model(load_model(model), shards, name=f"cnn ({model.name})", variant=data_variant)
     baseline = evaluate_baseline(
         fit_colour_baseline(shards, data_variant),

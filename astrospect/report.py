@@ -100,13 +100,14 @@ def render(frame: pd.DataFrame, title: str) -> Table:
             table.add_section()
         previous_data = record["data"]
         table.add_row(
-            *[_cell(column, record[column]) for column in COLUMNS],
+            *[format_cell(column, record[column]) for column in COLUMNS],
             style="dim" if record["data"] == SEED else None,
         )
     return table
 
 
-def _cell(column: str, value: object) -> str:
+def format_cell(column: str, value: object) -> str:
+    """One table cell: metrics to 4 decimals, fractions as %, counts with separators, NaN as -."""
     if isinstance(value, float):
         if math.isnan(value):
             return "-"

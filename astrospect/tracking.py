@@ -517,25 +517,17 @@ def git_commit() -> str:
     if "ASTROSPECT_GIT_COMMIT" in os.environ:
         return os.environ["ASTROSPECT_GIT_COMMIT"]
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
 
 
 def _context_tags(dataset_version: str, airflow_run_id: str | None) -> dict[str, str]:
