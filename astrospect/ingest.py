@@ -5,13 +5,14 @@ nothing. The source is only ever read. Each object streams into a temp file unde
 boto3's transfer manager, multipart ranged GETs, never the whole object in memory), is hashed, fsynced and
 then published under ``raw/<stem>.<sha256[:12]>.h5`` with a hard link, which fails rather than overwrite.
 A killed ingest leaves at most a temp file, removed by the next run; the ledger row is written after the
-file is in place, and a file found in place without its row is verified and adopted.
+file is in place, and a file found in place without its row is verified and adopted. With a shard store
+(``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new shard is also written to its ``raw/`` there
+before the ledger row, so workers on other machines can read it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -25,11 +26,11 @@ from typing import IO, Any, Protocol
 from astrospect.data.shards import ShardFormatError, inspect_shard
 from astrospect.ledger import Ledger, gate_lock
 from astrospect.settings import Settings, get_logger
+from astrospect.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
 
 log = get_logger(__name__)
 
 SHARD_SUFFIXES = (".h5", ".hdf5")
-HASH_BLOCK = 1024 * 1024  # bytes read per step when hashing
 INCOMING = ".incoming"  # temp folder inside the raw store; hidden, so list_shards never sees it
 
 
@@ -96,18 +97,10 @@ class S3Landing:
     environment and config (``AWS_ENDPOINT_URL`` for MinIO, moto or any S3-compatible store)."""
 
     def __init__(self, uri: str, settings: Settings) -> None:
-        import boto3
         from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
 
-        match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
-        if match is None:
-            raise ValueError(f"{uri}: expected s3://bucket/prefix/")
-        self.bucket, self.prefix = match.group(1), match.group(2)
-        custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
-        # S3-compatible stores on a plain host:port (MinIO, moto) need path-style addressing.
-        config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
-        self.client = boto3.session.Session().client("s3", config=config)
+        self.bucket, self.prefix = split_s3_uri(uri)
+        self.client = s3_client()
         self.transfer = TransferConfig(
             multipart_threshold=settings.ingest_chunk_bytes,
             multipart_chunksize=settings.ingest_chunk_bytes,
@@ -147,6 +140,7 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
     result = IngestResult(source=str(source))
     started = time.perf_counter()
     incoming = settings.raw_dir / INCOMING
+    store = open_store(settings)
     with gate_lock(settings), Ledger(settings.ledger_path) as ledger:
         _remove_stale_temp_files(incoming)
         objects = landing.list()
@@ -155,7 +149,7 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
             if ledger.sighting(obj.uri, obj.fingerprint) is not None:
                 result.skipped += 1
                 continue
-            path = _copy_one(landing, obj, ledger, settings)
+            path = _copy_one(landing, obj, ledger, settings, store)
             if path is None:
                 result.skipped += 1
                 continue
@@ -182,8 +176,11 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
     return result
 
 
-def _copy_one(landing: Landing, obj: LandingObject, ledger: Ledger, settings: Settings) -> Path | None:
-    """Copy one object into the raw store; None when its content is already held."""
+def _copy_one(
+    landing: Landing, obj: LandingObject, ledger: Ledger, settings: Settings, store: S3Store | None
+) -> Path | None:
+    """Copy one object into the raw store (and the shard store, when there is one); None when its content
+    is already held. The ledger row comes last, so a run killed before it redoes this shard next time."""
     with _temp_file(settings.raw_dir / INCOMING, obj.name) as (temp_path, handle):
         landing.download(obj, handle)
         handle.flush()
@@ -206,6 +203,8 @@ def _copy_one(landing: Landing, obj: LandingObject, ledger: Ledger, settings: Se
             return None
         final = settings.raw_dir / store_name(obj.name, sha256)
         _publish(temp_path, final, sha256)
+    if store is not None:
+        store.put_shard(final, "raw", sha256)
     ledger.add_shard(
         sha256=sha256,
         name=final.name,
@@ -223,14 +222,6 @@ def store_name(original: str, sha256: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip(".") or "shard"
     suffix = path.suffix if path.suffix in SHARD_SUFFIXES else ".h5"
     return f"{stem}.{sha256[:12]}{suffix}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _publish(temp_path: Path, final: Path, sha256: str) -> None:

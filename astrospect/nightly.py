@@ -1,13 +1,13 @@
 """The nightly pipeline's steps as plain functions: the Airflow DAG wires them, tests call them directly.
 
-Each step takes and returns small JSON-able values (paths, ids, versions), never arrays, so Airflow's XCom
-carries them between processes and workers. Each is idempotent: re-running a step for the same run gives
+Each step takes and returns small JSON-able values (paths or s3:// URIs, ids, versions), never arrays, so
+Airflow's XCom carries them between processes and workers; a step that reads shards fetches the ones in the
+shard store into its own machine's cache (:func:`astrospect.store.local_copies`). Each is idempotent: re-running a step for the same run gives
 the same result and creates no duplicates.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from astrospect.settings import Settings, get_logger, load_settings
@@ -72,9 +72,7 @@ def start_session_step(
     from astrospect.tracking import start_session
 
     settings = settings or load_settings()
-    return start_session(
-        settings, snapshot["version"], [Path(p) for p in snapshot["shards"]], airflow_run_id=airflow_run_id
-    )
+    return start_session(settings, snapshot["version"], snapshot["shards"], airflow_run_id=airflow_run_id)
 
 
 def train_step(
@@ -83,6 +81,7 @@ def train_step(
     """Train, score and log one variant as a child run; a retried task finds the finished child and stops."""
     from astrospect import tracking
     from astrospect.pipeline import run_variant
+    from astrospect.store import local_copies
     from astrospect.train import TrainConfig
 
     settings = settings or load_settings()
@@ -97,7 +96,7 @@ def train_step(
         return existing.summary()
     config = TrainConfig(
         variant=variant,  # type: ignore[arg-type]
-        shards=[Path(p) for p in snapshot["shards"]],
+        shards=local_copies(snapshot["shards"], snapshot["sha256"], settings),
         out_dir=settings.models_dir / parent_run_id / variant,
         epochs=epochs,
         seed=settings.seed,
@@ -112,10 +111,12 @@ def promote_step(
 ) -> dict[str, Any]:
     """Apply the promotion policy on the fixed holdout, then close the session with its compare-view link."""
     from astrospect.promote import promote_session
+    from astrospect.store import local_copies
     from astrospect.tracking import end_session
 
     settings = settings or load_settings()
-    decision = promote_session(settings, parent_run_id, [Path(p) for p in snapshot["shards"]]).summary()
+    shards = local_copies(snapshot["shards"], snapshot["sha256"], settings)
+    decision = promote_session(settings, parent_run_id, shards).summary()
     decision["compare_url"] = end_session(parent_run_id, settings)
     log.info("compare the runs side by side: %s", decision["compare_url"])
     return decision

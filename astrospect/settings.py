@@ -69,6 +69,17 @@ class Settings:
         return os.environ.get("ASTROSPECT_MLFLOW_UI_URL", self.mlflow_tracking_uri).rstrip("/")
 
     @property
+    def store_uri(self) -> str | None:
+        """``s3://bucket/prefix/`` holding every shard and manifest for workers on other machines
+        (``ASTROSPECT_STORE``); unset, the embedded default keeps them under ``ASTROSPECT_HOME`` only."""
+        return os.environ.get("ASTROSPECT_STORE") or None
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's verified copies of shards fetched from the store, named by sha256."""
+        return self.home / "cache"
+
+    @property
     def ledger_path(self) -> Path:
         """SQLite ledger of every ingested shard: source, sha256, size, rows, status, release reasons."""
         return self.home / "ledger.sqlite"

@@ -5,6 +5,10 @@ the same accepted set always gives the same version, whatever the order or time 
 manifest ``snapshots/<version>.json`` lists each shard's path (relative to ``ASTROSPECT_HOME``), sha256,
 size and rows; ``snapshots/LATEST`` names the newest. Creating a snapshot when nothing new was accepted
 returns the existing manifest unchanged.
+
+With a shard store (``ASTROSPECT_STORE``) each shard entry also has its ``uri`` there, the manifest and
+``LATEST`` are written there too, and the snapshot lists those URIs: a worker on another machine trains
+from them through :func:`astrospect.store.local_copies`, with no shared folder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from astrospect.ledger import ACCEPTED, RELEASED, Ledger
 from astrospect.settings import Settings, get_logger
+from astrospect.store import S3Store, open_store
 
 log = get_logger(__name__)
 
@@ -30,7 +35,7 @@ LATEST = "LATEST"
 class Snapshot:
     version: str
     manifest_path: str
-    shards: list[str]  # absolute shard paths, in manifest order
+    shards: list[str]  # the store's s3:// URIs when there is one, else absolute paths; in manifest order
     sha256: list[str]
     rows: list[int]
     n_rows: int
@@ -46,6 +51,7 @@ class Snapshot:
             "version": self.version,
             "manifest": self.manifest_path,
             "shards": self.shards,
+            "sha256": self.sha256,
             "n_shards": len(self.shards),
             "n_rows": self.n_rows,
             "new": self.new,
@@ -63,10 +69,13 @@ def create_snapshot(settings: Settings) -> Snapshot:
         records = sorted(ledger.with_status(ACCEPTED, RELEASED), key=lambda record: record.name)
     version = dataset_version([record.sha256 for record in records])
     manifest_path = settings.snapshots_dir / f"{version}.json"
+    store = open_store(settings)
     if manifest_path.is_file():
         log.info("snapshot %s already exists (%d shards): unchanged", version[:12], len(records))
         snapshot = load_manifest(manifest_path)
-        _point_latest(settings, version)
+        _point_latest(settings, version, store)
+        if store is not None:  # a run killed before its upload finishes it now; the object is create-only
+            store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
         return snapshot
     shards = []
     for record in records:
@@ -78,16 +87,19 @@ def create_snapshot(settings: Settings) -> Snapshot:
             )
         if record.rows is None:
             raise ValueError(f"{path}: accepted without a row count in the ledger")
-        shards.append(
-            {
-                "name": record.name,
-                "path": str(path.relative_to(settings.home)),
-                "sha256": record.sha256,
-                "size": record.size,
-                "rows": record.rows,
-                "source": record.source,
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": record.name,
+            "path": str(path.relative_to(settings.home)),
+            "sha256": record.sha256,
+            "size": record.size,
+            "rows": record.rows,
+            "source": record.source,
+        }
+        if (
+            store is not None
+        ):  # normally there since ingest; a shard ingested before the store existed goes now
+            entry["uri"] = store.put_shard(path, "raw", record.sha256)
+        shards.append(entry)
     manifest = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -96,7 +108,9 @@ def create_snapshot(settings: Settings) -> Snapshot:
         "shards": shards,
     }
     _write_json_once(manifest_path, manifest)
-    _point_latest(settings, version)
+    if store is not None:
+        store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
+    _point_latest(settings, version, store)
     log.info(
         "snapshot %s: %d shard(s), %d cutouts -> %s",
         version[:12],
@@ -118,7 +132,7 @@ def load_manifest(path_or_version: str | Path, settings: Settings | None = None)
     return Snapshot(
         version=manifest["version"],
         manifest_path=str(path),
-        shards=[str(home / shard["path"]) for shard in shards],
+        shards=[shard.get("uri") or str(home / shard["path"]) for shard in shards],
         sha256=[shard["sha256"] for shard in shards],
         rows=[int(shard["rows"]) for shard in shards],
         n_rows=int(manifest["n_rows"]),
@@ -163,8 +177,10 @@ def _write_json_once(path: Path, payload: dict[str, Any]) -> None:
         temp.unlink()
 
 
-def _point_latest(settings: Settings, version: str) -> None:
+def _point_latest(settings: Settings, version: str, store: S3Store | None) -> None:
     latest = settings.snapshots_dir / LATEST
     temp = latest.with_name(f".{LATEST}.part")
     temp.write_text(version + "\n")
     os.replace(temp, latest)
+    if store is not None:
+        store.put_text(f"snapshots/{LATEST}", version + "\n", once=False)

@@ -26,6 +26,7 @@ from astrospect.data.shards import ShardFormatError, ShardInfo, inspect_shard
 from astrospect.data.summaries import magnitudes, summarize_shard
 from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
 from astrospect.settings import BANDS, Settings, get_logger
+from astrospect.store import open_store
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -460,6 +461,10 @@ def _judge(
     failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
     reason = reason_text(failures)
     result_path, report_path = write_report(settings, record, results, failures, reference)
+    store = open_store(settings)
+    if store is not None:  # the reports are readable wherever the shard store is (the shard is in raw/ there)
+        for path in (result_path, report_path):
+            store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
     move(path, settings.quarantine_dir)
     ledger.mark_quarantined(record.sha256, info.n if info else None, reason, str(report_path))
     verdict = Verdict(

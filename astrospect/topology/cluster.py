@@ -1,7 +1,8 @@
 """The scaled-out topology, natively on loopback: what ``docker/compose.yaml`` runs, without Docker.
 
 PostgreSQL (one database for Airflow, one for MLflow), Redis (Celery's broker), an S3 endpoint (moto)
-holding the landing zone, the raw store and MLflow's artifacts, the MLflow server on Postgres + S3,
+holding the landing zone, the shard store (raw shards, snapshot manifests, quarantine reports) and MLflow's
+artifacts, the MLflow server on Postgres + S3,
 Airflow 3 on the CeleryExecutor (api-server, scheduler, dag-processor, triggerer, a worker on the
 ``default`` queue and one on ``gpu``), and the BentoML service once a champion exists.
 
@@ -41,8 +42,13 @@ log = get_logger(__name__)
 
 LANDING_BUCKET = "astrospect-landing"
 MLFLOW_BUCKET = "astrospect-mlflow"
+DATA_BUCKET = "astrospect-data"  # the shard store (astrospect.store)
 AIRFLOW_ADMIN = "admin"
 WORKER_QUEUES = {"worker-default": "default", "worker-gpu": "gpu"}
+# Each worker's own disk. The gpu worker shares no folder with the rest: it reads its shards from the shard
+# store in S3, as a GPU machine elsewhere would. The default worker's is the clients' (the gate's ledger,
+# and the bento that `astrospect serve` runs).
+WORKER_HOMES = {"worker-default": "astrospect-home", "worker-gpu": "worker-gpu-home"}
 AIRFLOW_STARTUP_TIMEOUT_S = 240.0  # on 2 busy cores each Airflow component imports for 10-40 s
 
 
@@ -122,6 +128,7 @@ class Topology:
             "AWS_DEFAULT_REGION": c.region,
             "ASTROSPECT_HOME": str(c.root / "astrospect-home"),
             "ASTROSPECT_LANDING": f"s3://{LANDING_BUCKET}/incoming/",
+            "ASTROSPECT_STORE": f"s3://{DATA_BUCKET}/",
             "ASTROSPECT_SERVING_HOST": "127.0.0.1",
             "ASTROSPECT_SERVING_PORT": str(c.ports["bentoml"]),
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -186,7 +193,7 @@ class Topology:
 
     def start(self) -> None:
         started = time.monotonic()
-        for sub in ("logs", "home", "airflow", "astrospect-home"):
+        for sub in ("logs", "home", "airflow", *WORKER_HOMES.values()):
             (self.config.root / sub).mkdir(parents=True, exist_ok=True)
         self._start_stores()
         self._start_mlflow()
@@ -208,7 +215,7 @@ class Topology:
         )
         self._add(stores.s3_process(c.ports["s3"], self.log_dir, self.id), 60)
         s3 = self.s3()
-        for bucket in (LANDING_BUCKET, MLFLOW_BUCKET):
+        for bucket in (LANDING_BUCKET, MLFLOW_BUCKET, DATA_BUCKET):
             s3.create_bucket(Bucket=bucket)
 
     def s3(self) -> Any:
@@ -287,7 +294,10 @@ class Topology:
         process = self._airflow(
             name,
             "celery", "worker", "--queues", queue, "--celery-hostname", f"{name}@%h", "--concurrency", "1",
-            extra_env={"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(logs_port)},
+            extra_env={
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(logs_port),
+                "ASTROSPECT_HOME": str(self.config.root / WORKER_HOMES[name]),
+            },
         )  # fmt: skip
         broker = self.airflow_environment()["AIRFLOW__CELERY__BROKER_URL"]
         process.health = lambda: _celery_worker_answers(broker, name)

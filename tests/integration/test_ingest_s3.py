@@ -9,14 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from astrospect.data.corpus import write_fake_shard
 from astrospect.ingest import INCOMING, ingest, sha256_file
@@ -24,38 +21,8 @@ from astrospect.ledger import Ledger
 from astrospect.settings import Settings, load_settings
 from astrospect.validate import validate_pending
 
-BUCKET = "landing"
+BUCKET = "landing"  # created by the s3 fixture (conftest.py)
 PREFIX = "incoming/"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A fresh bucket; the standard AWS environment points boto3 (ours and ingest's) at the loopback server."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    client = boto3.client("s3")
-    for bucket in client.list_buckets()["Buckets"]:
-        for item in client.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
-            client.delete_object(Bucket=bucket["Name"], Key=item["Key"])  # the test bucket, not user data
-        client.delete_bucket(Bucket=bucket["Name"])
-    client.create_bucket(Bucket=BUCKET)
-    return client
 
 
 @pytest.fixture

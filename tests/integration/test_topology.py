@@ -26,7 +26,14 @@ import pytest
 import requests
 
 from astrospect.topology.airflow_api import AirflowApiError, AirflowClient, TaskRow
-from astrospect.topology.cluster import LANDING_BUCKET, MLFLOW_BUCKET, Topology, running_topology
+from astrospect.topology.cluster import (
+    DATA_BUCKET,
+    LANDING_BUCKET,
+    MLFLOW_BUCKET,
+    WORKER_HOMES,
+    Topology,
+    running_topology,
+)
 from astrospect.topology.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +228,7 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
         )
     assert sum(key.endswith("/MLmodel") for key in artifacts) >= 2, "registered models' files not in S3"
     assert _listing(topology, LANDING_BUCKET, "incoming/") == landing, "the landing zone changed"
+    _check_shard_store(topology, airflow, run_id, landing)
     _print_table(
         "MLflow (Postgres + S3)",
         ("what", "value"),
@@ -248,6 +256,32 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     print(f"\nchampion v{champion.version} served at {url}: z_pred {np.round(redshift, 3)} vs z_spec {np.round(truth, 3)}"
           f" (ready after {serving.ready_after_s:.0f} s)")  # fmt: skip
     _print_services(topology, "services after the nightly run")
+
+
+def _check_shard_store(
+    topology: Topology, airflow: AirflowClient, run_id: str, landing: dict[str, str]
+) -> None:
+    """The shards live in S3, and the gpu worker trained from its own verified copies of them: no folder
+    is shared between the workers."""
+    snapshot = airflow.xcom(DAG_ID, run_id, "snapshot")
+    if isinstance(snapshot, str):
+        snapshot = json.loads(snapshot)
+    store = _listing(topology, DATA_BUCKET)
+    raw = sorted(key for key in store if key.startswith("raw/"))
+    assert len(raw) == len(landing), f"{len(landing)} landed shards but {len(raw)} in the store's raw/"
+    assert sorted(snapshot["shards"]) == [f"s3://{DATA_BUCKET}/{key}" for key in raw], snapshot["shards"]
+    assert f"snapshots/{snapshot['version']}.json" in store and "snapshots/LATEST" in store, sorted(store)
+    gpu_home = topology.config.root / WORKER_HOMES["worker-gpu"]
+    cached = sorted(path.name for path in (gpu_home / "cache").iterdir())
+    assert cached == sorted(f"{sha}.h5" for sha in snapshot["sha256"]), cached
+    for folder in ("raw", "accepted", "quarantine", "snapshots", "ledger.sqlite"):
+        assert not (gpu_home / folder).exists(), f"the gpu worker has {folder}: it should only read S3"
+    _print_table(
+        f"shard store s3://{DATA_BUCKET}/ (the gpu worker's own copies in {gpu_home.name}/cache)",
+        ("what", "value"),
+        [("raw shards", str(len(raw))), ("snapshot", snapshot["version"][:12]),
+         ("cached on worker-gpu", str(len(cached)))],
+    )  # fmt: skip
 
 
 def _failures(topology: Topology, run_id: str, rows: list[TaskRow]) -> str:
@@ -298,6 +332,7 @@ def test_gpu_worker_killed_mid_training_is_retried_without_duplicates(
     mlflow = _mlflow(topology)
     versions_before = {str(v.version) for v in mlflow.search_model_versions(f"name = '{MODEL_NAME}'")}
     artifacts_before = _listing(topology, MLFLOW_BUCKET)
+    store_before = _listing(topology, DATA_BUCKET)
     assert versions_before and artifacts_before, "runs after the nightly test, on its MLflow state"
     run_id = f"integration-fault-{int(time.time())}"
     airflow.trigger(DAG_ID, run_id, {"epochs": FAULT_EPOCHS, "force_retrain": True})
@@ -350,5 +385,6 @@ def test_gpu_worker_killed_mid_training_is_retried_without_duplicates(
     changed = {key for key, etag in artifacts_before.items() if artifacts_after.get(key) != etag}
     assert changed == set(), f"objects lost or overwritten in s3://{MLFLOW_BUCKET}: {sorted(changed)[:5]}"
     assert _listing(topology, LANDING_BUCKET, "incoming/") == landing, "the landing zone changed"
+    assert _listing(topology, DATA_BUCKET) == store_before, f"s3://{DATA_BUCKET} changed during the fault run"
     print(f"\nafter the fault: versions {sorted(versions_after - versions_before, key=int)} new, "
           f"{len(artifacts_after) - len(artifacts_before)} new objects in s3://{MLFLOW_BUCKET}, none lost")  # fmt: skip

@@ -1,0 +1,191 @@
+"""The shard store: the copy of every shard and snapshot manifest that any worker, on any machine, can read.
+
+``ASTROSPECT_STORE=s3://bucket/prefix/`` turns it on (the scaled-out topology); unset, the embedded default
+keeps everything in ``ASTROSPECT_HOME`` and nothing here is used. The layout under the prefix:
+
+- ``raw/<stem>.<sha256[:12]>.h5``: every ingested shard, written once at ingest and never replaced or deleted.
+  Names carry the content hash, so a key always means the same bytes. A shard's status (accepted,
+  quarantined, released) lives in the ledger and in the manifests, not in its key: S3 has no atomic
+  rename, and a copy-then-delete "move" could lose a shard between its two calls.
+- ``quarantine/<shard>.report.html`` and ``.result.json``: the gate's readable reports.
+- ``snapshots/<version>.json`` (written once) and ``snapshots/LATEST``: the dataset versions training reads.
+
+Shards are written with a conditional PUT (``If-None-Match: *``), so two writers can never replace each
+other's object; a worker reads a shard through :func:`local_copies`, which downloads it once into its own
+cache and checks its sha256 before anything trains on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from astrospect.settings import Settings, get_logger
+
+log = get_logger(__name__)
+
+HASH_BLOCK = 1024 * 1024  # bytes read per step when hashing
+SHA256_METADATA = "sha256"  # object metadata key holding the content hash
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
+    if match is None:
+        raise ValueError(f"{uri}: expected s3://bucket/prefix/")
+    return match.group(1), match.group(2)
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment (``AWS_ENDPOINT_URL`` for MinIO, moto or any
+    S3-compatible store, which on a plain host:port needs path-style addressing)."""
+    import boto3
+    from botocore.config import Config
+
+    custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+    config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
+    return boto3.session.Session().client("s3", config=config)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class S3Store:
+    """The store under ``s3://bucket/prefix/``."""
+
+    def __init__(self, uri: str, client: Any | None = None) -> None:
+        self.bucket, prefix = split_s3_uri(uri)
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.client = client if client is not None else s3_client()
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def put_shard(self, path: Path, area: str, sha256: str) -> str:
+        """Upload a shard to ``<area>/<name>`` unless that object already holds these bytes; never replaces.
+
+        Returns the object's URI. An object of the same name with other content (which content-hashed
+        names make a sign of tampering or a bug) raises :class:`FileExistsError` naming both hashes.
+        """
+        key = f"{area}/{path.name}"
+        held = self._held_sha256(key)
+        if held is None:
+            from botocore.exceptions import ClientError
+
+            with open(path, "rb") as body:
+                try:
+                    # A single streamed PUT: S3 allows 5 GB, and only PutObject takes If-None-Match.
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=self.prefix + key,
+                        Body=body,
+                        IfNoneMatch="*",
+                        Metadata={SHA256_METADATA: sha256},
+                    )
+                    log.info("store: %s -> %s", path.name, self.uri(key))
+                    return self.uri(key)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] not in {
+                        "PreconditionFailed",
+                        "ConditionalRequestConflict",
+                    }:
+                        raise
+            held = self._held_sha256(key)  # another writer got there first: check what it wrote
+        if held != sha256:
+            raise FileExistsError(
+                f"{self.uri(key)}: already holds sha256 {held}, not {sha256}; refusing to overwrite"
+            )
+        return self.uri(key)
+
+    def put_text(self, key: str, text: str, *, once: bool) -> str:
+        """Write a small text object; ``once`` makes it create-only (an existing object is left as it is)."""
+        from botocore.exceptions import ClientError
+
+        extra = {"IfNoneMatch": "*"} if once else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=text.encode(), **extra)
+        except ClientError as error:
+            if not once or error.response["Error"]["Code"] != "PreconditionFailed":
+                raise
+        return self.uri(key)
+
+    def get_text(self, key: str) -> str:
+        return str(self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read().decode())
+
+    def _held_sha256(self, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return str(head.get("Metadata", {}).get(SHA256_METADATA, "<no sha256 metadata>"))
+
+
+def open_store(settings: Settings) -> S3Store | None:
+    """The shard store when ``ASTROSPECT_STORE`` names one, else None (everything stays in the home folder)."""
+    return S3Store(settings.store_uri) if settings.store_uri else None
+
+
+def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settings) -> list[Path]:
+    """Local paths for a snapshot's shards: folder paths as they are; ``s3://`` ones downloaded once into
+    ``ASTROSPECT_HOME/cache/`` and checked against the manifest's sha256 before they are used."""
+    if len(shards) != len(sha256s):
+        raise ValueError(f"{len(shards)} shard(s) but {len(sha256s)} sha256(s) in the snapshot")
+    if not any(str(shard).startswith("s3://") for shard in shards):
+        return [Path(shard) for shard in shards]
+    client = s3_client()
+    cache = settings.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    started, fetched_bytes, paths = time.perf_counter(), 0, []
+    for index, (shard, sha256) in enumerate(zip(shards, sha256s, strict=True), start=1):
+        if not shard.startswith("s3://"):
+            paths.append(Path(shard))
+            continue
+        bucket, key = split_s3_uri(shard)
+        # The cache is keyed by content hash: a cached file is the right bytes by construction, because it is
+        # only ever renamed into place after its hash was checked.
+        target = cache / f"{sha256}{Path(key).suffix}"
+        if not target.is_file():
+            with _temp_file(cache, target.name) as temp:
+                client.download_file(bucket, key, str(temp))
+                got = sha256_file(temp)
+                if got != sha256:
+                    raise ValueError(f"{shard}: sha256 {got} but the snapshot says {sha256}; not used")
+                os.replace(temp, target)
+            fetched_bytes += target.stat().st_size
+            log.info(
+                "store: fetched %s (%d/%d, %.1f MB/s)",
+                shard,
+                index,
+                len(shards),
+                fetched_bytes / 1e6 / max(time.perf_counter() - started, 1e-9),
+            )
+        paths.append(target)
+    log.info("store: %d shard(s) ready in %s (%.1f MB fetched)", len(paths), cache, fetched_bytes / 1e6)
+    return paths
+
+
+@contextlib.contextmanager
+def _temp_file(folder: Path, name: str) -> Iterator[Path]:
+    descriptor, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    os.close(descriptor)
+    path = Path(temp_name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
