@@ -398,6 +398,8 @@ def test_promote_command_reports_the_decision(
 
     for key, value in cli_environment(settings).items():
         monkeypatch.setenv(key, value)
+    # Promote once here (idempotent), so this test holds alone and in any order: the command repeats it.
+    promote_session(settings, session.parent_run_id, shards)
     champion = client.get_registered_model(settings.registered_model_name).aliases["champion"]
     result = CliRunner().invoke(
         app, ["promote", "--session", session.parent_run_id, "--holdout", str(shards[0].parent)]
