@@ -19,11 +19,12 @@ from sklearn.preprocessing import StandardScaler
 from astrospect.data.dataset import RowSelection, Variant, iter_selected, select_rows
 from astrospect.data.splits import Split
 from astrospect.metrics import metric_table
-from astrospect.photometry import colour_features
+from astrospect.photometry import COLOUR_APERTURE_RADIUS_ARCSEC, colour_features
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
 K_CANDIDATES = (5, 10, 20, 40)  # chosen on the validation split by sigma_mad
+SWEEP_RADII_ARCSEC = (1.5, 2.0, 3.0, 4.0)
 
 
 @dataclass
@@ -38,19 +39,22 @@ class ColourBaseline:
     pipeline: Pipeline
     k: int
     val_sigma_mad: float
+    aperture_arcsec: float = COLOUR_APERTURE_RADIUS_ARCSEC
 
     def predict(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return self.pipeline.predict(colour_features(images)).astype(np.float32)
+        return self.pipeline.predict(colour_features(images, self.aperture_arcsec)).astype(np.float32)
 
     def predict_features(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         return self.pipeline.predict(features).astype(np.float32)
 
 
-def colour_table(selection: RowSelection) -> ColourTable:
+def colour_table(
+    selection: RowSelection, aperture_arcsec: float = COLOUR_APERTURE_RADIUS_ARCSEC
+) -> ColourTable:
     """Measure the colour features of the selected rows, streaming the pixels."""
     features, redshift, objid = [], [], []
     for images, z, ids in iter_selected(selection):
-        features.append(colour_features(images))
+        features.append(colour_features(images, aperture_arcsec))
         redshift.append(z)
         objid.append(ids)
     return ColourTable(np.concatenate(features), np.concatenate(redshift), np.concatenate(objid))
@@ -62,6 +66,10 @@ def fit_colour_baseline(
     """Fit the k-NN on the variant's training split; pick k on its validation split."""
     train = colour_table(select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction))
     val = colour_table(select_rows(shards, Split.VAL, variant, train_fraction, val_fraction))
+    return _fit(train, val, variant, COLOUR_APERTURE_RADIUS_ARCSEC)
+
+
+def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec: float) -> ColourBaseline:
     best: ColourBaseline | None = None
     for k in K_CANDIDATES:
         if k > len(train.redshift):
@@ -70,14 +78,46 @@ def fit_colour_baseline(
         pipeline.fit(train.features, train.redshift)
         score = metric_table(val.redshift, pipeline.predict(val.features))["sigma_mad"]
         if best is None or score < best.val_sigma_mad:
-            best = ColourBaseline(pipeline, k, score)
+            best = ColourBaseline(pipeline, k, score, aperture_arcsec)
     if best is None:
         raise ValueError(f"variant {variant}: only {len(train.redshift)} training galaxies, too few for k-NN")
     log.info(
-        "colour k-NN (%s): k=%d, validation sigma_mad %.4f on %d galaxies",
+        'colour k-NN (%s, %.1f" aperture): k=%d, validation sigma_mad %.4f on %d galaxies',
         variant,
+        aperture_arcsec,
         best.k,
         best.val_sigma_mad,
         len(val.redshift),
     )
     return best
+
+
+def aperture_sweep(
+    shards: Sequence[Path],
+    radii_arcsec: Sequence[float] = SWEEP_RADII_ARCSEC,
+    variant: Variant = "full",
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
+) -> list[dict[str, float]]:
+    """The colour k-NN with its colours measured in each aperture: how much redshift colours alone carry.
+
+    The table's default (2", fibre-like) is one choice; a wider aperture collects more of a galaxy's light
+    and may beat it. A CNN claim should be read against the best row here, not only the default one.
+    """
+    selections = {split: select_rows(shards, split, variant, train_fraction, val_fraction) for split in Split}
+    rows = []
+    for radius in radii_arcsec:
+        tables = {split: colour_table(selection, radius) for split, selection in selections.items()}
+        baseline = _fit(tables[Split.TRAIN], tables[Split.VAL], variant, radius)
+        holdout = tables[Split.HOLDOUT]
+        scores = metric_table(holdout.redshift, baseline.predict_features(holdout.features))
+        rows.append(
+            {
+                "aperture_arcsec": radius,
+                "k": baseline.k,
+                "val_sigma_mad": baseline.val_sigma_mad,
+                "holdout_sigma_mad": scores["sigma_mad"],
+                "holdout_outlier_frac_005": scores["outlier_frac_005"],
+            }
+        )
+    return rows

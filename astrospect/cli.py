@@ -120,6 +120,21 @@ def evaluate(
         typer.echo(f"plots and per-bin table in {out}")
 
 
+@app.command("colour-sweep")
+def colour_sweep(
+    data: Path = typer.Argument(..., help="A folder of labelled shards (or one shard)."),
+    variant: str = typer.Option("full", help="Which training clipping the k-NN uses."),
+) -> None:
+    """The colour k-NN with its colours in each aperture radius, on the same split: the bar a CNN must clear."""
+    import pandas as pd
+
+    from astrospect.baseline import aperture_sweep
+    from astrospect.data.shards import resolve_shards
+
+    rows = aperture_sweep(resolve_shards(data), variant=_choice(variant, VARIANTS, "--variant"))
+    _print_frame(pd.DataFrame(rows), f'colour k-NN by aperture ({variant}; the metric tables use 2.0")')
+
+
 @app.command()
 def predict(
     source: Path = typer.Argument(..., help="A shard or a folder of shards (labels optional)."),

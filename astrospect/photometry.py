@@ -44,9 +44,11 @@ def luptitudes(flux_nanomaggies: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return -2.5 / np.log(10.0) * (np.arcsinh(maggies / (2.0 * b)) + np.log(b))
 
 
-def colour_features(images: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+def colour_features(
+    images: npt.NDArray[np.floating], colour_radius_arcsec: float = COLOUR_APERTURE_RADIUS_ARCSEC
+) -> npt.NDArray[np.float64]:
     """Baseline features: u-g, g-r, r-i, i-z in the colour aperture, and the total r magnitude: (N, 5)."""
-    colour_mags = luptitudes(aperture_flux(images, COLOUR_APERTURE_RADIUS_ARCSEC))
+    colour_mags = luptitudes(aperture_flux(images, colour_radius_arcsec))
     total_r = luptitudes(aperture_flux(images, TOTAL_APERTURE_RADIUS_ARCSEC))[:, 2]
     colours = colour_mags[:, :-1] - colour_mags[:, 1:]
     return np.column_stack([colours, total_r])

@@ -71,3 +71,14 @@ def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp
     mean_guess = np.full_like(evaluation.z_true, select_rows(simulated, Split.TRAIN).redshift.mean())
     assert evaluation.metrics["mae"] < 0.8 * metric_table(evaluation.z_true, mean_guess)["mae"]
     assert evaluation.metrics["r2"] > 0.2
+
+
+def test_aperture_sweep_refits_the_baseline_per_aperture_on_the_same_split(simulated: list[Path]) -> None:
+    from astrospect.baseline import aperture_sweep, fit_colour_baseline
+
+    rows = {row["aperture_arcsec"]: row for row in aperture_sweep(simulated, radii_arcsec=(1.0, 2.0))}
+    default = fit_colour_baseline(simulated)
+    assert (rows[2.0]["k"], rows[2.0]["val_sigma_mad"]) == (default.k, default.val_sigma_mad)
+    assert rows[1.0]["val_sigma_mad"] != rows[2.0]["val_sigma_mad"]  # other colours, another fit
+    for row in rows.values():
+        assert 0.0 < row["holdout_sigma_mad"] < 0.1 and 0.0 <= row["holdout_outlier_frac_005"] <= 1.0
