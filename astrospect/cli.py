@@ -132,7 +132,9 @@ def colour_sweep(
     from astrospect.data.shards import resolve_shards
 
     rows = aperture_sweep(resolve_shards(data), variant=_choice(variant, VARIANTS, "--variant"))
-    _print_frame(pd.DataFrame(rows), f'colour k-NN by aperture ({variant}; the metric tables use 2.0")')
+    _print_frame(
+        pd.DataFrame(rows), f"colour k-NN by aperture ({variant}; the baseline picks by val_sigma_mad)"
+    )
 
 
 @app.command()

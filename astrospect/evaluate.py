@@ -78,7 +78,8 @@ def evaluate_baseline(
     train_fraction: float = 0.8,
     val_fraction: float = 0.1,
 ) -> Evaluation:
-    table = colour_table(select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction))
+    holdout = select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction)
+    table = colour_table(holdout, baseline.aperture_arcsec)  # the colours it was fitted on
     return _evaluation(name, variant, table.objid, table.redshift, baseline.predict_features(table.features))
 
 

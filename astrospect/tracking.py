@@ -389,7 +389,11 @@ def log_variant_outcome(parent_run_id: str, outcome: VariantOutcome, settings: S
     logged = log_variant_run(
         parent_run_id, variant, outcome.train_result, outcome.evaluation, outcome.plots, settings
     )
-    baseline_params = {"k": outcome.baseline.k, "val_sigma_mad": outcome.baseline.val_sigma_mad}
+    baseline_params = {
+        "k": outcome.baseline.k,
+        "aperture_arcsec": outcome.baseline.aperture_arcsec,
+        "val_sigma_mad": outcome.baseline.val_sigma_mad,
+    }
     log_baseline_run(parent_run_id, outcome.baseline_evaluation, settings, params=baseline_params)
     return logged
 

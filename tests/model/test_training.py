@@ -73,12 +73,20 @@ def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp
     assert evaluation.metrics["r2"] > 0.2
 
 
-def test_aperture_sweep_refits_the_baseline_per_aperture_on_the_same_split(simulated: list[Path]) -> None:
-    from astrospect.baseline import aperture_sweep, fit_colour_baseline
+def test_the_colour_baseline_picks_the_aperture_and_k_that_score_best_on_validation(
+    simulated: list[Path],
+) -> None:
+    from astrospect.baseline import APERTURE_CANDIDATES_ARCSEC, aperture_sweep, fit_colour_baseline
 
-    rows = {row["aperture_arcsec"]: row for row in aperture_sweep(simulated, radii_arcsec=(1.0, 2.0))}
-    default = fit_colour_baseline(simulated)
-    assert (rows[2.0]["k"], rows[2.0]["val_sigma_mad"]) == (default.k, default.val_sigma_mad)
-    assert rows[1.0]["val_sigma_mad"] != rows[2.0]["val_sigma_mad"]  # other colours, another fit
-    for row in rows.values():
+    rows = aperture_sweep(simulated)
+    assert [row["aperture_arcsec"] for row in rows] == list(APERTURE_CANDIDATES_ARCSEC)
+    assert len({row["val_sigma_mad"] for row in rows}) == len(rows)  # other colours, other fits
+    best = min(rows, key=lambda row: row["val_sigma_mad"])
+    chosen = fit_colour_baseline(simulated)
+    assert (chosen.aperture_arcsec, chosen.k, chosen.val_sigma_mad) == (
+        best["aperture_arcsec"],
+        best["k"],
+        best["val_sigma_mad"],
+    )
+    for row in rows:
         assert 0.0 < row["holdout_sigma_mad"] < 0.1 and 0.0 <= row["holdout_outlier_frac_005"] <= 1.0
