@@ -53,25 +53,33 @@ class ColourBaseline:
 
 
 def colour_table(selection: RowSelection, aperture_arcsec: float) -> ColourTable:
-    """Measure the colour features of the selected rows, streaming the pixels."""
-    features, redshift, objid = [], [], []
+    """Measure the colour features of the selected rows in one aperture, streaming the pixels."""
+    return colour_tables(selection, (aperture_arcsec,))[aperture_arcsec]
+
+
+def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dict[float, ColourTable]:
+    """The colour features in each aperture, from one pass over the pixels (reading them dominates)."""
+    features: dict[float, list[npt.NDArray[np.float64]]] = {radius: [] for radius in radii_arcsec}
+    redshift, objid = [], []
     for images, z, ids in iter_selected(selection):
-        features.append(colour_features(images, aperture_arcsec))
+        for radius in radii_arcsec:
+            features[radius].append(colour_features(images, radius))
         redshift.append(z)
         objid.append(ids)
-    return ColourTable(np.concatenate(features), np.concatenate(redshift), np.concatenate(objid))
+    z_all, ids_all = np.concatenate(redshift), np.concatenate(objid)
+    return {
+        radius: ColourTable(np.concatenate(chunks), z_all, ids_all) for radius, chunks in features.items()
+    }
 
 
 def fit_colour_baseline(
     shards: Sequence[Path], variant: Variant = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
 ) -> ColourBaseline:
     """Fit the k-NN on the variant's training split; pick the colour aperture and k on its validation split."""
-    train_rows = select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction)
-    val_rows = select_rows(shards, Split.VAL, variant, train_fraction, val_fraction)
-    fits = [
-        _fit(colour_table(train_rows, radius), colour_table(val_rows, radius), variant, radius)
-        for radius in APERTURE_CANDIDATES_ARCSEC
-    ]
+    radii = APERTURE_CANDIDATES_ARCSEC
+    train = colour_tables(select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction), radii)
+    val = colour_tables(select_rows(shards, Split.VAL, variant, train_fraction, val_fraction), radii)
+    fits = [_fit(train[radius], val[radius], variant, radius) for radius in radii]
     best = min(fits, key=lambda fit: fit.val_sigma_mad)
     log.info('colour k-NN (%s): chose the %.1f" aperture and k=%d', variant, best.aperture_arcsec, best.k)
     return best
@@ -109,12 +117,14 @@ def aperture_sweep(
 ) -> list[dict[str, float]]:
     """The colour k-NN with its colours measured in each aperture, scored on the holdout: how much redshift
     colours alone carry, and how much the choice :func:`fit_colour_baseline` makes on validation matters."""
-    selections = {split: select_rows(shards, split, variant, train_fraction, val_fraction) for split in Split}
+    tables = {
+        split: colour_tables(select_rows(shards, split, variant, train_fraction, val_fraction), radii_arcsec)
+        for split in Split
+    }
     rows = []
     for radius in radii_arcsec:
-        tables = {split: colour_table(selection, radius) for split, selection in selections.items()}
-        baseline = _fit(tables[Split.TRAIN], tables[Split.VAL], variant, radius)
-        holdout = tables[Split.HOLDOUT]
+        baseline = _fit(tables[Split.TRAIN][radius], tables[Split.VAL][radius], variant, radius)
+        holdout = tables[Split.HOLDOUT][radius]
         scores = metric_table(holdout.redshift, baseline.predict_features(holdout.features))
         rows.append(
             {

@@ -2,8 +2,8 @@
 
 Each step takes and returns small JSON-able values (paths or s3:// URIs, ids, versions), never arrays, so
 Airflow's XCom carries them between processes and workers; a step that reads shards fetches the ones in the
-shard store into its own machine's cache (:func:`astrospect.store.local_copies`). Each is idempotent: re-running a step for the same run gives
-the same result and creates no duplicates.
+shard store into its own machine's cache (:func:`astrospect.store.local_copies`). Each is idempotent:
+re-running a step for the same run gives the same result and creates no duplicates.
 """
 
 from __future__ import annotations

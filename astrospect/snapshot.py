@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from astrospect.ledger import ACCEPTED, RELEASED, Ledger
+from astrospect.ledger import ACCEPTED, RELEASED, Ledger, ShardRecord
 from astrospect.settings import Settings, get_logger
 from astrospect.store import S3Store, open_store
 
@@ -70,13 +70,30 @@ def create_snapshot(settings: Settings) -> Snapshot:
     version = dataset_version([record.sha256 for record in records])
     manifest_path = settings.snapshots_dir / f"{version}.json"
     store = open_store(settings)
-    if manifest_path.is_file():
+    new = not manifest_path.is_file()
+    if new:
+        manifest = _manifest(settings, version, records, store)
+        _write_json_once(manifest_path, manifest)
+        log.info(
+            "snapshot %s: %d shard(s), %d cutouts -> %s",
+            version[:12],
+            manifest["n_shards"],
+            manifest["n_rows"],
+            manifest_path,
+        )
+    else:
         log.info("snapshot %s already exists (%d shards): unchanged", version[:12], len(records))
-        snapshot = load_manifest(manifest_path)
-        _point_latest(settings, version, store)
-        if store is not None:  # a run killed before its upload finishes it now; the object is create-only
-            store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
-        return snapshot
+    if store is not None:  # create-only; after a run killed before this upload, the next one finishes it
+        store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
+    _point_latest(settings, version, store)  # after the manifest: LATEST never names a missing one
+    snapshot = load_manifest(manifest_path)
+    snapshot.new = new
+    return snapshot
+
+
+def _manifest(
+    settings: Settings, version: str, records: list[ShardRecord], store: S3Store | None
+) -> dict[str, Any]:
     shards = []
     for record in records:
         path = settings.accepted_dir / record.name
@@ -95,32 +112,17 @@ def create_snapshot(settings: Settings) -> Snapshot:
             "rows": record.rows,
             "source": record.source,
         }
-        if (
-            store is not None
-        ):  # normally there since ingest; a shard ingested before the store existed goes now
+        # Normally already in the store since ingest; a shard ingested before the store existed goes now.
+        if store is not None:
             entry["uri"] = store.put_shard(path, "raw", record.sha256)
         shards.append(entry)
-    manifest = {
+    return {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_shards": len(shards),
         "n_rows": sum(int(record.rows or 0) for record in records),
         "shards": shards,
     }
-    _write_json_once(manifest_path, manifest)
-    if store is not None:
-        store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
-    _point_latest(settings, version, store)
-    log.info(
-        "snapshot %s: %d shard(s), %d cutouts -> %s",
-        version[:12],
-        len(shards),
-        manifest["n_rows"],
-        manifest_path,
-    )
-    snapshot = load_manifest(manifest_path)
-    snapshot.new = True
-    return snapshot
 
 
 def load_manifest(path_or_version: str | Path, settings: Settings | None = None) -> Snapshot:

@@ -33,6 +33,8 @@ log = get_logger(__name__)
 
 HASH_BLOCK = 1024 * 1024  # bytes read per step when hashing
 SHA256_METADATA = "sha256"  # object metadata key holding the content hash
+# What S3 (and MinIO, moto) answer when an If-None-Match: * write finds the key taken.
+ALREADY_EXISTS = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -97,10 +99,7 @@ class S3Store:
                     log.info("store: %s -> %s", path.name, self.uri(key))
                     return self.uri(key)
                 except ClientError as error:
-                    if error.response["Error"]["Code"] not in {
-                        "PreconditionFailed",
-                        "ConditionalRequestConflict",
-                    }:
+                    if error.response["Error"]["Code"] not in ALREADY_EXISTS:
                         raise
             held = self._held_sha256(key)  # another writer got there first: check what it wrote
         if held != sha256:
@@ -117,7 +116,7 @@ class S3Store:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=text.encode(), **extra)
         except ClientError as error:
-            if not once or error.response["Error"]["Code"] != "PreconditionFailed":
+            if not once or error.response["Error"]["Code"] not in ALREADY_EXISTS:
                 raise
         return self.uri(key)
 

@@ -26,7 +26,7 @@ from astrospect.data.shards import ShardFormatError, ShardInfo, inspect_shard
 from astrospect.data.summaries import magnitudes, summarize_shard
 from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
 from astrospect.settings import BANDS, Settings, get_logger
-from astrospect.store import open_store
+from astrospect.store import S3Store, open_store
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -399,11 +399,12 @@ def validate_pending(settings: Settings) -> ValidationResult:
             log.info("validate: nothing pending")
             return result
         gate = Gate(settings.expectations_dir)
+        store = open_store(settings)
         reference = flux_reference(settings, ledger)
         result.reference = reference.source
         log.info("validate: %d pending shard(s); flux reference: %s", len(pending), reference.source)
         for index, record in enumerate(pending, start=1):
-            verdict, checked = _judge(settings, ledger, gate, reference, record)
+            verdict, checked = _judge(settings, ledger, gate, reference, record, store)
             result.cutouts += checked
             if verdict.accepted:
                 result.accepted.append(str(settings.accepted_dir / verdict.shard))
@@ -435,7 +436,12 @@ def validate_pending(settings: Settings) -> ValidationResult:
 
 
 def _judge(
-    settings: Settings, ledger: Ledger, gate: Gate, reference: FluxReference, record: ShardRecord
+    settings: Settings,
+    ledger: Ledger,
+    gate: Gate,
+    reference: FluxReference,
+    record: ShardRecord,
+    store: S3Store | None,
 ) -> tuple[Verdict, int]:
     """Run both suites on one shard and move it; returns the verdict and the number of cutouts checked."""
     path = locate(settings, record)
@@ -461,7 +467,6 @@ def _judge(
     failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
     reason = reason_text(failures)
     result_path, report_path = write_report(settings, record, results, failures, reference)
-    store = open_store(settings)
     if store is not None:  # the reports are readable wherever the shard store is (the shard is in raw/ there)
         for path in (result_path, report_path):
             store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
