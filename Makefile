@@ -24,13 +24,13 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check astrospect tests dags
-	$(BIN)/ruff format --check astrospect tests dags
+	$(BIN)/ruff check astrospect harness tests dags
+	$(BIN)/ruff format --check astrospect harness tests dags
 	$(BIN)/mypy
 
 format: setup ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix astrospect tests dags
-	$(BIN)/ruff format astrospect tests dags
+	$(BIN)/ruff check --fix astrospect harness tests dags
+	$(BIN)/ruff format astrospect harness tests dags
 
 test: setup ## the whole test suite (unit, data, model, integration)
 	$(BIN)/pytest --durations=12
@@ -103,16 +103,16 @@ clean: ## remove generated data (keeps the environment)
 bench: bench-training bench-ingest bench-simulate bench-serving ## every benchmark, each printing ratios against a baseline measured in the same run
 
 bench-training: setup ## training input pipeline: fit from shards vs in-memory tensors
-	$(BIN)/python -m astrospect.bench.training
+	$(BIN)/python -m harness.bench.training
 
 bench-ingest: setup ## data gate: ingest MB/s from loopback S3 vs plain boto3, validation cutouts/s
-	$(BIN)/python -m astrospect.bench.ingest
+	$(BIN)/python -m harness.bench.ingest
 
 bench-simulate: setup ## simulator: render CPU ms/galaxy vs GalSim defaults, galaxies/s on 1 and 2 workers
-	$(BIN)/python -m astrospect.bench.simulate
+	$(BIN)/python -m harness.bench.simulate
 
 bench-serving: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve` vs naive model.predict and batched ceiling
-	$(BIN)/python -m astrospect.bench.serving
+	$(BIN)/python -m harness.bench.serving
 
 deploy: setup ## import the MLflow registry's champion into BentoML's store and build its bento
 	$(BIN)/astrospect deploy

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from astrospect.data.corpus import CorpusCase, build_corpus, reuse_name
+from harness.corpus import CorpusCase, build_corpus, reuse_name
 from astrospect.data.shards import ShardFormatError
 from astrospect.data.summaries import COLUMNS, summarize_shard
 from astrospect.ingest import ingest, sha256_file

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect.data.corpus import write_fake_shard
+from harness.corpus import write_fake_shard
 from astrospect.data.summaries import COLUMNS, summarize_images, summarize_shard
 from astrospect.photometry import luptitudes
 

@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import read_shard, write_shard
-from astrospect.serving.process import served
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
+from harness.serving_process import served
 from tests.integration.tracking_support import mlflow_server
 
 MODEL_NAME = "astrospect-photoz"

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from astrospect.data.corpus import write_fake_shard
 from astrospect.ingest import ingest
 from astrospect.settings import Settings, load_settings
 from astrospect.snapshot import create_snapshot
 from astrospect.store import S3Store, local_copies, sha256_file
 from astrospect.validate import validate_pending
+from harness.corpus import write_fake_shard
 
 LANDING = "s3://landing/incoming/"
 STORE = "s3://shard-store/nightly/"

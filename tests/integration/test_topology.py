@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import requests
 
-from astrospect.topology.airflow_api import AirflowApiError, AirflowClient, TaskRow
-from astrospect.topology.cluster import (
+from harness.topology.airflow_api import AirflowApiError, AirflowClient, TaskRow
+from harness.topology.cluster import (
     DATA_BUCKET,
     LANDING_BUCKET,
     MLFLOW_BUCKET,
@@ -34,7 +34,7 @@ from astrospect.topology.cluster import (
     Topology,
     running_topology,
 )
-from astrospect.topology.processes import wait_until
+from harness.topology.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "astrospect_nightly"

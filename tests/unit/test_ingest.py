@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from astrospect.data.corpus import write_fake_shard
 from astrospect.ingest import INCOMING, ingest, sha256_file, store_name
 from astrospect.ledger import RAW, Ledger
 from astrospect.settings import Settings, load_settings
+from harness.corpus import write_fake_shard
 
 
 @pytest.fixture

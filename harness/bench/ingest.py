@@ -19,9 +19,9 @@ from pathlib import Path
 
 import typer
 
-from astrospect.data.corpus import write_fake_shard
 from astrospect.ports import free_port
 from astrospect.settings import Settings, load_settings
+from harness.corpus import write_fake_shard
 
 BUCKET = "bench"
 

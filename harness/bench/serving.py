@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from astrospect.serving.process import served, tree_cpu_seconds
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, load_settings
+from harness.serving_process import served, tree_cpu_seconds
 
 LATENCY_TARGET_MS = 50.0
 SPEEDUP_TARGET = 5.0

@@ -2,5 +2,5 @@
 
 ``processes`` starts and stops service processes (and proves none is left), ``stores`` brings up
 PostgreSQL, Redis and the S3 endpoint, ``cluster`` adds MLflow, Airflow on Celery and BentoML, and
-``airflow_api`` talks to Airflow's REST API. ``python -m astrospect.topology`` starts it for a person.
+``airflow_api`` talks to Airflow's REST API. ``python -m harness.topology`` starts it for a person.
 """

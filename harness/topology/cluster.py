@@ -34,9 +34,9 @@ from cryptography.fernet import Fernet
 
 from astrospect.ports import free_port
 from astrospect.settings import PROJECT_ROOT, get_logger
-from astrospect.topology import stores
-from astrospect.topology.airflow_api import AirflowClient
-from astrospect.topology.processes import ManagedProcess, ServiceError, processes_with_marker
+from harness.topology import stores
+from harness.topology.airflow_api import AirflowClient
+from harness.topology.processes import ManagedProcess, ServiceError, processes_with_marker
 
 log = get_logger(__name__)
 
@@ -153,7 +153,7 @@ class Topology:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": c.fernet_key,
             "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "astrospect.topology.hostname.node_name",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "harness.topology.hostname.node_name",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(c.root / "airflow" / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{c.url('airflow_api')}/execution/",

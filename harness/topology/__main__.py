@@ -1,4 +1,4 @@
-"""``python -m astrospect.topology``: bring the native scaled-out topology up for a person, until Ctrl-C.
+"""``python -m harness.topology``: bring the native scaled-out topology up for a person, until Ctrl-C.
 
 Prints each service's state, the URLs and the environment a shell needs to use it (``MLFLOW_TRACKING_URI``,
 ``AWS_ENDPOINT_URL``, ...); tears everything down on Ctrl-C or SIGTERM and checks that nothing is left.
@@ -14,11 +14,11 @@ from pathlib import Path
 from types import FrameType
 
 from astrospect.settings import PROJECT_ROOT
-from astrospect.topology.cluster import running_topology
+from harness.topology.cluster import running_topology
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m astrospect.topology", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.topology", description=__doc__)
     parser.add_argument("--dags", type=Path, default=PROJECT_ROOT / "dags", help="the Dags folder")
     args = parser.parse_args()
     stop = threading.Event()
