@@ -147,9 +147,9 @@ mlflow-down: ## stop the local MLflow server started by mlflow-up
 	@mlflow/server.sh down
 
 mlflow-ui: mlflow-up ## print the MLflow UI's URLs: the runs table and the latest session's compare view
-	@$(BIN)/python -c "from astrospect.settings import load_settings; from astrospect import tracking as t; \
+	@$(BIN)/python -c "from astrospect.settings import load_settings; from astrospect.tracking import sessions as t; \
 	s = load_settings(); print('runs table:   ', t.experiment_url(s)); p = t.latest_session(s); \
-	print('compare view: ', t.compare_url(p.info.run_id, s) if p else '(no session yet: make run)')"
+	print('compare view: ', t.compare_url(p.run_id, s) if p else '(no session yet: make run)')"
 
 # ---- simulator calibration check (issue 3, part 3) ----
 SYNTH_CHECK_N ?= 20000

@@ -1,7 +1,7 @@
 """The classic colour photo-z: k-nearest neighbours on ugriz aperture colours measured from the cutouts.
 
-Every metric table has this row (DESIGN.md §5): it is trained on the same split (and the same clipping) as
-the CNN it is compared with, so the comparison isolates what the pixels add beyond colours. Its colour
+Every metric table has this row (docs/architecture.md, "Metrics"): it is trained on the same split (and the
+same clipping) as the CNN it is compared with, so the comparison isolates what the pixels add beyond colours. Its colour
 aperture and k are chosen on the validation split, as a careful astronomer would tune a colour photo-z:
 the CNN has to beat the best colour method these cutouts allow, not a convenient one.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -18,11 +18,15 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from astrospect.data.dataset import RowSelection, Variant, iter_selected, select_rows
-from astrospect.data.splits import Split
+from astrospect.challengers import Trained
+from astrospect.data.dataset import RowSelection, Splits, iter_selected
 from astrospect.metrics import metric_table
 from astrospect.photometry import colour_features
 from astrospect.settings import get_logger
+
+if TYPE_CHECKING:
+    from astrospect.challengers import Challenger
+    from astrospect.train import TrainConfig
 
 log = get_logger(__name__)
 # Chosen on the validation split by sigma_mad. A fixed 2" (fibre-like) aperture would make a weaker
@@ -52,11 +56,6 @@ class ColourBaseline:
         return self.pipeline.predict(features).astype(np.float32)
 
 
-def colour_table(selection: RowSelection, aperture_arcsec: float) -> ColourTable:
-    """Measure the colour features of the selected rows in one aperture, streaming the pixels."""
-    return colour_tables(selection, (aperture_arcsec,))[aperture_arcsec]
-
-
 def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dict[float, ColourTable]:
     """The colour features in each aperture, from one pass over the pixels (reading them dominates)."""
     features: dict[float, list[npt.NDArray[np.float64]]] = {radius: [] for radius in radii_arcsec}
@@ -72,20 +71,38 @@ def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dic
     }
 
 
-def fit_colour_baseline(
-    shards: Sequence[Path], variant: Variant = "full", train_fraction: float = 0.8, val_fraction: float = 0.1
-) -> ColourBaseline:
-    """Fit the k-NN on the variant's training split; pick the colour aperture and k on its validation split."""
+def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
+    """The registry's builder for the colour k-NN baselines (the CNN hyperparameters do not apply)."""
+    baseline = fit_colour_baseline(splits)
+    return Trained(
+        challenger=challenger,
+        predict=baseline.predict,
+        params={
+            "model": "kNN on ugriz aperture colours",
+            "clipping": splits.clipping,
+            "k": baseline.k,
+            "aperture_arcsec": baseline.aperture_arcsec,
+            "val_sigma_mad": baseline.val_sigma_mad,
+        },
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+    )
+
+
+def fit_colour_baseline(splits: Splits) -> ColourBaseline:
+    """Fit the k-NN on the training split; pick the colour aperture and k on the validation split."""
     radii = APERTURE_CANDIDATES_ARCSEC
-    train = colour_tables(select_rows(shards, Split.TRAIN, variant, train_fraction, val_fraction), radii)
-    val = colour_tables(select_rows(shards, Split.VAL, variant, train_fraction, val_fraction), radii)
-    fits = [_fit(train[radius], val[radius], variant, radius) for radius in radii]
+    train = colour_tables(splits.train, radii)
+    val = colour_tables(splits.val, radii)
+    fits = [_fit(train[radius], val[radius], splits.clipping, radius) for radius in radii]
     best = min(fits, key=lambda fit: fit.val_sigma_mad)
-    log.info('colour k-NN (%s): chose the %.1f" aperture and k=%d', variant, best.aperture_arcsec, best.k)
+    log.info(
+        'colour k-NN (%s): chose the %.1f" aperture and k=%d', splits.clipping, best.aperture_arcsec, best.k
+    )
     return best
 
 
-def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec: float) -> ColourBaseline:
+def _fit(train: ColourTable, val: ColourTable, clipping: str, aperture_arcsec: float) -> ColourBaseline:
     best: ColourBaseline | None = None
     for k in K_CANDIDATES:
         if k > len(train.redshift):
@@ -96,10 +113,12 @@ def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec
         if best is None or score < best.val_sigma_mad:
             best = ColourBaseline(pipeline, k, score, aperture_arcsec)
     if best is None:
-        raise ValueError(f"variant {variant}: only {len(train.redshift)} training galaxies, too few for k-NN")
+        raise ValueError(
+            f"clipping {clipping}: only {len(train.redshift)} training galaxies, too few for k-NN"
+        )
     log.info(
         'colour k-NN (%s, %.1f" aperture): k=%d, validation sigma_mad %.4f on %d galaxies',
-        variant,
+        clipping,
         aperture_arcsec,
         best.k,
         best.val_sigma_mad,
@@ -109,22 +128,18 @@ def _fit(train: ColourTable, val: ColourTable, variant: Variant, aperture_arcsec
 
 
 def aperture_sweep(
-    shards: Sequence[Path],
-    radii_arcsec: Sequence[float] = APERTURE_CANDIDATES_ARCSEC,
-    variant: Variant = "full",
-    train_fraction: float = 0.8,
-    val_fraction: float = 0.1,
+    splits: Splits, radii_arcsec: Sequence[float] = APERTURE_CANDIDATES_ARCSEC
 ) -> list[dict[str, float]]:
     """The colour k-NN with its colours measured in each aperture, scored on the holdout: how much redshift
     colours alone carry, and how much the choice :func:`fit_colour_baseline` makes on validation matters."""
     tables = {
-        split: colour_tables(select_rows(shards, split, variant, train_fraction, val_fraction), radii_arcsec)
-        for split in Split
+        name: colour_tables(selection, radii_arcsec)
+        for name, selection in (("train", splits.train), ("val", splits.val), ("holdout", splits.holdout))
     }
     rows = []
     for radius in radii_arcsec:
-        baseline = _fit(tables[Split.TRAIN][radius], tables[Split.VAL][radius], variant, radius)
-        holdout = tables[Split.HOLDOUT][radius]
+        baseline = _fit(tables["train"][radius], tables["val"][radius], splits.clipping, radius)
+        holdout = tables["holdout"][radius]
         scores = metric_table(holdout.redshift, baseline.predict_features(holdout.features))
         rows.append(
             {

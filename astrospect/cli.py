@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from astrospect.data.dataset import VARIANTS
+from astrospect.challengers import DEFAULT_CHALLENGER
+from astrospect.data.clipping import CLIPPINGS, UNCLIPPED
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="AstroSpect: photometric redshifts from ugriz cutouts."
@@ -43,10 +44,18 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> Any:
     return value
 
 
+def _challenger(name: str) -> Any:
+    from astrospect import challengers
+
+    return challengers.get(_choice(name, tuple(c.name for c in challengers.registered()), "--challenger"))
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="A shard, or a folder of shards."),
-    variant: str = typer.Option("full", help="full, or clipped (trains on z <= 0.4)."),
+    challenger: str = typer.Option(
+        DEFAULT_CHALLENGER, help="A registered challenger (`astrospect challengers` lists them)."
+    ),
     out: Path = typer.Option(..., "--out", help="A new folder for the model, history and plots."),
     epochs: int = typer.Option(100, help="Maximum epochs (early stopping may end sooner)."),
     batch_size: int = typer.Option(156, help="The seed's batch size."),
@@ -57,16 +66,20 @@ def train(
     ),
     augment: bool = typer.Option(True, help="Random rotations/flips of training cutouts."),
     seed: int = typer.Option(42),
+    with_baseline: bool = typer.Option(
+        True, help="Also fit the colour k-NN baseline on the same clipping and print it beside."
+    ),
 ) -> None:
-    """Train the seed CNN on one variant and score it with the colour baseline on the holdout."""
+    """Train one challenger and score it on the fixed holdout (beside the colour baseline)."""
+    from astrospect.baseline import fit_colour_baseline
+    from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
-    from astrospect.evaluate import comparison_table
-    from astrospect.pipeline import run_variant
+    from astrospect.evaluate import comparison_table, evaluate
+    from astrospect.pipeline import run_challenger
     from astrospect.train import TrainConfig
 
+    chosen = _challenger(challenger)
     config = TrainConfig(
-        variant=_choice(variant, VARIANTS, "--variant"),
-        shards=resolve_shards(data),
         out_dir=out,
         epochs=epochs,
         batch_size=batch_size,
@@ -76,40 +89,59 @@ def train(
         augment=augment,
         seed=seed,
     )
-    outcome = run_variant(config)
-    _print_frame(
-        comparison_table([outcome.evaluation, outcome.baseline_evaluation]), f"holdout metrics: {variant}"
-    )
+    splits = select_splits(resolve_shards(data), chosen.clipping)
+    evaluations = [run_challenger(chosen, splits, config).evaluation]
+    if with_baseline and not chosen.baseline:
+        knn = fit_colour_baseline(splits)
+        evaluations.append(evaluate(knn.predict, splits.holdout, name=f"colour k-NN ({chosen.clipping})"))
+    _print_frame(comparison_table(evaluations), f"holdout metrics: {chosen.name}")
+
+
+@app.command("challengers")
+def list_challengers() -> None:
+    """The challenger registry: every model a session can train (ASTROSPECT_CHALLENGERS picks the set)."""
+    import pandas as pd
+
+    from astrospect import challengers
+    from astrospect.settings import load_settings
+
+    session = {c.name for c in challengers.for_session(load_settings().challengers)}
+    rows = [
+        {
+            "challenger": c.name,
+            "clipping": c.clipping,
+            "output": c.output,
+            "baseline": "yes" if c.baseline else "",
+            "in session": "yes" if c.name in session else "",
+            "builder": c.builder,
+            "description": c.description,
+        }
+        for c in challengers.registered()
+    ]
+    _print_frame(pd.DataFrame(rows), "challengers")
 
 
 @app.command()
 def evaluate(
     model: Path = typer.Option(..., "--model", help="A saved .keras model."),
     data: Path = typer.Option(..., "--data", help="The shards whose holdout to score on."),
-    variant: str = typer.Option("full", help="Which training clipping the baseline row uses."),
+    clipping: str = typer.Option(
+        UNCLIPPED, help=f"Which training clipping the baseline row uses: {CLIPPINGS}."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder for the per-bin CSV and the plots."),
 ) -> None:
     """Score a saved model on the fixed holdout, beside the colour baseline; per-bin table and plots."""
     from astrospect.baseline import fit_colour_baseline
+    from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
-    from astrospect.evaluate import (
-        comparison_table,
-        evaluate_baseline,
-        evaluate_model,
-        plot_predicted_vs_true,
-        plot_residuals,
-    )
+    from astrospect.evaluate import comparison_table, evaluate_model, plot_predicted_vs_true, plot_residuals
+    from astrospect.evaluate import evaluate as evaluate_predictor
     from astrospect.model import load_model
 
-    shards = resolve_shards(data)
-    data_variant = _choice(variant, VARIANTS, "--variant")
-    cnn = evaluate_model(load_model(model), shards, name=f"cnn ({model.name})", variant=data_variant)
-    baseline = evaluate_baseline(
-        fit_colour_baseline(shards, data_variant),
-        shards,
-        name=f"baseline-knn-{variant}",
-        variant=data_variant,
-    )
+    splits = select_splits(resolve_shards(data), _choice(clipping, CLIPPINGS, "--clipping"))
+    cnn = evaluate_model(load_model(model), splits.holdout, name=f"cnn ({model.name})")
+    knn = fit_colour_baseline(splits)
+    baseline = evaluate_predictor(knn.predict, splits.holdout, name=f"colour k-NN ({clipping})")
     _print_frame(comparison_table([cnn, baseline]), "holdout metrics")
     _print_frame(cnn.per_bin, "CNN per redshift bin")
     if out is not None:
@@ -123,17 +155,19 @@ def evaluate(
 @app.command("colour-sweep")
 def colour_sweep(
     data: Path = typer.Argument(..., help="A folder of labelled shards (or one shard)."),
-    variant: str = typer.Option("full", help="Which training clipping the k-NN uses."),
+    clipping: str = typer.Option(UNCLIPPED, help=f"Which training clipping the k-NN uses: {CLIPPINGS}."),
 ) -> None:
     """The colour k-NN with its colours in each aperture radius, on the same split: the bar a CNN must clear."""
     import pandas as pd
 
     from astrospect.baseline import aperture_sweep
+    from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
 
-    rows = aperture_sweep(resolve_shards(data), variant=_choice(variant, VARIANTS, "--variant"))
+    splits = select_splits(resolve_shards(data), _choice(clipping, CLIPPINGS, "--clipping"))
     _print_frame(
-        pd.DataFrame(rows), f"colour k-NN by aperture ({variant}; the baseline picks by val_sigma_mad)"
+        pd.DataFrame(aperture_sweep(splits)),
+        f"colour k-NN by aperture ({clipping}; the baseline picks by val_sigma_mad)",
     )
 
 
@@ -310,18 +344,20 @@ def promote(
     ),
 ) -> None:
     """Score the session's CNN versions and the champion on the fixed holdout; move `champion` if the policy says so."""
+    from astrospect.data.dataset import select_holdout
     from astrospect.data.shards import resolve_shards
     from astrospect.promote import promote_session
     from astrospect.settings import load_settings
-    from astrospect.tracking import check_tracking_server
+    from astrospect.tracking.server import check_tracking_server
 
     settings = load_settings()
     check_tracking_server(settings.mlflow_tracking_uri)
-    result = promote_session(settings, version or session, resolve_shards(holdout or settings.accepted_dir))
+    fixed_holdout = select_holdout(resolve_shards(holdout or settings.accepted_dir))
+    result = promote_session(settings, version or session, fixed_holdout)
     for candidate in result.candidates:
         metrics = candidate.metrics
         typer.echo(
-            f"v{candidate.version} ({candidate.variant}): sigma_mad {metrics['sigma_mad']:.5f}  "
+            f"v{candidate.version} ({candidate.challenger}): sigma_mad {metrics['sigma_mad']:.5f}  "
             f"outliers {metrics['catastrophic_outlier_frac']:.4%}  bias {metrics['bias']:+.5f}"
         )
     if result.champion_metrics is not None:
@@ -342,10 +378,10 @@ def report(
         None, "--session", help="Parent run id of the session (default: the latest)."
     ),
 ) -> None:
-    """The latest full vs clipped vs baseline comparison from MLflow, beside the seed's published figures."""
+    """The latest session's challengers side by side from MLflow, beside the seed's published figures."""
     from astrospect.report import print_report
     from astrospect.settings import load_settings
-    from astrospect.tracking import check_tracking_server
+    from astrospect.tracking.server import check_tracking_server
 
     settings = load_settings()
     check_tracking_server(settings.mlflow_tracking_uri)

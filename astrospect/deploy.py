@@ -1,4 +1,4 @@
-"""Deploy: make the MLflow registry's champion servable by BentoML (DESIGN.md §1 last arrow, §8).
+"""Deploy: make the MLflow registry's champion servable by BentoML (docs/architecture.md, "Serving").
 
 ``deploy_champion`` reads ``models:/<name>@champion``, imports that version into BentoML's model store
 (``BENTOML_HOME``, by default ``$ASTROSPECT_HOME/bentoml``) with its MLflow name, version and run id as
@@ -126,25 +126,29 @@ def deploy_champion(settings: Settings | None = None, alias: str = CHAMPION) -> 
     return install(read_champion(settings, alias), alias)
 
 
-def read_champion(settings: Settings, alias: str = CHAMPION) -> Champion:
-    """The registry's ``alias`` version, with its run's dataset version and holdout metric table."""
-    from astrospect.tracking import TAG_DATASET_VERSION, check_tracking_server, client_for
+def deploy_version(settings: Settings, version: str) -> Deployment:
+    """Deploy one registered version (the nightly DAG deploys the version promotion returned)."""
+    use_bentoml_home(settings)
+    return install(read_champion(settings, version))
+
+
+def read_champion(settings: Settings, alias_or_version: str = CHAMPION) -> Champion:
+    """A registered version (by alias or number), with its run's dataset version and holdout metric table."""
+    from astrospect.tracking import registry
+    from astrospect.tracking.server import check_tracking_server, client_for
+    from astrospect.tracking.tags import TAG_DATASET_VERSION
 
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
         check_tracking_server(settings.mlflow_tracking_uri)
-    from mlflow.exceptions import MlflowException
-
-    client = client_for(settings)
     name = settings.registered_model_name
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise LookupError(
-            f"registered model {name!r} has no alias {alias!r}: nothing to deploy ({error.message})"
-        ) from error
-    run = client.get_run(str(version.run_id))
+    version = (
+        registry.get_version(settings, alias_or_version)
+        if alias_or_version.isdigit()
+        else registry.by_alias(settings, alias_or_version)
+    )
+    if version is None:
+        raise LookupError(f"registered model {name!r} has no alias {alias_or_version!r}: nothing to deploy")
+    run = client_for(settings).get_run(version.run_id)
     metrics = {
         metric: float(run.data.metrics[metric]) for metric in METRIC_NAMES if metric in run.data.metrics
     }
@@ -155,9 +159,9 @@ def read_champion(settings: Settings, alias: str = CHAMPION) -> Champion:
         )
     return Champion(
         registered_model=name,
-        version=str(version.version),
-        run_id=str(version.run_id),
-        model_uri=f"models:/{name}/{version.version}",
+        version=version.version,
+        run_id=version.run_id,
+        model_uri=version.uri,
         dataset_version=run.data.tags.get(TAG_DATASET_VERSION) or run.data.params.get("dataset_version"),
         metrics=metrics,
     )
@@ -256,16 +260,19 @@ def bento_config() -> dict[str, Any]:
     return config
 
 
-def source_digest(include: list[str]) -> str:
+def source_digest(include: list[str], root: Path = PROJECT_ROOT) -> str:
     """sha256 over the files a bento includes (and the bentofile): a new digest means new serving code."""
-    digest = hashlib.sha256(BENTOFILE.read_bytes())
-    files = sorted({path for pattern in include for path in PROJECT_ROOT.glob(pattern) if path.is_file()})
-    for path in files:
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+    digest = hashlib.sha256((root / BENTOFILE.name).read_bytes())
+    for path in included_files(include, root):
+        digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def included_files(include: list[str], root: Path = PROJECT_ROOT) -> list[Path]:
+    """The files ``include``'s patterns select under ``root``, as BentoML packs them."""
+    matched = {path for pattern in include for path in root.glob(pattern) if path.is_file()}
+    return sorted(path for path in matched if "__pycache__" not in path.parts)
 
 
 def champion_bento_model(settings: Settings | None = None) -> bentoml.Model:

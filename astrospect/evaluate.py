@@ -1,9 +1,9 @@
-"""Evaluation on the fixed holdout: the metric table, the per-redshift-bin table, the colour baseline, plots."""
+"""Evaluation on the fixed holdout: the metric table, the per-redshift-bin table, plots."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +16,18 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from astrospect.baseline import ColourBaseline, colour_table
-from astrospect.data.dataset import iter_selected, select_rows
-from astrospect.data.splits import Split
-from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, SEED_RESULTS, metric_table, per_bin_table
+from astrospect.data.dataset import RowSelection, iter_selected
+from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
 from astrospect.predict import predict_redshift
+
+Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]  # raw cutouts -> redshift
 
 
 @dataclass
 class Evaluation:
     """One model's predictions on the holdout and the metrics computed from them."""
 
-    name: str  # e.g. "cnn-full", "baseline-knn-full"
-    variant: str
+    name: str  # the challenger's name, or "v<version>" for a registered model
     metrics: dict[str, float]
     per_bin: pd.DataFrame
     objid: npt.NDArray[np.int64]
@@ -36,62 +35,36 @@ class Evaluation:
     z_pred: npt.NDArray[np.float32]
 
 
-def _evaluation(
-    name: str,
-    variant: str,
-    objid: npt.NDArray[np.int64],
-    z_true: npt.NDArray[np.float32],
-    z_pred: npt.NDArray[np.float32],
-) -> Evaluation:
-    return Evaluation(
-        name, variant, metric_table(z_true, z_pred), per_bin_table(z_true, z_pred), objid, z_true, z_pred
-    )
-
-
-def evaluate_model(
-    model: keras.Model,
-    shards: Sequence[Path],
-    *,
-    name: str = "cnn",
-    variant: str = "full",
-    train_fraction: float = 0.8,
-    val_fraction: float = 0.1,
-) -> Evaluation:
-    """Score a model (raw cutouts in, redshift out) on the holdout of ``shards``, streaming the pixels."""
-    holdout = select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction)
+def evaluate(predict: Predict, holdout: RowSelection, *, name: str) -> Evaluation:
+    """Score a predictor (raw cutouts in, redshift out) on the holdout rows, streaming the pixels."""
     if len(holdout) == 0:
-        raise ValueError(f"no holdout galaxies in {len(shards)} shard(s)")
+        raise ValueError(f"{name}: no holdout galaxies in {len(holdout.shards)} shard(s)")
     objid, z_true, z_pred = [], [], []
     for images, redshift, ids in iter_selected(holdout):
-        z_pred.append(predict_redshift(model, images))
+        z_pred.append(predict(images))
         z_true.append(redshift)
         objid.append(ids)
-    return _evaluation(name, variant, np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred))
+    ids_all, truth, pred = np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred)
+    return Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
 
 
-def evaluate_baseline(
-    baseline: ColourBaseline,
-    shards: Sequence[Path],
-    *,
-    name: str = "baseline-knn",
-    variant: str = "full",
-    train_fraction: float = 0.8,
-    val_fraction: float = 0.1,
-) -> Evaluation:
-    holdout = select_rows(shards, Split.HOLDOUT, "full", train_fraction, val_fraction)
-    table = colour_table(holdout, baseline.aperture_arcsec)  # the colours it was fitted on
-    return _evaluation(name, variant, table.objid, table.redshift, baseline.predict_features(table.features))
+def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> Evaluation:
+    """Score a Keras model that maps raw cutouts to redshift."""
+    return evaluate(lambda images: predict_redshift(model, images), holdout, name=name)
 
 
 def comparison_table(evaluations: Sequence[Evaluation], *, with_seed: bool = True) -> pd.DataFrame:
     """Metrics side by side, one row per model, plus the seed's published rows (real SDSS data) for reference."""
+    from astrospect import challengers
+
     rows = [
         {"model": e.name, "data": "simulated (holdout)", "n": len(e.z_true), **e.metrics} for e in evaluations
     ]
     if with_seed:
         rows += [
-            {"model": f"seed-{variant}", "data": "real SDSS (published)", "n": np.nan, **values}
-            for variant, values in SEED_RESULTS.items()
+            {"model": f"seed-{c.name}", "data": "real SDSS (published)", "n": np.nan, **c.published}
+            for c in challengers.registered()
+            if c.published is not None
         ]
     return pd.DataFrame(rows, columns=["model", "data", "n", *METRIC_NAMES])
 

@@ -1,4 +1,4 @@
-"""The metric table of DESIGN.md §5, defined once: training, evaluation, promotion and serving import it.
+"""The metric table (docs/architecture.md, "Metrics"), defined once: training, evaluation, promotion and serving import it.
 
 With dz = z_pred - z_spec and d = dz / (1 + z_spec).
 """
@@ -23,24 +23,6 @@ METRIC_NAMES = (
 CATASTROPHIC_DZ = 0.15  # |dz| above this is a catastrophic outlier (the seed's definition)
 OUTLIER_D = 0.05  # |dz / (1 + z)| above this is an outlier (Pasquet et al. 2019)
 Z_BIN_EDGES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 2.0)
-
-# The seed's published results on real SDSS data (DESIGN.md §5), for side-by-side tables.
-SEED_RESULTS: dict[str, dict[str, float]] = {
-    "full": {
-        "mae": 0.0304,
-        "mse": 0.0017,
-        "r2": 0.9041,
-        "sigma_mad": 0.0269,
-        "catastrophic_outlier_frac": 0.0012,
-    },
-    "clipped": {
-        "mae": 0.0556,
-        "mse": 0.0056,
-        "r2": 0.8826,
-        "sigma_mad": 0.0427,
-        "catastrophic_outlier_frac": 0.0128,
-    },
-}
 
 
 def metric_table(z_true: npt.ArrayLike, z_pred: npt.ArrayLike) -> dict[str, float]:

@@ -1,15 +1,17 @@
-"""The nightly pipeline's steps as plain functions: the Airflow DAG wires them, tests call them directly.
+"""The nightly pipeline's steps as plain functions: the Airflow DAG wires them, and tests call them directly
+(tests/unit/test_nightly_steps.py, tests/integration/test_challenger_registry.py).
 
-Each step takes and returns small JSON-able values (paths or s3:// URIs, ids, versions), never arrays, so
-Airflow's XCom carries them between processes and workers; a step that reads shards fetches the ones in the
-shard store into its own machine's cache (:func:`astrospect.store.local_copies`). Each is idempotent:
-re-running a step for the same run gives the same result and creates no duplicates.
+Each step takes only what it uses and returns small JSON-able values (paths or s3:// URIs, ids, versions),
+never arrays, so Airflow's XCom carries them between processes and workers; a step that reads shards
+fetches the ones in the shard store into its own machine's cache (:func:`astrospect.store.local_copies`).
+Each is idempotent: re-running a step for the same run gives the same result and creates no duplicates.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from astrospect import challengers
 from astrospect.settings import Settings, get_logger, load_settings
 
 log = get_logger(__name__)
@@ -48,8 +50,6 @@ def snapshot_step(settings: Settings | None = None) -> dict[str, Any]:
 
 def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settings | None = None) -> bool:
     """Train only when there is accepted data that no finished session has trained on (or when forced)."""
-    from astrospect.tracking import session_for_dataset
-
     settings = settings or load_settings()
     if not snapshot.get("shards"):
         log.info("nothing has passed validation yet: skipping training")
@@ -57,10 +57,16 @@ def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settin
     if force:
         log.info("forced retrain of dataset %s", snapshot["version"])
         return True
-    existing = session_for_dataset(settings, snapshot["version"])
+    from astrospect.tracking.sessions import session_for_dataset
+
+    trained = challengers.for_session(settings.challengers)
+    existing = session_for_dataset(settings, snapshot["version"], trained)
     if existing is not None:
         log.info(
-            "dataset %s was already trained in MLflow run %s: nothing to do", snapshot["version"], existing
+            "dataset %s was already trained by %s in MLflow run %s: nothing to do",
+            snapshot["version"],
+            ", ".join(c.name for c in trained),
+            existing,
         )
         return False
     return True
@@ -69,61 +75,58 @@ def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settin
 def start_session_step(
     snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
 ) -> str:
-    from astrospect.tracking import start_session
+    from astrospect.tracking.sessions import start_session
 
     settings = settings or load_settings()
     return start_session(settings, snapshot["version"], snapshot["shards"], airflow_run_id=airflow_run_id)
 
 
 def train_step(
-    variant: str, parent_run_id: str, snapshot: dict[str, Any], epochs: int, settings: Settings | None = None
+    challenger_name: str,
+    parent_run_id: str,
+    snapshot: dict[str, Any],
+    epochs: int,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Train, score and log one variant as a child run; a retried task finds the finished child and stops."""
-    from astrospect import tracking
-    from astrospect.pipeline import run_variant
+    """Train, score and log one challenger as a child run; a retried task finds the finished child and stops."""
+    from astrospect.data.dataset import select_splits
+    from astrospect.pipeline import ChallengerOutcome, run_challenger
     from astrospect.store import local_copies
+    from astrospect.tracking.runs import train_once
     from astrospect.train import TrainConfig
 
     settings = settings or load_settings()
-    existing = tracking.find_variant_run(settings, parent_run_id, variant)
-    if existing is not None:
-        log.info(
-            "%s already trained in run %s (model version %s)",
-            variant,
-            existing.run_id,
-            existing.model_version,
+    challenger = challengers.get(challenger_name)
+
+    def produce() -> ChallengerOutcome:
+        shards = local_copies(snapshot["shards"], snapshot["sha256"], settings)
+        config = TrainConfig(
+            out_dir=settings.models_dir / parent_run_id / challenger.name, epochs=epochs, seed=settings.seed
         )
-        return existing.summary()
-    config = TrainConfig(
-        variant=variant,  # type: ignore[arg-type]
-        shards=local_copies(snapshot["shards"], snapshot["sha256"], settings),
-        out_dir=settings.models_dir / parent_run_id / variant,
-        epochs=epochs,
-        seed=settings.seed,
-        dataset_version=snapshot["version"],
-    )
-    outcome = run_variant(config)
-    return tracking.log_variant_outcome(parent_run_id, outcome, settings).summary()
+        return run_challenger(challenger, select_splits(shards, challenger.clipping), config)
+
+    return train_once(settings, parent_run_id, challenger, produce, shards=snapshot["shards"]).summary()
 
 
 def promote_step(
     parent_run_id: str, snapshot: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
     """Apply the promotion policy on the fixed holdout, then close the session with its compare-view link."""
+    from astrospect.data.dataset import select_holdout
     from astrospect.promote import promote_session
     from astrospect.store import local_copies
-    from astrospect.tracking import end_session
+    from astrospect.tracking.sessions import end_session
 
     settings = settings or load_settings()
-    shards = local_copies(snapshot["shards"], snapshot["sha256"], settings)
-    decision = promote_session(settings, parent_run_id, shards).summary()
+    holdout = select_holdout(local_copies(snapshot["shards"], snapshot["sha256"], settings))
+    decision = promote_session(settings, parent_run_id, holdout).summary()
     decision["compare_url"] = end_session(parent_run_id, settings)
     log.info("compare the runs side by side: %s", decision["compare_url"])
     return decision
 
 
-def deploy_step(promotion: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    from astrospect.deploy import deploy_champion
+def deploy_step(champion_version: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Deploy the version promotion named champion (a version, not a re-read of the alias)."""
+    from astrospect.deploy import deploy_version
 
-    settings = settings or load_settings()
-    return deploy_champion(settings).summary()
+    return deploy_version(settings or load_settings(), champion_version).summary()

@@ -1,7 +1,8 @@
-"""One variant's training stage end to end: fit the CNN and the colour baseline, score both, draw the plots.
+"""One challenger's training stage end to end: fit it, score it on the fixed holdout, draw its plots.
 
-The CLI's ``train`` command and the Airflow training tasks both call :func:`run_variant`, so a nightly run
-and a person at a terminal produce the same artefacts.
+The CLI's ``train`` command and the Airflow training tasks both call :func:`run_challenger`, so a nightly
+run and a person at a terminal produce the same artefacts. The splits come in already computed: a session
+selects them once (:func:`astrospect.data.dataset.select_splits`) and every stage reuses them.
 """
 
 from __future__ import annotations
@@ -9,55 +10,53 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrospect.baseline import ColourBaseline, fit_colour_baseline
+from astrospect.challengers import Challenger, Trained
+from astrospect.data.dataset import Splits
 from astrospect.evaluate import (
     Evaluation,
-    evaluate_baseline,
-    evaluate_model,
+    evaluate,
     plot_learning_curves,
     plot_predicted_vs_true,
     plot_residuals,
 )
 from astrospect.settings import get_logger
-from astrospect.train import TrainConfig, TrainResult, train
+from astrospect.train import TrainConfig
 
 log = get_logger(__name__)
 
 
 @dataclass
-class VariantOutcome:
-    """What one variant produced: the trained CNN, its holdout scores, the baseline's, and the plots."""
+class ChallengerOutcome:
+    """What one challenger produced: the fitted model, its holdout scores, and its plots."""
 
-    train_result: TrainResult
+    trained: Trained
     evaluation: Evaluation
-    baseline: ColourBaseline
-    baseline_evaluation: Evaluation
     plots: list[Path] = field(default_factory=list)
 
+    @property
+    def challenger(self) -> Challenger:
+        return self.trained.challenger
 
-def run_variant(config: TrainConfig) -> VariantOutcome:
-    result = train(config)
-    split = {"train_fraction": config.train_fraction, "val_fraction": config.val_fraction}
-    evaluation = evaluate_model(
-        result.model, config.shards, name=f"cnn-{config.variant}", variant=config.variant, **split
-    )
-    baseline = fit_colour_baseline(config.shards, config.variant, **split)
-    baseline_evaluation = evaluate_baseline(
-        baseline, config.shards, name=f"baseline-knn-{config.variant}", variant=config.variant, **split
-    )
+
+def run_challenger(challenger: Challenger, splits: Splits, config: TrainConfig) -> ChallengerOutcome:
+    trained = challenger.fit(splits, config)
+    evaluation = evaluate(trained.predict, splits.holdout, name=challenger.name)
     plots_dir = config.out_dir / "plots"
     plots = [
-        plot_predicted_vs_true([evaluation, baseline_evaluation], plots_dir / "predicted_vs_true.png"),
-        plot_residuals([evaluation, baseline_evaluation], plots_dir / "residuals_vs_z.png"),
-        plot_learning_curves({config.variant: result.history}, plots_dir / "learning_curves.png"),
+        plot_predicted_vs_true([evaluation], plots_dir / "predicted_vs_true.png"),
+        plot_residuals([evaluation], plots_dir / "residuals_vs_z.png"),
     ]
+    if trained.history:
+        plots.append(
+            plot_learning_curves({challenger.name: trained.history}, plots_dir / "learning_curves.png")
+        )
+    config.out_dir.mkdir(parents=True, exist_ok=True)
     evaluation.per_bin.to_csv(config.out_dir / "per_bin_metrics.csv", index=False)
-    ratio = evaluation.metrics["sigma_mad"] / baseline_evaluation.metrics["sigma_mad"]
     log.info(
-        "%s holdout: CNN sigma_mad %.4f, colour k-NN %.4f, ratio %.2f",
-        config.variant,
+        "%s holdout: sigma_mad %.4f, mae %.4f on %d galaxies",
+        challenger.name,
         evaluation.metrics["sigma_mad"],
-        baseline_evaluation.metrics["sigma_mad"],
-        ratio,
+        evaluation.metrics["mae"],
+        len(evaluation.z_true),
     )
-    return VariantOutcome(result, evaluation, baseline, baseline_evaluation, plots)
+    return ChallengerOutcome(trained, evaluation, plots)

@@ -1,4 +1,4 @@
-"""Champion / challenger promotion (DESIGN.md §7): the policy as a pure function, and the registry moves.
+"""Champion / challenger promotion (docs/architecture.md, "Promotion"): the policy, and the decision.
 
 On the fixed holdout, a challenger becomes champion when its sigma_mad beats the champion's and neither
 its catastrophic-outlier fraction nor its absolute bias is worse beyond a configured tolerance; the first
@@ -15,17 +15,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from astrospect import tracking
 from astrospect.settings import Settings, get_logger
+from astrospect.tracking import registry, runs, sessions
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
+    from astrospect.data.dataset import RowSelection
     from astrospect.evaluate import Evaluation
 
 log = get_logger(__name__)
@@ -131,7 +129,7 @@ class Candidate:
 
     version: str
     run_id: str
-    variant: str
+    challenger: str | None
     metrics: dict[str, float]
 
 
@@ -158,7 +156,7 @@ class PromotionResult:
             "champion_after": self.champion_after,
             "n_holdout": self.n_holdout,
             "holdout_digest": self.holdout_digest,
-            "candidates": {c.version: {"variant": c.variant, **c.metrics} for c in self.candidates},
+            "candidates": {c.version: {"challenger": c.challenger, **c.metrics} for c in self.candidates},
             "decision_artifact": self.decision_artifact,
         }
 
@@ -166,66 +164,57 @@ class PromotionResult:
 def promote_session(
     settings: Settings,
     session: str | Sequence[str] | None,
-    holdout_shards: Sequence[Path],
+    holdout: RowSelection,
     tolerances: Tolerances | None = None,
 ) -> PromotionResult:
-    """Score a session's CNN versions and the champion on the same holdout cutouts, promote the best
-    challenger if the policy says so, and log the decision on the session's parent run.
+    """Score a session's registered versions and the champion on the same holdout cutouts, promote the best
+    challenger if the policy says so, and log the decision on the session's parent run. Run twice on the
+    same inputs, the second run changes nothing.
 
     ``session`` is the parent run id, or a list of registered version numbers, or None for the latest session.
     """
     from astrospect.evaluate import evaluate_model
 
     tolerances = tolerances or Tolerances.from_settings(settings)
-    client = tracking.client_for(settings)
     name = settings.registered_model_name
     parent_run_id = session if isinstance(session, str) else None
     versions = None if session is None or isinstance(session, str) else [str(v) for v in session]
     if versions is None:
         if parent_run_id is None:
-            latest = tracking.latest_session(settings)
+            latest = sessions.latest_session(settings)
             if latest is None:
                 raise LookupError(
                     f"experiment {settings.experiment_name!r} has no session with finished runs to promote from"
                 )
-            parent_run_id = str(latest.info.run_id)
-        versions = _session_versions(settings, client, parent_run_id)
+            parent_run_id = latest.run_id
+        versions = session_versions(settings, parent_run_id)
     if not versions:
         raise LookupError(f"no registered versions of {name!r} to promote (session {parent_run_id})")
-    champion_before = client.get_registered_model(name).aliases.get(tracking.CHAMPION_ALIAS)
-    champion_before = str(champion_before) if champion_before is not None else None
+    champion = registry.champion(settings)
+    champion_before = champion.version if champion is not None else None
 
-    def score(version: str) -> tuple[str, str, Evaluation]:
-        model_version = client.get_model_version(name, version)
-        variant = model_version.tags.get(tracking.TAG_VARIANT, "full")
-        model = tracking.load_registered_model(settings, version)
-        evaluation = evaluate_model(
-            model,
-            list(holdout_shards),
-            name=f"v{version}",
-            variant=variant,
-            train_fraction=settings.train_fraction,
-            val_fraction=settings.val_fraction,
-        )
+    def score(version: str) -> tuple[registry.RegisteredVersion, Evaluation]:
+        registered = registry.get_version(settings, version)
+        evaluation = evaluate_model(registry.load_model(settings, version), holdout, name=f"v{version}")
         log.info(
             "v%s (%s): holdout sigma_mad %.5f on %d galaxies",
             version,
-            variant,
+            registered.challenger,
             evaluation.metrics["sigma_mad"],
             len(evaluation.z_true),
         )
-        return str(model_version.run_id), variant, evaluation
+        return registered, evaluation
 
-    scored = {str(v): score(str(v)) for v in dict.fromkeys(str(v) for v in versions)}
+    scored = {v: score(v) for v in dict.fromkeys(versions)}
     champion_eval = None
     if champion_before is not None:
-        champion_eval = scored[champion_before][2] if champion_before in scored else score(champion_before)[2]
-    holdout_ids = [evaluation.objid for _, _, evaluation in scored.values()]
+        champion_eval = scored[champion_before][1] if champion_before in scored else score(champion_before)[1]
+    holdout_ids = [evaluation.objid for _, evaluation in scored.values()]
     if champion_eval is not None:
         holdout_ids.append(champion_eval.objid)
     digest = _holdout_digest(holdout_ids)
     candidates = sorted(
-        (Candidate(v, run_id, variant, ev.metrics) for v, (run_id, variant, ev) in scored.items()),
+        (Candidate(v, found.run_id, found.challenger, ev.metrics) for v, (found, ev) in scored.items()),
         key=lambda c: (c.metrics["sigma_mad"], int(c.version)),
     )
     best = candidates[0]
@@ -249,43 +238,36 @@ def promote_session(
         )
 
     decision = decide(champion_metrics, best.metrics, tolerances)
-    log_run_id = _decision_run(client, best.run_id, parent_run_id)
+    log_run_id = parent_run_id or scored[best.version][0].session_run_id or best.run_id
     artifact = f"{DECISION_FOLDER}/v{best.version}-vs-{'v' + champion_before if champion_before else 'none'}-{digest}.json"
-    already_logged = artifact in {f.path for f in client.list_artifacts(log_run_id, DECISION_FOLDER)}
-    if already_logged:
-        log.info("promotion decision %s was already logged; not logging it again", artifact)
-    else:
-        payload = {
-            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "registered_model": name,
-            "challenger_version": best.version,
-            "champion_version_before": champion_before,
-            "champion_version_after": best.version if decision.promote else champion_before,
-            "holdout": {
-                "digest": digest,
-                "n_galaxies": n_holdout,
-                "shards": [str(s) for s in holdout_shards],
+    payload = {
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "registered_model": name,
+        "challenger_version": best.version,
+        "champion_version_before": champion_before,
+        "champion_version_after": best.version if decision.promote else champion_before,
+        "holdout": {"digest": digest, "n_galaxies": n_holdout, "shards": [str(s) for s in holdout.shards]},
+        "decision": decision.to_dict(),
+        "candidates": [asdict(c) for c in candidates],
+        "champion_metrics": champion_metrics,
+    }
+    verdict = "promoted" if decision.promote else "rejected"
+    logged = runs.log_decision(settings, log_run_id, artifact, payload, f"v{best.version} {verdict}")
+    if logged:
+        registry.tag_version(
+            settings,
+            best.version,
+            {
+                "promotion.decision": verdict,
+                "promotion.reason": decision.reason,
+                "promotion.compared_with": f"v{champion_before}" if champion_before else "none",
+                "promotion.holdout_digest": digest,
             },
-            "decision": decision.to_dict(),
-            "candidates": [asdict(c) for c in candidates],
-            "champion_metrics": champion_metrics,
-        }
-        client.log_dict(log_run_id, payload, artifact)
-        version_tags = {
-            "promotion.decision": "promoted" if decision.promote else "rejected",
-            "promotion.reason": decision.reason,
-            "promotion.compared_with": f"v{champion_before}" if champion_before else "none",
-            "promotion.holdout_digest": digest,
-        }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(name, best.version, key, value)
-        client.set_tag(
-            log_run_id, "promotion.decision", f"v{best.version} {version_tags['promotion.decision']}"
         )
-    client.set_registered_model_alias(name, tracking.CHALLENGER_ALIAS, best.version)
+    registry.point_challenger(settings, best.version)
     champion_after = champion_before
     if decision.promote:
-        client.set_registered_model_alias(name, tracking.CHAMPION_ALIAS, best.version)
+        registry.move_champion(settings, best.version)
         champion_after = best.version
         log.info(
             "promoted v%s to champion (was %s): %s",
@@ -305,27 +287,18 @@ def promote_session(
         n_holdout,
         candidates,
         champion_metrics,
-        None if already_logged else artifact,
+        artifact if logged else None,
     )
 
 
-def _session_versions(settings: Settings, client: MlflowClient, parent_run_id: str) -> list[str]:
-    versions = []
-    for run in tracking.session_children(settings, parent_run_id):
-        if run.data.tags.get(tracking.TAG_ROLE) != tracking.ROLE_CNN:
-            continue
-        found = client.search_model_versions(
-            f"name = '{settings.registered_model_name}' and run_id = '{run.info.run_id}'"
-        )
-        versions += [str(v.version) for v in found]
+def session_versions(settings: Settings, parent_run_id: str) -> list[str]:
+    """The registered versions a session's challengers became (baselines are never registered)."""
+    versions = [
+        child.model_version
+        for child in sessions.session_children(settings, parent_run_id)
+        if not child.baseline and child.model_version is not None
+    ]
     return sorted(versions, key=int)
-
-
-def _decision_run(client: MlflowClient, challenger_run_id: str, parent_run_id: str | None) -> str:
-    """The session's parent run (where a user looks for the decision), else the challenger's own run."""
-    if parent_run_id is not None:
-        return parent_run_id
-    return str(client.get_run(challenger_run_id).data.tags.get(tracking.TAG_PARENT, challenger_run_id))
 
 
 def _holdout_digest(objid_arrays: Sequence[np.ndarray]) -> str:

@@ -1,4 +1,4 @@
-"""``astrospect report``: the latest session's full vs clipped vs baseline metrics from MLflow, in the terminal.
+"""``astrospect report``: the latest session's challengers side by side from MLflow, in the terminal.
 
 The seed's published figures sit beside ours, labelled: they were measured on real SDSS galaxies, ours on
 simulated cutouts, so compare the pattern (full vs clipped, CNN vs colours), not the digits.
@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from astrospect import tracking
-from astrospect.metrics import METRIC_NAMES, SEED_RESULTS
+from astrospect import challengers
+from astrospect.metrics import METRIC_NAMES
 from astrospect.settings import Settings
+from astrospect.tracking import registry, sessions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,68 +22,48 @@ if TYPE_CHECKING:
 
 OURS = "ours: simulated, fixed holdout"
 SEED = "seed: real SDSS, published"
-COLUMNS = ["model", "variant", "data", "n", "registry", *METRIC_NAMES]
+COLUMNS = ["model", "clipping", "data", "n", "registry", *METRIC_NAMES]
 
 
 def comparison_frame(settings: Settings, parent_run_id: str | None = None) -> tuple[str, str, pd.DataFrame]:
-    """(parent run id, session name, table): one row per finished child of the session, then the seed's rows."""
-    client = tracking.client_for(settings)
+    """(parent run id, session name, table): one row per finished challenger of the session, then the seed's."""
     if parent_run_id is None:
-        session = tracking.latest_session(settings)
+        session = sessions.latest_session(settings)
         if session is None:
             raise LookupError(
                 f"experiment {settings.experiment_name!r} has no session with finished runs yet; run `make run` first"
             )
     else:
-        session = client.get_run(parent_run_id)
-    parent_id = str(session.info.run_id)
-    champion = _champion_version(settings)
+        session = sessions.get_session(settings, parent_run_id)
+    champion = registry.champion(settings)
     rows = []
-    for run in tracking.session_children(settings, parent_id):
-        tags, metrics = run.data.tags, run.data.metrics
-        version = tags.get("model_version")
-        registry = (
-            f"v{version}" + (" champion" if version is not None and version == champion else "")
-            if version
-            else ""
-        )
-        variant = tags.get(tracking.TAG_DATA_VARIANT) or tags.get(tracking.TAG_VARIANT, "")
+    for child in sessions.session_children(settings, session.run_id):
+        version = child.model_version
         rows.append(
             {
-                "model": run.info.run_name,
-                "variant": variant,
+                "model": child.challenger,
+                "clipping": child.clipping,
                 "data": OURS,
-                "n": metrics.get("n_holdout", math.nan),
-                "registry": registry,
-                **{name: metrics.get(name, math.nan) for name in METRIC_NAMES},
+                "n": child.metrics.get("n_holdout", math.nan),
+                "registry": f"v{version}" + (" champion" if champion and version == champion.version else "")
+                if version
+                else "",
+                **{name: child.metrics.get(name, math.nan) for name in METRIC_NAMES},
             }
         )
-    for variant, values in SEED_RESULTS.items():
-        rows.append(
-            {
-                "model": f"seed CNN {variant}",
-                "variant": variant,
-                "data": SEED,
-                "n": math.nan,
-                "registry": "",
-                **values,
-            }
-        )
-    return parent_id, str(session.info.run_name), pd.DataFrame(rows, columns=COLUMNS)
-
-
-def _champion_version(settings: Settings) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    client = tracking.client_for(settings)
-    try:
-        aliases = client.get_registered_model(settings.registered_model_name).aliases
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = aliases.get(tracking.CHAMPION_ALIAS)
-    return str(version) if version is not None else None
+    for challenger in challengers.registered():
+        if challenger.published is not None:
+            rows.append(
+                {
+                    "model": f"seed CNN {challenger.name}",
+                    "clipping": challenger.clipping,
+                    "data": SEED,
+                    "n": math.nan,
+                    "registry": "",
+                    **{name: challenger.published.get(name, math.nan) for name in METRIC_NAMES},
+                }
+            )
+    return session.run_id, session.name, pd.DataFrame(rows, columns=COLUMNS)
 
 
 def render(frame: pd.DataFrame, title: str) -> Table:
@@ -128,5 +109,5 @@ def print_report(
     console = console or Console(width=220)
     parent_id, session_name, frame = comparison_frame(settings, parent_run_id)
     console.print(render(frame, f"{settings.experiment_name}: {session_name} ({parent_id})"))
-    console.print(f"compare view: {tracking.compare_url(parent_id, settings)}", soft_wrap=True)
+    console.print(f"compare view: {sessions.compare_url(parent_id, settings)}", soft_wrap=True)
     return frame

@@ -17,7 +17,6 @@ BANDS = "ugriz"
 N_BANDS = len(BANDS)
 CUTOUT_SIZE = 32  # pixels; 64x64 cubes are centre-cropped to this
 PIXEL_SCALE_ARCSEC = 0.396  # SDSS, arcsec / pixel
-CLIPPED_Z_MAX = 0.4  # the "clipped" variant trains on z <= 0.4
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -33,10 +32,9 @@ class Settings:
     registered_model_name: str
     experiment_name: str
     seed: int = 42
-    # Split fractions by stable hash of objid (DESIGN.md §5).
-    train_fraction: float = 0.8
-    val_fraction: float = 0.1
-    # Promotion tolerances (DESIGN.md §7).
+    # The challengers a session trains (names in astrospect.challengers); empty: the registry's default set.
+    challengers: tuple[str, ...] = ()
+    # Promotion tolerances (docs/architecture.md, "Promotion").
     outlier_tolerance: float = 0.002
     bias_tolerance: float = 0.002
     # Data gate: S3 transfer tuning (multipart part size, parallel parts, optional throttle in bytes/s)
@@ -45,7 +43,7 @@ class Settings:
     ingest_max_concurrency: int = 4
     ingest_max_bandwidth: int | None = None
     reference_min_rows: int = 500
-    # Serving (DESIGN.md §8): the largest JSON batch, the largest request body, the loopback address.
+    # Serving (docs/architecture.md, "Serving"): the largest JSON batch, the largest request body, the loopback address.
     serving_max_cutouts: int = 1024
     serving_max_body_bytes: int = 64 * 1024 * 1024
     serving_host: str = "127.0.0.1"
@@ -127,6 +125,9 @@ def load_settings() -> Settings:
         registered_model_name=os.environ.get("ASTROSPECT_MODEL_NAME", "astrospect-photoz"),
         experiment_name=os.environ.get("ASTROSPECT_EXPERIMENT", "astrospect-photoz"),
         seed=int(os.environ.get("ASTROSPECT_SEED", "42")),
+        challengers=tuple(
+            name.strip() for name in os.environ.get("ASTROSPECT_CHALLENGERS", "").split(",") if name.strip()
+        ),
         outlier_tolerance=float(os.environ.get("ASTROSPECT_OUTLIER_TOLERANCE", "0.002")),
         bias_tolerance=float(os.environ.get("ASTROSPECT_BIAS_TOLERANCE", "0.002")),
         ingest_chunk_bytes=int(float(os.environ.get("ASTROSPECT_INGEST_CHUNK_MB", "8")) * 1024 * 1024),

@@ -1,21 +1,28 @@
-"""Train the seed CNN on one variant: the seed's recipe, streamed from shards, on a GPU when there is one."""
+"""Train the seed CNN on one clipping: the seed's recipe, streamed from shards, on a GPU when there is one.
+
+:func:`fit_seed_cnn` is the builder the challenger registry names for the seed CNN challengers.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.data.dataset import Variant, make_tf_dataset, sample_images, select_rows
-from astrospect.data.splits import Split
+from astrospect.challengers import Trained
+from astrospect.data.dataset import Splits, make_tf_dataset, sample_images
 from astrospect.model import Stretch, build_seed_cnn, count_trainable_params, fit_input_scaling
+from astrospect.predict import predict_redshift
 from astrospect.settings import get_logger
+
+if TYPE_CHECKING:
+    from astrospect.challengers import Challenger
 
 log = get_logger(__name__)
 SCALING_SAMPLE = 4096  # training cutouts used to fit the pixel scaling
@@ -24,11 +31,9 @@ INPUT_EXAMPLE_SIZE = 4
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run; logged as the run's parameters."""
+    """The training hyperparameters of a session; logged as the CNN runs' parameters."""
 
-    variant: Variant
-    shards: list[Path]
-    out_dir: Path
+    out_dir: Path  # a new folder per challenger: model.keras, history.json, train_config.json, plots/
     epochs: int = 100
     batch_size: int = 156
     patience: int = 10
@@ -37,16 +42,11 @@ class TrainConfig:
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192
-    train_fraction: float = 0.8
-    val_fraction: float = 0.1
-    dataset_version: str | None = None
 
     def params(self) -> dict[str, Any]:
-        """Flat, loggable parameters (shard paths are logged as the dataset input instead)."""
+        """Flat, loggable parameters (the output folder is local to one machine, so not one of them)."""
         values = asdict(self)
-        values.pop("shards")
         values.pop("out_dir")
-        values["n_shards"] = len(self.shards)
         return values
 
 
@@ -55,15 +55,12 @@ class TrainResult:
     model: keras.Model
     model_path: Path
     history: dict[str, list[float]]
-    config: TrainConfig
     n_train: int
     n_val: int
     images_per_second: float
     input_example: npt.NDArray[np.float32]
     z_range: tuple[float, float]
-    epochs_run: int = 0
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -109,28 +106,51 @@ def configure_device() -> str:
     return "cpu"
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Fit the seed CNN on ``config.variant`` and save it (scalings inside) to ``out_dir/model.keras``."""
+def fit_seed_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
+    """The registry's builder for the seed CNN challengers: :func:`train` on the challenger's clipping."""
+    result = train(splits, config, name=challenger.name)
+    model = result.model
+    return Trained(
+        challenger=challenger,
+        predict=lambda images: predict_redshift(model, images),
+        params={
+            **config.params(),
+            "clipping": splits.clipping,
+            "n_shards": len(splits.shards),
+            "n_train": result.n_train,
+            "n_val": result.n_val,
+            "epochs_run": len(result.history["loss"]),
+            "z_min": result.z_range[0],
+            "z_max": result.z_range[1],
+            "device": result.device,
+        },
+        n_train=result.n_train,
+        n_val=result.n_val,
+        history=result.history,
+        run_metrics={"images_per_second": result.images_per_second},
+        keras_model=model,
+        input_example=result.input_example,
+        model_path=result.model_path,
+    )
+
+
+def train(splits: Splits, config: TrainConfig, name: str = "seed CNN") -> TrainResult:
+    """Fit the seed CNN on ``splits`` and save it (scalings inside) to ``out_dir/model.keras``."""
     keras.utils.set_random_seed(config.seed)
     device = configure_device()
-    train_rows = select_rows(
-        config.shards, Split.TRAIN, config.variant, config.train_fraction, config.val_fraction
-    )
-    val_rows = select_rows(
-        config.shards, Split.VAL, config.variant, config.train_fraction, config.val_fraction
-    )
+    train_rows, val_rows = splits.train, splits.val
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise ValueError(
-            f"variant {config.variant}: {len(train_rows)} training and {len(val_rows)} validation cutouts "
-            f"in {len(config.shards)} shard(s); need at least one of each"
+            f"{name} ({splits.clipping}): {len(train_rows)} training and {len(val_rows)} validation cutouts "
+            f"in {len(splits.shards)} shard(s); need at least one of each"
         )
     log.info(
         "training %s on %s: %d train, %d val cutouts from %d shards",
-        config.variant,
+        name,
         device,
         len(train_rows),
         len(val_rows),
-        len(config.shards),
+        len(splits.shards),
     )
     sample = sample_images(train_rows, SCALING_SAMPLE)
     scaling = fit_input_scaling(sample, config.stretch)
@@ -171,7 +191,13 @@ def train(config: TrainConfig) -> TrainResult:
     (config.out_dir / "history.json").write_text(json.dumps(history, indent=1))
     (config.out_dir / "train_config.json").write_text(
         json.dumps(
-            {**config.params(), "shards": [str(s) for s in config.shards], "z_range": z_range}, indent=1
+            {
+                **config.params(),
+                "clipping": splits.clipping,
+                "shards": [str(s) for s in splits.shards],
+                "z_range": z_range,
+            },
+            indent=1,
         )
     )
     rate = float(np.median(throughput.rates)) if throughput.rates else 0.0
@@ -180,12 +206,10 @@ def train(config: TrainConfig) -> TrainResult:
         model=model,
         model_path=model_path,
         history=history,
-        config=config,
         n_train=len(train_rows),
         n_val=len(val_rows),
         images_per_second=rate,
         input_example=sample[:INPUT_EXAMPLE_SIZE],
         z_range=z_range,
-        epochs_run=len(history["loss"]),
         device=device,
     )

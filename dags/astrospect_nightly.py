@@ -1,7 +1,9 @@
-"""astrospect_nightly: ingest → validate → snapshot → train full ∥ clipped → promote → deploy.
+"""astrospect_nightly: ingest → validate → snapshot → train every challenger → promote → deploy.
 
 Wiring only: every task calls one function of ``astrospect.nightly`` and passes small values (paths, ids,
-versions). No TensorFlow, MLflow or Great Expectations import happens when the scheduler parses this file.
+versions). One training task per challenger of the session, read from the challenger registry
+(``astrospect.challengers``, the set chosen by ``ASTROSPECT_CHALLENGERS``). No TensorFlow, MLflow or Great
+Expectations import happens when the scheduler parses this file.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, chain, dag, get_current_context, task
+
+from astrospect import challengers
+from astrospect.settings import load_settings
 
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")
 TRAIN_QUEUE = os.environ.get("ASTROSPECT_TRAIN_QUEUE", "gpu")
@@ -58,13 +63,13 @@ def astrospect_nightly() -> None:
         return ingest_step((params or {}).get("landing"))
 
     @task
-    def validate(ingested: dict[str, Any]) -> dict[str, Any]:
+    def validate() -> dict[str, Any]:
         from astrospect.nightly import validate_step
 
         return validate_step()
 
     @task(outlets=[ACCEPTED_DATA], **IO_RETRIES)
-    def snapshot(validated: dict[str, Any]) -> dict[str, Any]:
+    def snapshot() -> dict[str, Any]:
         from astrospect.nightly import snapshot_step
 
         return snapshot_step()
@@ -81,33 +86,40 @@ def astrospect_nightly() -> None:
 
         return start_session_step(dataset, airflow_run_id=get_current_context()["run_id"])
 
-    @task(queue=TRAIN_QUEUE, retries=2, retry_delay=timedelta(seconds=30))
+    @task(retries=2, retry_delay=timedelta(seconds=30))
     def train(
-        variant: str, parent_run_id: str, dataset: dict[str, Any], params: dict[str, Any] | None = None
+        challenger: str, parent_run_id: str, dataset: dict[str, Any], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         from astrospect.nightly import train_step
 
-        return train_step(variant, parent_run_id, dataset, epochs=int((params or {})["epochs"]))
+        return train_step(challenger, parent_run_id, dataset, epochs=int((params or {})["epochs"]))
 
-    @task(**IO_RETRIES)
-    def promote(parent_run_id: str, dataset: dict[str, Any], trained: list[dict[str, Any]]) -> dict[str, Any]:
+    @task(multiple_outputs=True, **IO_RETRIES)
+    def promote(parent_run_id: str, dataset: dict[str, Any]) -> dict[str, Any]:
         from astrospect.nightly import promote_step
 
         return promote_step(parent_run_id, dataset)
 
     @task(**IO_RETRIES)
-    def deploy(promotion: dict[str, Any]) -> dict[str, Any]:
+    def deploy(champion_version: str) -> dict[str, Any]:
         from astrospect.nightly import deploy_step
 
-        return deploy_step(promotion)
+        return deploy_step(champion_version)
 
-    dataset = snapshot(validate(ingest()))
-    gate = anything_to_train(dataset)
+    dataset = snapshot()
+    chain(ingest(), validate(), dataset)
     parent = start_session(dataset)
-    gate >> parent
-    full = train.override(task_id="train_full")("full", parent, dataset)
-    clipped = train.override(task_id="train_clipped")("clipped", parent, dataset)
-    deploy(promote(parent, dataset, [full, clipped]))
+    anything_to_train(dataset) >> parent
+    trained = [
+        # CNNs go to the `gpu` queue; baselines need no GPU and run on the default queue.
+        train.override(
+            task_id=f"train_{challenger.name}", **({} if challenger.baseline else {"queue": TRAIN_QUEUE})
+        )(challenger.name, parent, dataset)
+        for challenger in challengers.for_session(load_settings().challengers)
+    ]
+    promotion = promote(parent, dataset)
+    trained >> promotion  # promotion reads what training logged in MLflow, not the tasks' return values
+    deploy(promotion["champion_after"])
 
 
 astrospect_nightly()

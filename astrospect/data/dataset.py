@@ -1,8 +1,9 @@
 """From shards to training inputs: a cheap label pass, then ``tf.data`` streaming of the pixels.
 
 The label pass reads only ``objid`` and the redshifts of every shard (a few bytes per galaxy) to decide,
-per row, its split and whether the variant keeps it. The pixel pass then streams each shard in chunks
-and yields only the chosen rows, so the whole set is never in memory (DESIGN.md §11).
+per row, its split and whether the clipping keeps it; it runs once per session (:func:`select_splits`).
+The pixel pass then streams each shard in chunks and yields only the chosen rows, so the whole set is
+never in memory (docs/architecture.md, "Data flow").
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -18,18 +19,15 @@ import numpy.typing as npt
 
 from astrospect.data.shards import DEFAULT_CHUNK, inspect_shard, iter_shard
 from astrospect.data.splits import Split, assign_split
-from astrospect.settings import CLIPPED_Z_MAX, CUTOUT_SIZE, N_BANDS
+from astrospect.data.clipping import UNCLIPPED, Clipping, clipping_keeps
+from astrospect.settings import CUTOUT_SIZE, N_BANDS
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-Variant = Literal["full", "clipped"]
-VARIANTS: tuple[Variant, ...] = ("full", "clipped")
-
-
 @dataclass(frozen=True)
 class RowSelection:
-    """Which rows of each shard belong to one split of one variant."""
+    """Which rows of each shard belong to one split of one clipping."""
 
     shards: tuple[Path, ...]
     rows: tuple[npt.NDArray[np.int64], ...]  # sorted row indices, one array per shard
@@ -39,30 +37,73 @@ class RowSelection:
         return int(sum(len(r) for r in self.rows))
 
 
-def select_rows(
-    shards: Sequence[Path],
-    split: Split,
-    variant: Variant = "full",
-    train_fraction: float = 0.8,
-    val_fraction: float = 0.1,
-) -> RowSelection:
-    """Rows of ``split``. The clipped variant drops z > 0.4 from train and val; the holdout is never clipped."""
-    chosen_rows = []
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of one clipping, computed once per session and handed to every stage."""
+
+    clipping: Clipping
+    train: RowSelection
+    val: RowSelection
+    holdout: RowSelection  # never clipped: every challenger is scored on the same galaxies
+
+    @property
+    def shards(self) -> tuple[Path, ...]:
+        return self.holdout.shards
+
+
+@dataclass(frozen=True)
+class ShardLabels:
+    """One shard's labels: all the label pass reads (a few bytes per galaxy)."""
+
+    shard: Path
+    objid: npt.NDArray[np.int64]
+    redshift: npt.NDArray[np.float32]
+
+
+def read_labels(shards: Sequence[Path]) -> list[ShardLabels]:
+    """The label pass: check each shard's structure, then read only ``objid`` and the redshifts."""
     labels = []
     for shard in shards:
         inspect_shard(shard, require_labels=True)
         with h5py.File(shard, "r") as handle:
-            objid = handle["objid"][()]
-            redshift = handle["specz_redshift"][()].astype(np.float32)
-        keep = assign_split(objid, train_fraction, val_fraction) == split.value
-        if variant == "clipped" and split is not Split.HOLDOUT:
-            keep &= redshift <= CLIPPED_Z_MAX
+            labels.append(
+                ShardLabels(
+                    Path(shard), handle["objid"][()], handle["specz_redshift"][()].astype(np.float32)
+                )
+            )
+    return labels
+
+
+def select_splits(shards: Sequence[Path], clipping: Clipping) -> Splits:
+    """Train, validation and holdout rows from one label pass; the clipping drops rows from train and val."""
+    return splits_from_labels(read_labels(shards), clipping)
+
+
+def select_holdout(shards: Sequence[Path]) -> RowSelection:
+    """The fixed holdout of ``shards`` (no clipping applies to it)."""
+    return _selection(read_labels(shards), Split.HOLDOUT, UNCLIPPED)
+
+
+def splits_from_labels(labels: Sequence[ShardLabels], clipping: Clipping) -> Splits:
+    return Splits(
+        clipping,
+        train=_selection(labels, Split.TRAIN, clipping),
+        val=_selection(labels, Split.VAL, clipping),
+        holdout=_selection(labels, Split.HOLDOUT, UNCLIPPED),
+    )
+
+
+def _selection(labels: Sequence[ShardLabels], split: Split, clipping: Clipping) -> RowSelection:
+    chosen_rows = []
+    redshifts = []
+    for shard in labels:
+        keep = (assign_split(shard.objid) == split.value) & clipping_keeps(clipping, shard.redshift)
         chosen_rows.append(np.flatnonzero(keep).astype(np.int64))
-        labels.append(redshift[keep])
+        redshifts.append(shard.redshift[keep])
     return RowSelection(
-        shards=tuple(Path(s) for s in shards),
+        shards=tuple(shard.shard for shard in labels),
         rows=tuple(chosen_rows),
-        redshift=np.concatenate(labels) if labels else np.zeros(0, np.float32),
+        redshift=np.concatenate(redshifts) if redshifts else np.zeros(0, np.float32),
     )
 
 

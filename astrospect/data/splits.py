@@ -1,7 +1,8 @@
-"""Train / validation / holdout by a stable hash of ``objid`` (DESIGN.md §5).
+"""Train / validation / holdout by a stable hash of ``objid`` (docs/architecture.md, "Splits").
 
 A galaxy's split depends on its objid alone, never on which shard or night it arrived in, so the holdout
 is fixed as the data grows and every night's models and the champion are compared on the same galaxies.
+The fractions are constants for the same reason: changing them would move galaxies between splits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+TRAIN_FRACTION = 0.8
+VAL_FRACTION = 0.1  # the holdout is the remaining 0.1
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -31,19 +34,15 @@ def objid_unit_hash(objid: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def assign_split(
-    objid: npt.ArrayLike, train_fraction: float = 0.8, val_fraction: float = 0.1
-) -> npt.NDArray[np.str_]:
-    """The split of each objid: ``train`` below ``train_fraction``, then ``val``, the rest ``holdout``."""
+def assign_split(objid: npt.ArrayLike) -> npt.NDArray[np.str_]:
+    """The split of each objid: ``train`` below TRAIN_FRACTION, then ``val``, the rest ``holdout``."""
     u = objid_unit_hash(objid)
     return np.where(
-        u < train_fraction,
+        u < TRAIN_FRACTION,
         Split.TRAIN.value,
-        np.where(u < train_fraction + val_fraction, Split.VAL.value, Split.HOLDOUT.value),
+        np.where(u < TRAIN_FRACTION + VAL_FRACTION, Split.VAL.value, Split.HOLDOUT.value),
     )
 
 
-def split_mask(
-    objid: npt.ArrayLike, split: Split, train_fraction: float = 0.8, val_fraction: float = 0.1
-) -> npt.NDArray[np.bool_]:
-    return assign_split(objid, train_fraction, val_fraction) == split.value
+def split_mask(objid: npt.ArrayLike, split: Split) -> npt.NDArray[np.bool_]:
+    return assign_split(objid) == split.value

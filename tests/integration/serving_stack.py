@@ -83,7 +83,8 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
 
     from astrospect.metrics import metric_table
     from astrospect.model import build_seed_cnn, fit_input_scaling
-    from astrospect.tracking import CHAMPION_ALIAS, TAG_DATASET_VERSION
+    from astrospect.tracking.registry import CHAMPION_ALIAS
+    from astrospect.tracking.tags import TAG_DATASET_VERSION
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
     cutouts = read_shard(shard)

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from astrospect import tracking
 from astrospect.settings import PROJECT_ROOT, Settings
+from astrospect.tracking import sessions
+from astrospect.tracking.server import client_for
 from tests.integration.tracking_support import (
     NOISY_BAND,
     OFFSET_BAND,
+    log_reader,
     mlflow_server,
-    reader_run,
     settings_for,
     write_reader_shards,
 )
@@ -64,26 +65,32 @@ class LoggedSession:
 
 @pytest.fixture(scope="module")
 def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedSession]:
-    from astrospect.baseline import fit_colour_baseline
-    from astrospect.evaluate import evaluate_baseline
+    from astrospect import challengers
+    from astrospect.data.dataset import select_splits
+    from astrospect.pipeline import run_challenger
+    from astrospect.tracking.runs import train_once
+    from astrospect.train import TrainConfig
 
     home = tmp_path_factory.mktemp("ui-home")
     shards = write_reader_shards(home / "shards")
     with mlflow_server(home / "server") as url:
         settings = settings_for(home, url)
-        parent = tracking.start_session(settings, "ui-v1", shards)
+        parent = sessions.start_session(settings, "ui-v1", shards)
         mae, sigma_mad = {}, {}
-        for variant, band in (("full", NOISY_BAND), ("clipped", OFFSET_BAND)):
-            result, evaluation = reader_run(band, variant, shards, home / variant, "ui-v1")
-            tracking.log_variant_run(parent, variant, result, evaluation, [], settings)  # type: ignore[arg-type]
-            mae[variant], sigma_mad[variant] = evaluation.metrics["mae"], evaluation.metrics["sigma_mad"]
-        baseline = evaluate_baseline(fit_colour_baseline(shards, "full"), shards, name="baseline-knn-full")
-        tracking.log_baseline_run(parent, baseline, settings, params={"k": 5})
-        mae["baseline-knn-full"], sigma_mad["baseline-knn-full"] = (
-            baseline.metrics["mae"],
-            baseline.metrics["sigma_mad"],
+        for name, band in (("full", NOISY_BAND), ("clipped", OFFSET_BAND)):
+            evaluation = log_reader(settings, parent, band, name, shards)
+            metrics = client_for(settings).get_run(evaluation.run_id).data.metrics
+            mae[name], sigma_mad[name] = metrics["mae"], metrics["sigma_mad"]
+        knn = challengers.get("baseline-knn-full")
+        outcome = run_challenger(
+            knn, select_splits(shards, knn.clipping), TrainConfig(out_dir=home / knn.name)
         )
-        compare = tracking.end_session(parent, settings)
+        train_once(settings, parent, knn, lambda: outcome)
+        mae[knn.name], sigma_mad[knn.name] = (
+            outcome.evaluation.metrics["mae"],
+            outcome.evaluation.metrics["sigma_mad"],
+        )
+        compare = sessions.end_session(parent, settings)
         yield LoggedSession(
             settings, parent, ["full", "clipped", "baseline-knn-full"], mae, sigma_mad, compare
         )
@@ -150,8 +157,8 @@ def test_experiment_link_lands_on_the_training_runs_table(
 ) -> None:
     """MLflow 3.17 opens experiments on the GenAI overview; the URLs we print must open the runs table."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
-    page.goto(tracking.experiment_url(logged_session.settings))
-    parent = tracking.client_for(logged_session.settings).get_run(logged_session.parent_run_id)
+    page.goto(sessions.experiment_url(logged_session.settings))
+    parent = client_for(logged_session.settings).get_run(logged_session.parent_run_id)
     page.get_by_text(str(parent.info.run_name)).first.wait_for(timeout=PAGE_TIMEOUT_MS)
     assert "/runs" in page.url and "workflowType=machine_learning" in page.url
     assert page.get_by_role("columnheader", name="Run Name").count() >= 1

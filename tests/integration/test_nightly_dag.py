@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from astrospect.data.shards import write_shard
 from astrospect.simulate import synthesize
-from astrospect.tracking import ROLE_SESSION, TAG_ROLE, TAG_VARIANT
+from astrospect.tracking.tags import ROLE_SESSION, TAG_CHALLENGER, TAG_ROLE
 from tests.integration.tracking_support import mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def children(client: MlflowClient, parent_run_id: str) -> dict[str, list[str]]:
     )
     by_variant: dict[str, list[str]] = {}
     for run in runs:
-        by_variant.setdefault(run.data.tags[TAG_VARIANT], []).append(run.info.run_name)
+        by_variant.setdefault(run.data.tags[TAG_CHALLENGER], []).append(run.info.run_name)
     return by_variant
 
 
@@ -104,7 +104,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     bad = write_nan_shard(good[0], landing / "night1-bad-pixels.h5")
     client = MlflowClient(tracking_url, registry_uri=tracking_url)  # never the process-global registry
 
-    # Night 1: three good shards accepted, the bad one quarantined and named; both variants trained.
+    # Night 1: three good shards accepted, the bad one quarantined and named; every challenger trained.
     night1 = dags_test(airflow_env)
     assert len(list((home / "accepted").glob("*.h5"))) == 3
     quarantined = list((home / "quarantine").glob("*.h5"))
@@ -115,8 +115,9 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert sessions(client)[0].info.status == "FINISHED"  # promote closes the session
     assert "compare-runs?runs=" in night1
     kinds = children(client, parent)
-    assert sorted(kinds) == ["baseline-knn", "clipped", "full"]
-    assert sorted(kinds["baseline-knn"]) == ["baseline-knn-clipped", "baseline-knn-full"]
+    assert kinds == {
+        name: [name] for name in ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
+    }
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert champion.run_id in {
         run.info.run_id for run in client.search_runs([sessions(client)[0].info.experiment_id])

@@ -38,7 +38,8 @@ from harness.topology.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "astrospect_nightly"
-TRAIN_TASKS = {"train_full", "train_clipped"}
+TRAIN_TASKS = {"train_full", "train_clipped"}  # the CNNs: on the gpu queue
+BASELINE_TASKS = {"train_baseline-knn-full", "train_baseline-knn-clipped"}  # no GPU: on default
 MODEL_NAME = "astrospect-photoz-integration"
 N_GALAXIES = 1000
 SHARD_SIZE = 500
@@ -63,7 +64,8 @@ def _print_services(topology: Topology, title: str) -> None:
 
 def _print_tasks(rows: list[TaskRow], title: str) -> None:
     order = ["ingest", "validate", "snapshot", "anything_to_train", "start_session", "train_full",
-             "train_clipped", "promote", "deploy"]  # fmt: skip
+             "train_clipped", "train_baseline-knn-full", "train_baseline-knn-clipped", "promote",
+             "deploy"]  # fmt: skip
     rows = sorted(rows, key=lambda row: order.index(row.task_id) if row.task_id in order else 99)
     table = [
         (row.task_id, row.state or "-", row.queue or "-", row.hostname or "-", str(row.try_number),
@@ -164,13 +166,13 @@ def _versions_of_session(mlflow: Any, session_run_id: str) -> dict[str, list[str
     by_variant: dict[str, list[str]] = {}
     for version in mlflow.search_model_versions(f"name = '{MODEL_NAME}'"):
         if version.tags.get("session_run_id") == session_run_id:
-            by_variant.setdefault(version.tags.get("variant", "?"), []).append(str(version.version))
+            by_variant.setdefault(version.tags.get("challenger", "?"), []).append(str(version.version))
     return by_variant
 
 
 def _finished_children(mlflow: Any, session_run_id: str) -> dict[str, list[str]]:
-    """The session's FINISHED CNN child runs by variant (baselines and failed attempts left out)."""
-    from astrospect import tracking
+    """The session's FINISHED CNN child runs by challenger (baselines and failed attempts left out)."""
+    from astrospect.tracking import tags
 
     parent = mlflow.get_run(session_run_id)
     runs = mlflow.search_runs(
@@ -179,8 +181,8 @@ def _finished_children(mlflow: Any, session_run_id: str) -> dict[str, list[str]]
     )
     by_variant: dict[str, list[str]] = {}
     for run in runs:
-        if run.data.tags.get(tracking.TAG_ROLE) == tracking.ROLE_CNN:
-            by_variant.setdefault(run.data.tags[tracking.TAG_VARIANT], []).append(run.info.run_id)
+        if run.data.tags.get(tags.TAG_ROLE) == tags.ROLE_CNN:
+            by_variant.setdefault(run.data.tags[tags.TAG_CHALLENGER], []).append(run.info.run_id)
     return by_variant
 
 
@@ -205,6 +207,7 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     assert run["state"] == "success", _failures(topology, run_id, rows)
     states = {row.task_id: row.state for row in rows}
     assert all(state == "success" for state in states.values()), states
+    assert set(states) >= TRAIN_TASKS | BASELINE_TASKS, sorted(states)  # one task per session challenger
     _check_queues_and_workers(rows)
     assert {row.hostname for row in rows} == {"worker-default", "worker-gpu"}
 

@@ -1,7 +1,8 @@
 """Tracking, registry and promotion against a real ``mlflow server`` (SQLite + local artifacts, loopback).
 
-The session fixture runs the real pipeline (``run_variant``: train 2 epochs, score, baseline, plots) for
-``full`` and ``clipped`` on two tiny shards and logs it the way the DAG does. The policy chain drives the
+The session fixture runs the real pipeline (``run_challenger``: train 2 epochs, score, plots) for the default
+session's challengers (full, clipped and their colour baselines) on two tiny shards and logs them the way
+the DAG's training tasks do. The policy chain drives the
 promotion rule through every branch with reader models whose metrics are known by construction.
 """
 
@@ -23,19 +24,23 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from astrospect import tracking
+from astrospect import challengers
+from astrospect.data.dataset import RowSelection, select_holdout
 from astrospect.metrics import METRIC_NAMES
+from astrospect.pipeline import ChallengerOutcome
 from astrospect.promote import promote_session
 from astrospect.settings import Settings
+from astrospect.tracking import registry, runs, sessions, tags
+from astrospect.tracking.server import TrackingServerError, check_tracking_server, client_for
 from tests.integration.tracking_support import (
     EXACT_BAND,
     NOISY_BAND,
     OFFSET_BAND,
     OUTLIER_BAND,
     free_port,
+    log_reader,
     log_reader_in_process,
     mlflow_server,
-    reader_run,
     settings_for,
     write_reader_shards,
 )
@@ -47,9 +52,13 @@ AIRFLOW_RUN_ID = "manual__2026-01-01T02:30:00+00:00"
 @dataclass
 class Session:
     parent_run_id: str
-    outcomes: dict[str, Any]  # variant -> astrospect.pipeline.VariantOutcome
-    logged: dict[str, tracking.VariantRun]
+    outcomes: dict[str, ChallengerOutcome]  # by challenger name
+    logged: dict[str, runs.LoggedRun]
     compare_url: str
+
+
+def must_not_train() -> ChallengerOutcome:
+    raise AssertionError("a challenger already logged in this session was trained again")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +74,7 @@ def settings(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Setti
 
 @pytest.fixture(scope="module")
 def client(settings: Settings) -> MlflowClient:
-    return tracking.client_for(settings)
+    return client_for(settings)
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +84,27 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def session(settings: Settings, shards: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Session:
-    from astrospect.pipeline import run_variant
+    from astrospect.data.dataset import select_splits
+    from astrospect.pipeline import run_challenger
     from astrospect.train import TrainConfig
 
     out = tmp_path_factory.mktemp("models")
-    parent = tracking.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
+    parent = sessions.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
     outcomes, logged = {}, {}
-    for variant in ("full", "clipped"):
-        config = TrainConfig(
-            variant=variant,  # type: ignore[arg-type]
-            shards=shards,
-            out_dir=out / variant,
-            epochs=2,
-            batch_size=64,
-            patience=2,
-            dataset_version=DATASET_VERSION,
+    for challenger in challengers.for_session():
+        config = TrainConfig(out_dir=out / challenger.name, epochs=2, batch_size=64, patience=2)
+        outcome = run_challenger(challenger, select_splits(shards, challenger.clipping), config)
+        outcomes[challenger.name] = outcome
+        logged[challenger.name] = runs.train_once(
+            settings, parent, challenger, lambda outcome=outcome: outcome, shards
         )
-        outcomes[variant] = run_variant(config)
-        logged[variant] = tracking.log_variant_outcome(parent, outcomes[variant], settings)
-    url = tracking.end_session(parent, settings)
+    url = sessions.end_session(parent, settings)
     return Session(parent, outcomes, logged, url)
+
+
+@pytest.fixture(scope="module")
+def holdout(shards: list[Path]) -> RowSelection:
+    return select_holdout(shards)
 
 
 def children(client: MlflowClient, parent_run_id: str) -> dict[str, Any]:
@@ -111,38 +121,42 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
 ) -> None:
     parent = client.get_run(session.parent_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags[tracking.TAG_ROLE] == "session"
-    assert parent.data.tags[tracking.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID
-    assert parent.data.tags[tracking.TAG_DATASET_VERSION] == DATASET_VERSION
-    assert parent.data.tags[tracking.TAG_GIT_COMMIT] == tracking.git_commit() != "unknown"
+    assert parent.data.tags[tags.TAG_ROLE] == "session"
+    assert parent.data.tags[tags.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID
+    assert parent.data.tags[tags.TAG_DATASET_VERSION] == DATASET_VERSION
+    assert parent.data.tags[tags.TAG_GIT_COMMIT] == sessions.git_commit() != "unknown"
 
-    runs = children(client, session.parent_run_id)
-    assert set(runs) == {"full", "clipped", "baseline-knn-full", "baseline-knn-clipped"}
-    assert {name: run.data.tags["variant"] for name, run in runs.items()} == {
-        "full": "full",
-        "clipped": "clipped",
-        "baseline-knn-full": "baseline-knn",
-        "baseline-knn-clipped": "baseline-knn",
+    logged = children(client, session.parent_run_id)
+    assert set(logged) == {"full", "clipped", "baseline-knn-full", "baseline-knn-clipped"}
+    described = {
+        name: (run.data.tags["challenger"], run.data.tags[tags.TAG_ROLE], run.data.tags[tags.TAG_CLIPPING])
+        for name, run in logged.items()
     }
-    assert runs["baseline-knn-clipped"].data.tags[tracking.TAG_DATA_VARIANT] == "clipped"
-    assert all(run.info.status == "FINISHED" for run in runs.values())
-    assert all(run.data.tags[tracking.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID for run in runs.values())
+    assert described == {
+        "full": ("full", "cnn", "full"),
+        "clipped": ("clipped", "cnn", "clipped"),
+        "baseline-knn-full": ("baseline-knn-full", "baseline", "full"),
+        "baseline-knn-clipped": ("baseline-knn-clipped", "baseline", "clipped"),
+    }
+    assert all(run.data.tags[tags.TAG_OUTPUT] == "point" for run in logged.values())
+    assert all(run.info.status == "FINISHED" for run in logged.values())
+    assert all(run.data.tags[tags.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID for run in logged.values())
 
 
 def test_compare_url_lists_the_children_in_order(
     session: Session, client: MlflowClient, settings: Settings
 ) -> None:
-    runs = children(client, session.parent_run_id)
+    logged = children(client, session.parent_run_id)
     base, fragment = session.compare_url.split("#", 1)
     assert base == settings.mlflow_tracking_uri + "/"
     path, query = fragment.split("?", 1)
     assert path == "/compare-runs"
     params = urllib.parse.parse_qs(query)
     expected = [
-        runs[name].info.run_id for name in ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
+        logged[name].info.run_id for name in ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
     ]
     assert json.loads(params["runs"][0]) == expected
-    assert json.loads(params["experiments"][0]) == [runs["full"].info.experiment_id]
+    assert json.loads(params["experiments"][0]) == [logged["full"].info.experiment_id]
     assert params["workflowType"] == ["machine_learning"]
     assert "[" not in query and '"' not in query  # the JSON lists are percent-encoded
 
@@ -152,9 +166,11 @@ def test_cnn_child_logs_params_dataset_curves_artifacts_and_commit(
 ) -> None:
     outcome = session.outcomes["full"]
     run = client.get_run(session.logged["full"].run_id)
-    for key, value in outcome.train_result.config.params().items():
+    for key, value in outcome.trained.params.items():
         assert run.data.params[key] == str(value), key
-    assert run.data.params["n_train"] == str(outcome.train_result.n_train)
+    assert run.data.params["n_train"] == str(outcome.trained.n_train)
+    assert run.data.params["epochs"] == "2" and run.data.params["clipping"] == "full"
+    assert run.data.params["dataset_version"] == DATASET_VERSION
 
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == f"astrospect-{DATASET_VERSION}"
@@ -162,7 +178,7 @@ def test_cnn_child_logs_params_dataset_curves_artifacts_and_commit(
     assert profile == {"n_shards": 2, "shards": ["reader-0.h5", "reader-1.h5"]}
     assert {tag.key: tag.value for tag in dataset_input.tags}["mlflow.data.context"] == "training"
 
-    history = outcome.train_result.history
+    history = outcome.trained.history
     for key, curve in (
         ("loss", "train_loss"),
         ("mae", "train_mae"),
@@ -179,39 +195,37 @@ def test_cnn_child_logs_params_dataset_curves_artifacts_and_commit(
         "metrics/metric_table.json",
         "metrics/per_z_bin.json",
     }
-    assert run.data.tags[tracking.TAG_GIT_COMMIT] == tracking.git_commit()
-    assert run.data.tags["mlflow.source.git.commit"] == tracking.git_commit().removesuffix("-dirty")
+    assert run.data.tags[tags.TAG_GIT_COMMIT] == sessions.git_commit()
+    assert run.data.tags["mlflow.source.git.commit"] == sessions.git_commit().removesuffix("-dirty")
 
 
 def test_logged_metrics_equal_the_evaluation(session: Session, client: MlflowClient) -> None:
-    runs = children(client, session.parent_run_id)
-    for variant, outcome in session.outcomes.items():
-        for run_name, evaluation in (
-            (variant, outcome.evaluation),
-            (f"baseline-knn-{variant}", outcome.baseline_evaluation),
-        ):
-            run = runs[run_name]
-            for name in METRIC_NAMES:
-                expected = evaluation.metrics[name]
-                assert (math.isnan(expected) and math.isnan(run.data.metrics[name])) or run.data.metrics[
-                    name
-                ] == expected
-            assert run.data.metrics["n_holdout"] == len(evaluation.z_true)
+    logged = children(client, session.parent_run_id)
+    for challenger_name, outcome in session.outcomes.items():
+        evaluation = outcome.evaluation
+        run = logged[challenger_name]
+        for name in METRIC_NAMES:
+            expected = evaluation.metrics[name]
+            assert (math.isnan(expected) and math.isnan(run.data.metrics[name])) or run.data.metrics[
+                name
+            ] == expected
+        assert run.data.metrics["n_holdout"] == len(evaluation.z_true)
 
-            table = json.loads(
-                Path(client.download_artifacts(run.info.run_id, "metrics/metric_table.json")).read_text()
-            )
-            row = dict(zip(table["columns"], table["data"][0], strict=True))
-            assert row["model"] == evaluation.name and row["n"] == len(evaluation.z_true)
-            for name in METRIC_NAMES:
-                # mlflow.log_table writes JSON through pandas at 10 decimals (error <= 5e-11); the metrics above are exact.
-                assert row[name] == pytest.approx(evaluation.metrics[name], rel=0, abs=1e-10, nan_ok=True)
+        table = json.loads(
+            Path(client.download_artifacts(run.info.run_id, "metrics/metric_table.json")).read_text()
+        )
+        row = dict(zip(table["columns"], table["data"][0], strict=True))
+        assert row["model"] == challenger_name and row["n"] == len(evaluation.z_true)
+        assert row["clipping"] == outcome.challenger.clipping
+        for name in METRIC_NAMES:
+            # mlflow.log_table writes JSON through pandas at 10 decimals (error <= 5e-11); the metrics above are exact.
+            assert row[name] == pytest.approx(evaluation.metrics[name], rel=0, abs=1e-10, nan_ok=True)
 
-            per_bin = json.loads(
-                Path(client.download_artifacts(run.info.run_id, "metrics/per_z_bin.json")).read_text()
-            )
-            logged_bins = pd.DataFrame(per_bin["data"], columns=per_bin["columns"])
-            pd.testing.assert_frame_equal(logged_bins, evaluation.per_bin, check_dtype=False, rtol=1e-9)
+        per_bin = json.loads(
+            Path(client.download_artifacts(run.info.run_id, "metrics/per_z_bin.json")).read_text()
+        )
+        logged_bins = pd.DataFrame(per_bin["data"], columns=per_bin["columns"])
+        pd.testing.assert_frame_equal(logged_bins, evaluation.per_bin, check_dtype=False, rtol=1e-9)
 
 
 def test_each_cnn_is_a_registered_version_with_signature_and_example(
@@ -222,12 +236,16 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
     versions = {
         v.version: v for v in client.search_model_versions(f"name = '{settings.registered_model_name}'")
     }
-    for variant, logged in session.logged.items():
+    registered = {name: logged for name, logged in session.logged.items() if logged.model_version}
+    assert sorted(registered) == ["clipped", "full"]  # baselines are never registered
+    for name, logged in registered.items():
+        assert logged.model_version is not None and logged.model_uri is not None
         version = versions[logged.model_version]
         assert version.run_id == logged.run_id
-        assert version.tags["variant"] == variant
+        assert version.tags["challenger"] == name
+        assert registry.get_version(settings, logged.model_version).challenger == name
         assert float(version.tags["holdout.sigma_mad"]) == pytest.approx(
-            session.outcomes[variant].evaluation.metrics["sigma_mad"], rel=1e-5
+            session.outcomes[name].evaluation.metrics["sigma_mad"], rel=1e-5
         )
         info = mlflow.models.get_model_info(logged.model_uri)
         assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 5]
@@ -240,41 +258,54 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
 
 
 def test_session_for_dataset_finds_the_trained_version(session: Session, settings: Settings) -> None:
-    assert tracking.session_for_dataset(settings, DATASET_VERSION) == session.parent_run_id
-    assert tracking.session_for_dataset(settings, "never-trained") is None
+    trained = challengers.for_session()
+    assert sessions.session_for_dataset(settings, DATASET_VERSION, trained) == session.parent_run_id
+    assert sessions.session_for_dataset(settings, "never-trained", trained) is None
+
+
+def test_a_challenger_added_to_the_session_makes_the_dataset_untrained(
+    session: Session, settings: Settings
+) -> None:
+    extra = challengers.register(
+        challengers.Challenger("extra-not-trained", "astrospect.train:fit_seed_cnn", "full")
+    )
+    try:
+        wanted = (*challengers.for_session(), extra)
+        assert sessions.session_for_dataset(settings, DATASET_VERSION, wanted) is None
+    finally:
+        challengers.unregister(extra.name)
 
 
 def test_retried_tasks_reuse_the_session_and_runs(
-    session: Session, client: MlflowClient, settings: Settings
+    session: Session, client: MlflowClient, settings: Settings, shards: list[Path]
 ) -> None:
     n_versions = len(client.search_model_versions(f"name = '{settings.registered_model_name}'"))
-    again = tracking.log_variant_outcome(session.parent_run_id, session.outcomes["full"], settings)
-    assert again == dataclasses.replace(session.logged["full"], reused=True)
+    for challenger in challengers.for_session():
+        again = runs.train_once(settings, session.parent_run_id, challenger, must_not_train)
+        assert again == dataclasses.replace(session.logged[challenger.name], reused=True)
     assert len(children(client, session.parent_run_id)) == 4
     assert len(client.search_model_versions(f"name = '{settings.registered_model_name}'")) == n_versions
 
-    shards = session.outcomes["full"].train_result.config.shards
     assert (
-        tracking.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
+        sessions.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
         == session.parent_run_id
     )
-    tracking.end_session(session.parent_run_id, settings)  # the reuse reopened it; close it again
+    sessions.end_session(session.parent_run_id, settings)  # the reuse reopened it; close it again
 
 
 def test_a_child_left_running_by_a_crash_is_failed_and_logged_afresh(
     settings: Settings, shards: list[Path], tmp_path: Path
 ) -> None:
     isolated = dataclasses.replace(settings, registered_model_name="retry-test", experiment_name="retry-test")
-    client = tracking.client_for(isolated)
-    parent = tracking.start_session(isolated, "retry-v1", shards)
+    client = client_for(isolated)
+    parent = sessions.start_session(isolated, "retry-v1", shards)
     experiment_id = client.get_run(parent).info.experiment_id
     crashed = client.create_run(
         experiment_id,
         run_name="clipped",
-        tags={"mlflow.parentRunId": parent, "variant": "clipped", tracking.TAG_ROLE: tracking.ROLE_CNN},
+        tags={"mlflow.parentRunId": parent, **tags.challenger_tags(challengers.get("clipped"))},
     )
-    result, evaluation = reader_run(NOISY_BAND, "clipped", shards, tmp_path, "retry-v1")
-    logged = tracking.log_variant_run(parent, "clipped", result, evaluation, [], isolated)  # type: ignore[arg-type]
+    logged = log_reader(isolated, parent, NOISY_BAND, "clipped", shards)
     assert logged.run_id != crashed.info.run_id and not logged.reused
     assert client.get_run(crashed.info.run_id).info.status == "FAILED"
     assert client.get_run(logged.run_id).info.status == "FINISHED"
@@ -292,8 +323,7 @@ def test_parallel_tasks_log_into_one_session_from_separate_processes(
     isolated = dataclasses.replace(
         settings, registered_model_name="parallel-test", experiment_name="parallel-test"
     )
-    parent = tracking.start_session(isolated, "parallel-v1", shards)
-    full, full_evaluation = reader_run(NOISY_BAND, "full", shards, tmp_path / "full", "parallel-v1")
+    parent = sessions.start_session(isolated, "parallel-v1", shards)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         other = pool.submit(
             log_reader_in_process,
@@ -309,18 +339,18 @@ def test_parallel_tasks_log_into_one_session_from_separate_processes(
             assert not other.done(), other.exception()
             time.sleep(0.05)
         (tmp_path / "go").touch()
-        here = tracking.log_variant_run(parent, "full", full, full_evaluation, [], isolated)  # type: ignore[arg-type]
+        here = log_reader(isolated, parent, NOISY_BAND, "full", shards)
         clipped_run, clipped_version = other.result(timeout=300)
-    tracking.end_session(parent, isolated)
+    sessions.end_session(parent, isolated)
 
-    runs = children(tracking.client_for(isolated), parent)
-    assert {name: run.info.run_id for name, run in runs.items()} == {
+    logged = children(client_for(isolated), parent)
+    assert {name: run.info.run_id for name, run in logged.items()} == {
         "full": here.run_id,
         "clipped": clipped_run,
     }
     assert sorted([here.model_version, clipped_version]) == ["1", "2"]
-    assert tracking.find_variant_run(isolated, parent, "clipped") == tracking.VariantRun(
-        clipped_run, clipped_version, f"models:/parallel-test/{clipped_version}", reused=True
+    assert runs.train_once(isolated, parent, challengers.get("clipped"), must_not_train) == runs.LoggedRun(
+        clipped_run, "clipped", clipped_version, f"models:/parallel-test/{clipped_version}", reused=True
     )
 
 
@@ -328,14 +358,16 @@ def test_parallel_tasks_log_into_one_session_from_separate_processes(
 
 
 def test_first_promotion_makes_the_best_challenger_champion_and_it_loads_back(
-    session: Session, client: MlflowClient, settings: Settings, shards: list[Path]
+    session: Session, client: MlflowClient, settings: Settings, shards: list[Path], holdout: RowSelection
 ) -> None:
     from astrospect.data.shards import read_shard
     from astrospect.predict import predict_redshift
 
-    result = promote_session(settings, session.parent_run_id, shards)
+    result = promote_session(settings, session.parent_run_id, holdout)
 
-    by_version = {logged.model_version: variant for variant, logged in session.logged.items()}
+    by_version = {
+        logged.model_version: name for name, logged in session.logged.items() if logged.model_version
+    }
     sigma = {
         v: session.outcomes[variant].evaluation.metrics["sigma_mad"] for v, variant in by_version.items()
     }
@@ -358,23 +390,23 @@ def test_first_promotion_makes_the_best_challenger_champion_and_it_loads_back(
         == "promoted"
     )
 
-    champion = tracking.load_registered_model(settings, "champion")
+    champion = registry.load_model(settings, "champion")
     images = read_shard(shards[0]).images[:64]
-    before_logging = session.outcomes[by_version[best]].train_result.model
+    before_logging = session.outcomes[by_version[best]].trained.keras_model
     np.testing.assert_allclose(
         predict_redshift(champion, images), predict_redshift(before_logging, images), rtol=1e-6
     )
 
 
 def test_promoting_again_changes_nothing(
-    session: Session, client: MlflowClient, settings: Settings, shards: list[Path]
+    session: Session, client: MlflowClient, settings: Settings, holdout: RowSelection
 ) -> None:
     name = settings.registered_model_name
     aliases = client.get_registered_model(name).aliases
     champion_tags = client.get_model_version(name, aliases["champion"]).tags
     artifacts = client.list_artifacts(session.parent_run_id, "promotion")
 
-    result = promote_session(settings, session.parent_run_id, shards)
+    result = promote_session(settings, session.parent_run_id, holdout)
 
     assert not result.changed and result.decision_artifact is None
     assert result.decision.reason == f"v{aliases['champion']} is already the champion"
@@ -390,6 +422,7 @@ def test_promote_command_reports_the_decision(
     client: MlflowClient,
     settings: Settings,
     shards: list[Path],
+    holdout: RowSelection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from typer.testing import CliRunner
@@ -399,7 +432,7 @@ def test_promote_command_reports_the_decision(
     for key, value in cli_environment(settings).items():
         monkeypatch.setenv(key, value)
     # Promote once here (idempotent), so this test holds alone and in any order: the command repeats it.
-    promote_session(settings, session.parent_run_id, shards)
+    promote_session(settings, session.parent_run_id, holdout)
     champion = client.get_registered_model(settings.registered_model_name).aliases["champion"]
     result = CliRunner().invoke(
         app, ["promote", "--session", session.parent_run_id, "--holdout", str(shards[0].parent)]
@@ -418,12 +451,14 @@ def cli_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def test_policy_branches_on_a_real_registry(settings: Settings, shards: list[Path], tmp_path: Path) -> None:
-    """Each session registers one reader; promotion must follow DESIGN.md §7 at every step."""
+def test_policy_branches_on_a_real_registry(
+    settings: Settings, shards: list[Path], holdout: RowSelection
+) -> None:
+    """Each session registers one reader; promotion must follow the policy at every step."""
     chain = dataclasses.replace(
         settings, registered_model_name="policy-chain", experiment_name="policy-chain"
     )
-    client = tracking.client_for(chain)
+    client = client_for(chain)
     steps = [  # (reader band, promoted?, reason fragment, champion band afterwards)
         (NOISY_BAND, True, "first model", NOISY_BAND),
         (OUTLIER_BAND, False, "catastrophic_outlier_frac grows", NOISY_BAND),
@@ -434,13 +469,13 @@ def test_policy_branches_on_a_real_registry(settings: Settings, shards: list[Pat
     ]
     band_of_version: dict[str, int] = {}
     for k, (band, promoted, reason, champion_band) in enumerate(steps):
-        parent = tracking.start_session(chain, f"chain-{k}", shards)
-        result, evaluation = reader_run(band, "full", shards, tmp_path / str(k), f"chain-{k}")
-        logged = tracking.log_variant_run(parent, "full", result, evaluation, [], chain)  # type: ignore[arg-type]
+        parent = sessions.start_session(chain, f"chain-{k}", shards)
+        logged = log_reader(chain, parent, band, "full", shards)
+        assert logged.model_version is not None
         band_of_version[logged.model_version] = band
-        tracking.end_session(parent, chain)
+        sessions.end_session(parent, chain)
 
-        outcome = promote_session(chain, parent, shards)
+        outcome = promote_session(chain, parent, holdout)
 
         assert (outcome.decision.promote, outcome.changed) == (promoted, promoted), (
             k,
@@ -466,16 +501,16 @@ def test_policy_branches_on_a_real_registry(settings: Settings, shards: list[Pat
     ],
 )
 def test_malformed_tracking_uri_is_a_clear_error(uri: str, reason: str) -> None:
-    with pytest.raises(tracking.TrackingServerError, match=reason) as error:
-        tracking.check_tracking_server(uri)
+    with pytest.raises(TrackingServerError, match=reason) as error:
+        check_tracking_server(uri)
     assert repr(uri) in str(error.value)
 
 
 @pytest.mark.timeout(60)
 def test_unreachable_server_fails_before_a_session_starts(tmp_path: Path) -> None:
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(tracking.TrackingServerError, match="unreachable"):
-        tracking.start_session(settings_for(tmp_path, uri), "v1", [tmp_path / "a.h5"])
+    with pytest.raises(TrackingServerError, match="unreachable"):
+        sessions.start_session(settings_for(tmp_path, uri), "v1", [tmp_path / "a.h5"])
 
 
 @pytest.mark.timeout(60)
@@ -484,8 +519,8 @@ def test_a_web_server_that_is_not_mlflow_is_refused(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        with pytest.raises(tracking.TrackingServerError, match="answered HTTP 404"):
-            tracking.check_tracking_server(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(TrackingServerError, match="answered HTTP 404"):
+            check_tracking_server(f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()
@@ -506,13 +541,11 @@ def test_report_command_prints_the_latest_comparison_beside_the_seed(
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
-    for variant in ("full", "clipped"):
-        evaluation = session.outcomes[variant].evaluation
-        assert f"{evaluation.metrics['mae']:.4f}" in rows[variant]
-        assert f"{evaluation.metrics['sigma_mad']:.4f}" in rows[variant]
-        assert "ours: simulated" in rows[variant]
-        baseline = session.outcomes[variant].baseline_evaluation
-        assert f"{baseline.metrics['mae']:.4f}" in rows[f"baseline-knn-{variant}"]
+    for name, outcome in session.outcomes.items():
+        evaluation = outcome.evaluation
+        assert f"{evaluation.metrics['mae']:.4f}" in rows[name]
+        assert f"{evaluation.metrics['sigma_mad']:.4f}" in rows[name]
+        assert "ours: simulated" in rows[name]
     assert "0.0304" in rows["seed CNN full"] and "real SDSS" in rows["seed CNN full"]
     assert "0.0556" in rows["seed CNN clipped"]
     assert session.compare_url in result.output.replace("\n", "")

@@ -14,12 +14,17 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from astrospect.data.shards import write_shard
 from astrospect.ports import free_port
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from astrospect.pipeline import ChallengerOutcome
+    from astrospect.tracking.runs import LoggedRun
 
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
 # Which band's pixel (0, 0) holds which version of the redshift.
@@ -95,44 +100,48 @@ def reader_model(band: int, name: str) -> object:
     return keras.Model(inputs, layers.Reshape(())(x), name=name)
 
 
-def reader_run(
-    band: int, variant: str, shards: list[Path], out_dir: Path, dataset_version: str
-) -> tuple[object, object]:
-    """A (TrainResult, Evaluation) pair for a reader model, built from the lead's real classes."""
+def reader_outcome(band: int, challenger_name: str, shards: list[Path]) -> ChallengerOutcome:
+    """A reader model as a trained challenger's outcome, built from the lead's real classes."""
+    from astrospect import challengers
+    from astrospect.challengers import Trained
+    from astrospect.data.dataset import select_splits
     from astrospect.data.shards import read_shard
     from astrospect.evaluate import evaluate_model
-    from astrospect.train import TrainConfig, TrainResult
+    from astrospect.pipeline import ChallengerOutcome
+    from astrospect.predict import predict_redshift
 
-    model = reader_model(band, f"reader_band{band}")
-    config = TrainConfig(
-        variant=variant,  # type: ignore[arg-type]
-        shards=shards,
-        out_dir=out_dir,
-        epochs=2,
-        batch_size=32,
-        dataset_version=dataset_version,
-    )
-    history = {"loss": [0.02, 0.01], "mae": [0.1, 0.08], "val_loss": [0.03, 0.02], "val_mae": [0.12, 0.1]}
-    result = TrainResult(
-        model=model,  # type: ignore[arg-type]
-        model_path=out_dir / "model.keras",
-        history=history,
-        config=config,
-        n_train=480,
-        n_val=60,
-        images_per_second=1000.0,
+    challenger = challengers.get(challenger_name)
+    model: Any = reader_model(band, f"reader_band{band}")
+    splits = select_splits(shards, challenger.clipping)
+    trained = Trained(
+        challenger=challenger,
+        predict=lambda images: predict_redshift(model, images),
+        params={"reader_band": band, "clipping": challenger.clipping, "epochs": 2},
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+        history={"loss": [0.02, 0.01], "mae": [0.1, 0.08], "val_loss": [0.03, 0.02], "val_mae": [0.12, 0.1]},
+        run_metrics={"images_per_second": 1000.0},
+        keras_model=model,
         input_example=read_shard(shards[0]).images[:3],
-        z_range=(0.0, 1.0),
-        epochs_run=2,
     )
-    evaluation = evaluate_model(model, shards, name=f"cnn-{variant}", variant=variant)  # type: ignore[arg-type]
-    return result, evaluation
+    return ChallengerOutcome(trained, evaluate_model(model, splits.holdout, name=challenger.name))
+
+
+def log_reader(
+    settings: Settings, parent_run_id: str, band: int, challenger_name: str, shards: list[Path]
+) -> LoggedRun:
+    """Log a reader as the session's ``challenger_name``, the way a training task does."""
+    from astrospect import challengers
+    from astrospect.tracking.runs import train_once
+
+    outcome = reader_outcome(band, challenger_name, shards)
+    return train_once(settings, parent_run_id, challengers.get(challenger_name), lambda: outcome, shards)
 
 
 def log_reader_in_process(
-    url: str, home: str, name: str, parent_run_id: str, variant: str, band: int, shards: list[str]
-) -> tuple[str, str]:
-    """What one Airflow training task does, in a separate process: log a reader as ``variant``.
+    url: str, home: str, name: str, parent_run_id: str, challenger_name: str, band: int, shards: list[str]
+) -> tuple[str, str | None]:
+    """What one Airflow training task does, in a separate process: log a reader as ``challenger_name``.
 
     It prepares everything, writes ``<home>/ready`` and logs only once ``<home>/go`` exists, so the caller can
     make the two processes hit the server at the same moment.
@@ -140,19 +149,18 @@ def log_reader_in_process(
     import dataclasses
     import time
 
-    from astrospect import tracking
+    from astrospect import challengers
+    from astrospect.tracking.runs import train_once
 
     settings = dataclasses.replace(
         settings_for(Path(home), url), registered_model_name=name, experiment_name=name
     )
-    result, evaluation = reader_run(
-        band, variant, [Path(s) for s in shards], Path(home) / variant, "parallel"
-    )
+    outcome = reader_outcome(band, challenger_name, [Path(s) for s in shards])
     (Path(home) / "ready").touch()
     deadline = time.monotonic() + 120
     while not (Path(home) / "go").exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{home}/go never appeared")
         time.sleep(0.05)
-    logged = tracking.log_variant_run(parent_run_id, variant, result, evaluation, [], settings)  # type: ignore[arg-type]
+    logged = train_once(settings, parent_run_id, challengers.get(challenger_name), lambda: outcome)
     return logged.run_id, logged.model_version

@@ -70,22 +70,46 @@ def test_no_heavy_module_is_imported_at_parse_time(parsed: dict) -> None:
 
 
 def test_task_graph(parsed: dict) -> None:
+    """One training task per challenger of the default session; ordering-only edges carry no data."""
+    training = ["train_baseline-knn-clipped", "train_baseline-knn-full", "train_clipped", "train_full"]
     assert parsed["graph"] == {
         "ingest": ["validate"],
         "validate": ["snapshot"],
-        "snapshot": ["anything_to_train", "promote", "start_session", "train_clipped", "train_full"],
+        "snapshot": ["anything_to_train", "promote", "start_session", *training],
         "anything_to_train": ["start_session"],
-        "start_session": ["promote", "train_clipped", "train_full"],
-        "train_full": ["promote"],
-        "train_clipped": ["promote"],
+        "start_session": ["promote", *training],
+        **{task: ["promote"] for task in training},
         "promote": ["deploy"],
         "deploy": [],
     }
 
 
+def test_the_challengers_setting_chooses_the_training_tasks(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "ASTROSPECT_CHALLENGERS": "clipped,baseline-knn-clipped",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(REPO / "dags"), ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    graph = json.loads(out.stdout.strip().splitlines()[-1])["graph"]
+    assert sorted(task for task in graph if task.startswith("train_")) == [
+        "train_baseline-knn-clipped",
+        "train_clipped",
+    ]
+
+
 def test_training_goes_to_the_gpu_queue_and_io_retries_back_off(parsed: dict) -> None:
     assert parsed["queues"]["train_full"] == parsed["queues"]["train_clipped"] == "gpu"
-    assert {parsed["queues"][t] for t in parsed["queues"] if not t.startswith("train_")} == {"default"}
+    assert parsed["queues"]["train_baseline-knn-full"] == "default"  # a k-NN needs no GPU
+    assert {parsed["queues"][t] for t in parsed["queues"] if t not in ("train_full", "train_clipped")} == {
+        "default"
+    }
     for io_task in ("ingest", "snapshot", "start_session", "promote", "deploy"):
         retries, backoff = parsed["retries"][io_task]
         assert retries >= 2 and backoff > 1

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from astrospect.deploy import Champion, bento_config, bento_model_name, keras_file
+from astrospect.deploy import (
+    Champion,
+    bento_config,
+    bento_model_name,
+    included_files,
+    keras_file,
+    source_digest,
+)
+from astrospect.settings import PROJECT_ROOT
 
 
 @pytest.mark.parametrize(
@@ -30,7 +42,43 @@ def test_the_bentofile_names_the_service_and_pins_no_packages_online() -> None:
     config = bento_config()
     assert config["service"] == "astrospect.serving.service:PhotoZ"
     assert config["python"]["lock_packages"] is False  # locking would resolve packages over the network
-    assert "astrospect/**/*.py" in config["include"]
+    assert "astrospect/serving/*.py" in config["include"]
+
+
+def test_the_bento_packs_every_module_the_service_imports_and_nothing_of_the_harness() -> None:
+    """The bentofile names modules one by one: a missing one would fail only when `bentoml serve` starts."""
+    probe = (
+        "import sys, json; import astrospect.serving.service, astrospect.model, astrospect.predict; "
+        "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
+        "if n.split('.')[0] == 'astrospect' and getattr(m, '__file__', None))))"
+    )
+    imported = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+        ).stdout
+    )
+    packed = {str(path) for path in included_files(bento_config()["include"])}
+    assert {str(Path(f).resolve()) for f in imported} <= packed, sorted(set(imported) - packed)
+    assert not any("/harness/" in path or "/tracking/" in path for path in packed)
+
+
+def test_editing_the_harness_leaves_the_bento_source_digest_unchanged(tmp_path: Path) -> None:
+    """The harness (benchmarks, topology) lives outside what the bento packs; serving code does not."""
+    for part in ("bentofile.yaml", "astrospect", "harness"):
+        source = PROJECT_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, tmp_path / part)
+    include = bento_config()["include"]
+    before = source_digest(include, tmp_path)
+    harness_file = tmp_path / "harness" / "bench" / "serving.py"
+    harness_file.write_text(harness_file.read_text() + "\n# an edit to the harness\n")
+    (tmp_path / "astrospect" / "simulate" / "render.py").write_text("# an edit to the simulator\n")
+    assert source_digest(include, tmp_path) == before
+    service = tmp_path / "astrospect" / "serving" / "service.py"
+    service.write_text(service.read_text() + "\n# an edit to serving\n")
+    assert source_digest(include, tmp_path) != before  # the check can fail: serving code is in the digest
 
 
 def test_champion_labels_carry_the_registry_identity() -> None:

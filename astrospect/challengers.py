@@ -1,0 +1,170 @@
+"""The challenger registry: every model a training session can train, listed in one place.
+
+A *challenger* is a model we train. Each entry says how to build it (its builder, imported only when it
+trains, so the Airflow DAG reads this module at parse time without loading TensorFlow), which data
+clipping it trains on, what it outputs (a point redshift, or a redshift PDF), and whether it is a
+baseline: a baseline is trained, scored and logged beside the others but never registered or promoted.
+
+The DAG's training tasks, the "already trained" short-circuit, the tracking tags, promotion, the report
+and the compare view all read this registry. Adding a challenger is one entry here plus its builder
+(docs/architecture.md, "Adding a challenger").
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import numpy.typing as npt
+
+    from astrospect.data.clipping import Clipping
+    from astrospect.data.dataset import Splits
+    from astrospect.train import TrainConfig
+
+Output = Literal["point", "pdf"]
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """One model a session can train."""
+
+    name: str  # the run name, the MLflow tag `challenger`, the DAG task `train_<name>`
+    builder: str  # "module:function" called as function(challenger, splits, config) -> Trained
+    clipping: Clipping  # which galaxies it trains on
+    output: Output = "point"
+    baseline: bool = False  # scored and logged, never registered or promoted
+    description: str = ""
+    # The seed's published holdout figures for this challenger, measured on REAL SDSS galaxies: shown
+    # beside ours (simulated) in the report so the pattern can be compared, never the digits.
+    published: Mapping[str, float] | None = None
+
+    def fit(self, splits: Splits, config: TrainConfig) -> Trained:
+        """Train this challenger on ``splits`` (its clipping) with ``config``'s hyperparameters."""
+        if splits.clipping != self.clipping:
+            raise ValueError(
+                f"challenger {self.name!r} trains on the {self.clipping!r} clipping, got {splits.clipping!r} splits"
+            )
+        module_name, _, function_name = self.builder.partition(":")
+        build = getattr(importlib.import_module(module_name), function_name)
+        trained = build(self, splits, config)
+        if not isinstance(trained, Trained) or trained.challenger != self:
+            raise TypeError(f"builder {self.builder} of {self.name!r} must return a Trained for it")
+        return trained
+
+
+@dataclass
+class Trained:
+    """What a builder returns: a fitted challenger, ready to be scored on the holdout and logged."""
+
+    challenger: Challenger
+    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]  # raw cutouts -> redshift
+    params: dict[str, Any]  # hyperparameters and choices made on validation; logged as run parameters
+    n_train: int
+    n_val: int
+    history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch curves; none for a k-NN
+    run_metrics: dict[str, float] = field(default_factory=dict)  # e.g. images_per_second, val_sigma_mad
+    keras_model: keras.Model | None = None  # what the registry holds; None for a baseline
+    input_example: npt.NDArray[np.float32] | None = None  # a few raw cutouts, for the model signature
+    model_path: Path | None = None  # the saved model, where there is one
+
+
+# The seed's published results (full / clipped) on real SDSS data.
+_SEED_FULL = {
+    "mae": 0.0304,
+    "mse": 0.0017,
+    "r2": 0.9041,
+    "sigma_mad": 0.0269,
+    "catastrophic_outlier_frac": 0.0012,
+}
+_SEED_CLIPPED = {"mae": 0.0556, "mse": 0.0056, "r2": 0.8826, "sigma_mad": 0.0427, "catastrophic_outlier_frac": 0.0128}  # fmt: skip
+
+_REGISTRY: dict[str, Challenger] = {}
+
+
+def register(challenger: Challenger) -> Challenger:
+    """Add a challenger; its name must be new (a name is its identity in MLflow and in the DAG)."""
+    if challenger.name in _REGISTRY:
+        raise ValueError(f"a challenger named {challenger.name!r} is already registered")
+    if not challenger.name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"challenger name {challenger.name!r}: use letters, digits, '-' and '_' only")
+    _REGISTRY[challenger.name] = challenger
+    return challenger
+
+
+def unregister(name: str) -> None:
+    """Remove a challenger (tests that register a temporary one)."""
+    del _REGISTRY[name]
+
+
+def get(name: str) -> Challenger:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"no challenger named {name!r}; registered: {', '.join(_REGISTRY) or '(none)'}"
+        ) from None
+
+
+def registered() -> tuple[Challenger, ...]:
+    """Every registered challenger, in registration order (the order of tables and the compare view)."""
+    return tuple(_REGISTRY.values())
+
+
+def for_session(names: Sequence[str] = ()) -> tuple[Challenger, ...]:
+    """The challengers a session trains: ``names`` (``ASTROSPECT_CHALLENGERS``), or every default one."""
+    if not names:
+        return tuple(c for c in _REGISTRY.values() if c.name in DEFAULT_SESSION)
+    unknown = [name for name in names if name not in _REGISTRY]
+    if unknown:
+        raise KeyError(
+            f"ASTROSPECT_CHALLENGERS names unknown challenger(s) {unknown}; registered: {', '.join(_REGISTRY)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"ASTROSPECT_CHALLENGERS lists a challenger twice: {list(names)}")
+    return tuple(get(name) for name in names)
+
+
+register(
+    Challenger(
+        "full",
+        "astrospect.train:fit_seed_cnn",
+        "full",
+        description="the seed CNN, trained on every redshift",
+        published=_SEED_FULL,
+    )
+)
+register(
+    Challenger(
+        "clipped",
+        "astrospect.train:fit_seed_cnn",
+        "clipped",
+        description="the seed CNN, trained on z <= 0.4",
+        published=_SEED_CLIPPED,
+    )
+)
+register(
+    Challenger(
+        "baseline-knn-full",
+        "astrospect.baseline:fit_colour_knn",
+        "full",
+        baseline=True,
+        description="k-NN on ugriz aperture colours (aperture and k chosen on validation)",
+    )
+)
+register(
+    Challenger(
+        "baseline-knn-clipped",
+        "astrospect.baseline:fit_colour_knn",
+        "clipped",
+        baseline=True,
+        description="k-NN on ugriz aperture colours, trained on z <= 0.4",
+    )
+)
+DEFAULT_SESSION: tuple[str, ...] = ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
+DEFAULT_CHALLENGER = "full"  # what `astrospect train` trains unless told

@@ -1,0 +1,284 @@
+"""One challenger's child run: trained once per session, logged with everything a person compares.
+
+:func:`train_once` is where idempotency lives: a retried Airflow task finds the challenger's FINISHED
+child and returns it without training again; a child left RUNNING by a crashed attempt is marked FAILED
+and a fresh one is trained and logged. A challenger that is not a baseline also becomes a registered
+version (:mod:`astrospect.tracking.registry`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from astrospect.challengers import Challenger
+from astrospect.metrics import METRIC_NAMES
+from astrospect.settings import CUTOUT_SIZE, N_BANDS, Settings, get_logger
+from astrospect.tracking import registry
+from astrospect.tracking.server import client_for
+from astrospect.tracking.sessions import child_runs, context_tags, dataset_input
+from astrospect.tracking.tags import (
+    TAG_AIRFLOW_RUN_ID,
+    TAG_DATASET_VERSION,
+    TAG_MODEL_VERSION,
+    TAG_PARENT,
+    challenger_tags,
+)
+
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+    from astrospect.evaluate import Evaluation
+    from astrospect.pipeline import ChallengerOutcome
+
+log = get_logger(__name__)
+MODEL_ARTIFACT_NAME = "model"
+_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A challenger's finished child run, and the registered version it became (None for a baseline)."""
+
+    run_id: str
+    challenger: str
+    model_version: str | None
+    model_uri: str | None  # models:/<name>/<version>
+    reused: bool = False  # True when a retried call found the run already logged
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able, for Airflow's XCom."""
+        return asdict(self)
+
+
+def train_once(
+    settings: Settings,
+    parent_run_id: str,
+    challenger: Challenger,
+    produce: Callable[[], ChallengerOutcome],
+    shards: Sequence[Path | str] = (),
+) -> LoggedRun:
+    """Log ``produce()``'s outcome as the session's child for ``challenger``, unless one is already logged.
+
+    ``produce`` trains and scores the challenger; it is called only when the session has no FINISHED child
+    for it, so a retried task never trains twice.
+    """
+    client = client_for(settings)
+    parent = client.get_run(parent_run_id)
+    finished = child_runs(client, parent, "FINISHED", challenger.name)
+    if finished:
+        logged = _logged(settings, finished[0], challenger, reused=True)
+        log.info(
+            "%s already trained in run %s (model version %s); not training again",
+            challenger.name,
+            logged.run_id,
+            logged.model_version,
+        )
+        return logged
+    for stale in child_runs(client, parent, "RUNNING", challenger.name):
+        log.warning(
+            "run %s (%s) was left RUNNING by an earlier attempt; marking it FAILED",
+            stale.info.run_id,
+            challenger.name,
+        )
+        client.set_terminated(stale.info.run_id, status="FAILED")
+    outcome = produce()
+    if outcome.challenger != challenger:
+        raise ValueError(f"produced an outcome for {outcome.challenger.name!r}, expected {challenger.name!r}")
+    return _log_child(settings, client, parent, outcome, shards)
+
+
+def _log_child(
+    settings: Settings,
+    client: MlflowClient,
+    parent: Run,
+    outcome: ChallengerOutcome,
+    shards: Sequence[Path | str],
+) -> LoggedRun:
+    import mlflow
+
+    challenger, trained, evaluation = outcome.challenger, outcome.trained, outcome.evaluation
+    parent_run_id = str(parent.info.run_id)
+    dataset_version = parent.data.tags.get(TAG_DATASET_VERSION, "unknown")
+    tags = context_tags(dataset_version, parent.data.tags.get(TAG_AIRFLOW_RUN_ID)) | {
+        TAG_PARENT: parent_run_id,
+        **challenger_tags(challenger),
+    }
+    run_id = str(
+        client.create_run(parent.info.experiment_id, run_name=challenger.name, tags=tags).info.run_id
+    )
+    # The fluent API refuses to resume a run outside the process's active experiment, which may be
+    # whatever an earlier caller in this process chose: make it this run's experiment.
+    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
+    version: registry.RegisteredVersion | None = None
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        _log_params(client, run_id, {**trained.params, "dataset_version": dataset_version})
+        if shards:
+            client.log_inputs(run_id, datasets=[dataset_input(dataset_version, shards)])
+        _log_history(client, run_id, trained.history)
+        for name, value in trained.run_metrics.items():
+            client.log_metric(run_id, name, float(value))
+        _log_evaluation(client, run_id, challenger, evaluation)
+        for plot in outcome.plots:
+            client.log_artifact(run_id, str(plot), "plots")
+        if not challenger.baseline:
+            if trained.keras_model is None or trained.input_example is None:
+                raise ValueError(
+                    f"{challenger.name}: a registered challenger needs a Keras model and an input example"
+                )
+            model_info = _log_keras_model(trained.keras_model, trained.input_example, challenger)
+            version = registry.register(
+                settings,
+                model_info.model_uri,
+                challenger,
+                run_id=run_id,
+                session_run_id=parent_run_id,
+                dataset_version=dataset_version,
+                extra_tags={f"holdout.{name}": f"{evaluation.metrics[name]:.6g}" for name in METRIC_NAMES},
+            )
+            client.set_tag(run_id, TAG_MODEL_VERSION, version.version)
+    log.info(
+        "logged %s: run %s%s (sigma_mad %.4f, mae %.4f)",
+        challenger.name,
+        run_id,
+        f", model version {version.version}" if version else "",
+        evaluation.metrics["sigma_mad"],
+        evaluation.metrics["mae"],
+    )
+    return LoggedRun(
+        run_id, challenger.name, version.version if version else None, version.uri if version else None
+    )
+
+
+def log_decision(
+    settings: Settings, run_id: str, artifact: str, payload: Mapping[str, Any], verdict: str
+) -> bool:
+    """Log a promotion decision as a JSON artifact of ``run_id`` and tag the run with the verdict.
+
+    Returns False, logging nothing, when that decision artifact is already there (a re-run of promotion).
+    """
+    client = client_for(settings)
+    folder = str(Path(artifact).parent)
+    if artifact in {f.path for f in client.list_artifacts(run_id, folder)}:
+        log.info("promotion decision %s was already logged; not logging it again", artifact)
+        return False
+    client.log_dict(run_id, dict(payload), artifact)
+    client.set_tag(run_id, "promotion.decision", verdict)
+    return True
+
+
+def _logged(settings: Settings, run: Run, challenger: Challenger, reused: bool) -> LoggedRun:
+    if challenger.baseline:
+        return LoggedRun(str(run.info.run_id), challenger.name, None, None, reused)
+    version = registry.version_of_run(settings, str(run.info.run_id))
+    if version is None:
+        raise LookupError(f"{challenger.name}: finished run {run.info.run_id} has no registered version")
+    return LoggedRun(str(run.info.run_id), challenger.name, version.version, version.uri, reused)
+
+
+def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    entries = [Param(str(key), "None" if value is None else str(value)) for key, value in params.items()]
+    client.log_batch(run_id, params=entries)
+
+
+def _curve_name(history_key: str) -> str:
+    """Keras' ``loss``/``mae`` are training curves; named so they never collide with the holdout ``mae``."""
+    return history_key if history_key.startswith("val_") else f"train_{history_key}"
+
+
+def _log_history(client: MlflowClient, run_id: str, history: Mapping[str, Sequence[float]]) -> None:
+    """Per-epoch curves, step = epoch (1-based, as the log lines count)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(_curve_name(key), float(value), now, epoch)
+        for key, values in history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    for start in range(0, len(metrics), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _METRICS_PER_BATCH])
+
+
+def _log_evaluation(
+    client: MlflowClient, run_id: str, challenger: Challenger, evaluation: Evaluation
+) -> None:
+    """The holdout metric table as metrics and as a table, the per-z-bin table, the predictions."""
+    import pandas as pd
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(evaluation.metrics[name]), now, 0) for name in METRIC_NAMES]
+    client.log_batch(run_id, metrics=metrics)
+    client.log_metric(run_id, "n_holdout", float(len(evaluation.z_true)))
+    table = pd.DataFrame(
+        [
+            {
+                "model": challenger.name,
+                "clipping": challenger.clipping,
+                "n": len(evaluation.z_true),
+                **evaluation.metrics,
+            }
+        ]
+    )
+    client.log_table(run_id, table, "metrics/metric_table.json")
+    client.log_table(run_id, evaluation.per_bin, "metrics/per_z_bin.json")
+    predictions = pd.DataFrame(
+        {"objid": evaluation.objid, "z_spec": evaluation.z_true, "z_pred": evaluation.z_pred}
+    )
+    _log_frame_csv(client, run_id, predictions, "predictions/holdout.csv")
+
+
+def _log_frame_csv(client: MlflowClient, run_id: str, frame: pd.DataFrame, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(artifact_file).name
+        frame.to_csv(path, index=False)
+        client.log_artifact(run_id, str(path), str(Path(artifact_file).parent))
+
+
+def _log_keras_model(model: keras.Model, input_example: Any, challenger: Challenger) -> Any:
+    """The Keras model with its signature (raw cutouts in, redshift out) and a few real cutouts as example.
+
+    The TensorFlow flavor, which saves Keras 3 models as ``.keras``: MLflow 3.17's Keras flavor fails with an
+    input example (mlflow/mlflow#16183, open). Pip requirements are given, not inferred: inference loads
+    the model in a subprocess and costs seconds.
+    """
+    import keras as keras_module
+    import mlflow
+    import mlflow.tensorflow
+    import numpy as np
+    import tensorflow as tf
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "redshift")]),
+    )
+    return mlflow.tensorflow.log_model(
+        model,
+        name=MODEL_ARTIFACT_NAME,
+        signature=signature,
+        input_example=np.asarray(input_example, dtype=np.float32),
+        pip_requirements=[
+            f"keras=={keras_module.__version__}",
+            f"tensorflow=={tf.__version__}",
+            f"mlflow=={mlflow.__version__}",
+        ],
+        metadata={
+            "challenger": challenger.name,
+            "clipping": challenger.clipping,
+            "output": challenger.output,
+            "input": "raw ugriz cutouts (N, 32, 32, 5), nanomaggies",
+            "custom_objects": "astrospect.model",
+        },
+    )
