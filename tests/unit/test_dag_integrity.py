@@ -45,10 +45,8 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home"))}
-    env.pop("ASTROSPECT_IO_RETRIES", None)  # the retry policy under test is the default one
+def parse_dags(env: dict[str, str]) -> dict:
+    """Parse the DAG folder in a fresh interpreter with ``env``; what PROBE prints."""
     out = subprocess.run(
         [sys.executable, "-c", PROBE, str(REPO / "dags"), ",".join(HEAVY)],
         capture_output=True,
@@ -57,6 +55,14 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home"))}
+    env.pop("ASTROSPECT_IO_RETRIES", None)  # the retry policy under test is the default one
+    env.pop("ASTROSPECT_CHALLENGERS", None)  # the default session
+    return parse_dags(env)
 
 
 def test_dag_imports_without_errors_in_under_two_seconds(parsed: dict) -> None:
