@@ -17,7 +17,6 @@ that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` 
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -31,6 +30,7 @@ from astrospect.serving.batching import (
     MAX_QUEUED_CUTOUTS,
     AdaptiveBatcher,
     BatcherOverloadedError,
+    tensorflow_threads,
 )
 from astrospect.serving.contract import ROUTES, BadRequest, Busy, UnsupportedMediaType, openapi_document
 from astrospect.serving.decoding import BinaryCutouts, FlatCutouts, Layout, from_flat
@@ -47,6 +47,8 @@ REQUEST_TIMEOUT_S = 60
 
 
 class BinaryInput(BinaryCutouts):
+    """``predict_binary``'s body, with this server's cutout limit."""
+
     max_cutouts = SETTINGS.serving_max_cutouts
 
 
@@ -73,7 +75,7 @@ class PhotoZ:
         from astrospect.model import load_model
         from astrospect.predict import predict_redshift
 
-        threads = max(1, (os.cpu_count() or 1) // SETTINGS.serving_workers)
+        threads = tensorflow_threads(SETTINGS.serving_workers)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 

@@ -67,7 +67,7 @@ def test_every_check_passes_for_every_generated_request(stack: Stack, tmp_path: 
     summary = done.stdout[-6000:]
     assert done.returncode == 0, summary
     assert "Tested: 8" in summary, summary  # the four POST routes and BentoML's four GETs
-    assert "failure" not in summary and "error" not in summary.lower().split("summary")[-1], summary
+    assert "No issues found" in summary, summary  # 0 failures and 0 errors, every check
 
 
 def test_server_still_predicts_after_fuzzing(stack: Stack) -> None:

@@ -55,6 +55,10 @@ def test_bentomls_list_form_would_not_match() -> None:
         jsonschema.validate([{"error": "x"}], error_schema("/predict", 400))
 
 
+def test_every_api_route_has_its_row_in_the_contract() -> None:
+    assert set(ROUTES) == {api.route for api in cast(Any, PhotoZ).apis.values()}
+
+
 @pytest.mark.parametrize(
     ("path", "statuses"),
     [
