@@ -1,20 +1,17 @@
-"""The serving API's types: what a request may hold, what a response holds, and one cutout check.
+"""The serving API's types: the one cutout check every request path ends in, and what a response holds.
 
-The service's signatures use these types, so BentoML validates every request with them before it reaches
-the batcher and writes the OpenAPI document from them. A rejected request gets a 400 whose message says
-what was expected (DESIGN.md §8). Nothing here imports TensorFlow.
+The request bodies are decoded by :mod:`astrospect.serving.decoding` (JSON and binary) and
+:mod:`astrospect.serving.uploads` (files); each ends in :func:`validate_cutouts`. The response models are the
+service's return types, so BentoML writes the OpenAPI document from them. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic import BaseModel, Field
 
 from astrospect.data.shards import ShardFormatError, to_model_layout
 from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS
@@ -65,52 +62,6 @@ def validate_cutouts(values: Any, *, max_cutouts: int, source: str = "images") -
             f" the first in cutout {cutout}, band {BANDS[band]}"
         )
     return images
-
-
-@dataclass(frozen=True)
-class CutoutBatch:
-    """Pydantic annotation for a JSON batch of cutouts: validated by :func:`validate_cutouts`.
-
-    The JSON schema shows a 4-deep array of numbers (the OpenAPI document and the fuzzer read it); the
-    layouts and limits that a JSON schema cannot say are in its description.
-    """
-
-    max_cutouts: int
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        # A plain validator replaces BentoML's generic ndarray handling: one numpy conversion, one message.
-        return core_schema.no_info_plain_validator_function(
-            self.validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(_to_nested_lists),
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        # Nested arrays of numbers, 4 deep; the exact layouts are in the description. A schema with the exact
-        # sizes (5 x 32 x 32 numbers per cutout) made Schemathesis spend minutes generating each example.
-        number_grid: dict[str, Any] = {"type": "number"}
-        for _ in range(3):
-            number_grid = {"type": "array", "items": number_grid}
-        return {
-            "type": "array",
-            "items": number_grid,
-            "minItems": 1,
-            "maxItems": self.max_cutouts,
-            "description": (
-                f"Raw ugriz cutouts in nanomaggies per pixel, {LAYOUTS}; 64x64 cutouts are centre-cropped."
-                f" 1 to {self.max_cutouts} cutouts of one layout, every flux finite (float32)."
-            ),
-        }
-
-    def validate(self, value: Any) -> FloatArray:
-        return validate_cutouts(value, max_cutouts=self.max_cutouts)
-
-
-def _to_nested_lists(array: FloatArray) -> list[Any]:
-    return list(np.asarray(array).tolist())
 
 
 class ModelIdentity(BaseModel):

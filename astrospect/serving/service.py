@@ -1,10 +1,12 @@
 """The BentoML service that serves the registry's champion (DESIGN.md §8).
 
-``predict`` takes a JSON batch of raw cutouts in either layout, ``predict_file`` an uploaded HDF5 shard or
-``.npy`` array, ``metadata`` says which model answers; BentoML adds ``/livez``, ``/readyz``, ``/metrics``
-and the OpenAPI document (``/docs.json``). Every request is validated by its types
-(:mod:`astrospect.serving.schemas`) before it can join a batch, so a bad request gets a 400 that says what
-was expected and never fails the requests batched with it. Concurrent requests share model calls through
+``predict`` takes a JSON batch of raw cutouts (one flat array per cutout), ``predict_binary`` the same
+cutouts as raw float32 bytes with their shape in a header, ``predict_file`` an uploaded HDF5 shard or
+``.npy`` array, ``metadata`` says which model answers; BentoML adds ``/livez``, ``/readyz`` and
+``/metrics``. Every request body is decoded and validated (:mod:`astrospect.serving.decoding`,
+:mod:`astrospect.serving.uploads`) before it can join a batch, so a bad request gets a 4xx that says what
+was expected and never fails the requests batched with it. The status codes, the error body and
+``/docs.json`` are :mod:`astrospect.serving.contract`'s. Concurrent requests share model calls through
 :class:`~astrospect.serving.batching.AdaptiveBatcher`.
 
 The Keras model is loaded once, in ``__init__``: BentoML serves no request, ``/readyz`` included, before
@@ -15,15 +17,12 @@ that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` 
 from __future__ import annotations
 
 import gc
-import os
-from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException, InvalidArgument
 
 from astrospect.deploy import champion_bento_model, model_card
 from astrospect.serving.batching import (
@@ -31,16 +30,12 @@ from astrospect.serving.batching import (
     MAX_QUEUED_CUTOUTS,
     AdaptiveBatcher,
     BatcherOverloadedError,
+    tensorflow_threads,
 )
+from astrospect.serving.contract import ROUTES, BadRequest, Busy, UnsupportedMediaType, openapi_document
+from astrospect.serving.decoding import BinaryCutouts, FlatCutouts, Layout, from_flat
 from astrospect.serving.guards import RequestGuard
-from astrospect.serving.schemas import (
-    CutoutBatch,
-    FilePrediction,
-    FileRow,
-    FloatArray,
-    ModelMetadata,
-    Prediction,
-)
+from astrospect.serving.schemas import FilePrediction, FileRow, FloatArray, ModelMetadata, Prediction
 from astrospect.serving.uploads import UnsupportedUploadError, UploadError, file_cutout_limit, read_upload
 from astrospect.settings import get_logger, load_settings
 
@@ -51,20 +46,10 @@ MAX_FILE_CUTOUTS = file_cutout_limit(SETTINGS.serving_max_body_bytes)
 REQUEST_TIMEOUT_S = 60
 
 
-class RejectedUpload(InvalidArgument):
-    """An upload in a known format the model cannot take (400); the message names the field and reason."""
+class BinaryInput(BinaryCutouts):
+    """``predict_binary``'s body, with this server's cutout limit."""
 
-
-class UnsupportedFile(BentoMLException):
-    """An upload that is neither an HDF5 shard nor a ``.npy`` array (415)."""
-
-    error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-
-
-class Busy(BentoMLException):
-    """The batch queue is full (503): the client should retry."""
-
-    error_code = HTTPStatus.SERVICE_UNAVAILABLE
+    max_cutouts = SETTINGS.serving_max_cutouts
 
 
 @bentoml.service(
@@ -90,7 +75,7 @@ class PhotoZ:
         from astrospect.model import load_model
         from astrospect.predict import predict_redshift
 
-        threads = max(1, (os.cpu_count() or 1) // SETTINGS.serving_workers)
+        threads = tensorflow_threads(SETTINGS.serving_workers)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
@@ -135,9 +120,17 @@ class PhotoZ:
 
     @bentoml.api
     async def predict(
-        self, images: Annotated[FloatArray, CutoutBatch(SETTINGS.serving_max_cutouts)]
+        self, images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)], layout: Layout
     ) -> Prediction:
-        """Redshifts for a batch of raw ugriz cutouts in nanomaggies, either layout, in request order."""
+        """Redshifts for a JSON batch of raw ugriz cutouts in nanomaggies, one flat array of 5120 fluxes per
+        cutout in the axis order `layout` names (channels-last: 32 x 32 x 5; band-first: 5 x 32 x 32)."""
+        cutouts = from_flat(images, layout, max_cutouts=SETTINGS.serving_max_cutouts)
+        return Prediction(**self.identity, redshift=await self._redshift(cutouts))
+
+    @bentoml.api(input_spec=BinaryInput)
+    async def predict_binary(self, images: FloatArray) -> Prediction:
+        """Redshifts for raw little-endian float32 cutouts in the body (application/octet-stream), their shape
+        in the Cutout-Shape header: N,5,32,32 band-first or N,32,32,5 channels-last (64x64 centre-cropped)."""
         return Prediction(**self.identity, redshift=await self._redshift(images))
 
     @bentoml.api
@@ -147,9 +140,9 @@ class PhotoZ:
         try:
             upload = await anyio.to_thread.run_sync(read_upload, file, MAX_FILE_CUTOUTS)
         except UnsupportedUploadError as error:
-            raise UnsupportedFile(str(error)) from error
+            raise UnsupportedMediaType(str(error)) from error
         except UploadError as error:
-            raise RejectedUpload(str(error)) from error
+            raise BadRequest(str(error)) from error
         redshift = await self._redshift(upload.images)
         objid = [None] * len(redshift) if upload.objid is None else [int(value) for value in upload.objid]
         rows = [FileRow(index=i, objid=objid[i], redshift=z) for i, z in enumerate(redshift)]
@@ -170,4 +163,9 @@ class PhotoZ:
 
 
 # BentoML's decorator returns a Service object; its type stubs still call it the class.
-cast(Any, PhotoZ).add_asgi_middleware(RequestGuard, max_bytes=SETTINGS.serving_max_body_bytes)
+cast(Any, PhotoZ).add_asgi_middleware(
+    RequestGuard,
+    max_bytes=SETTINGS.serving_max_body_bytes,
+    media_types={path: route.media_type for path, route in ROUTES.items()},
+    document=lambda: openapi_document(cast(Any, PhotoZ).openapi_spec.asdict(), ROUTES),
+)

@@ -1,9 +1,10 @@
 """The served champion over HTTP: a real MLflow registry, `astrospect deploy`, a real `bentoml serve`.
 
 One stack per module (about a minute on 2 cores, most of it starting MLflow and TensorFlow twice): the
-predictions must equal the MLflow model's for the same cutouts in both layouts and from file uploads,
-every kind of bad input must get its 4xx with a message saying what was expected while the server keeps
-answering, and a bounded concurrent load must get no error and every client its own answers.
+predictions must equal the MLflow model's for the same cutouts in both layouts, as JSON, as binary float32
+(identical to JSON) and from file uploads, every kind of bad input on every path must get its documented
+4xx with one error body saying what was expected while the server keeps answering, and a bounded
+concurrent load on both request paths must get no error and every client its own answers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 import requests
 
 from astrospect.data.shards import read_shard, write_shard
+from astrospect.serving.contract import SHAPE_HEADER
 from tests.integration.serving_stack import (
     DATASET_VERSION,
     MODEL_NAME,
@@ -66,8 +68,23 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-def predict(http: requests.Session, server: str, images: Any) -> requests.Response:
-    return http.post(f"{server}/predict", json={"images": images}, timeout=60)
+def predict(
+    http: requests.Session, server: str, images: np.ndarray, layout: str = "channels-last"
+) -> requests.Response:
+    """The JSON path: one flat array per cutout."""
+    body = {"images": images.reshape(len(images), -1).tolist(), "layout": layout}
+    return http.post(f"{server}/predict", json=body, timeout=60)
+
+
+def predict_binary(
+    http: requests.Session, server: str, images: np.ndarray, shape: str | None = None
+) -> requests.Response:
+    """The binary path: raw little-endian float32, the shape in a header."""
+    headers = {"content-type": "application/octet-stream"}
+    headers[SHAPE_HEADER] = shape if shape is not None else ",".join(str(axis) for axis in images.shape)
+    return http.post(
+        f"{server}/predict_binary", data=np.asarray(images).tobytes(), headers=headers, timeout=60
+    )
 
 
 def upload(http: requests.Session, server: str, content: bytes, name: str) -> requests.Response:
@@ -134,24 +151,43 @@ def test_metadata_names_the_deployed_champion(
 # --- predictions -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layout", ["channels-last", "band-first", "64x64 band-first"])
+def _identity(body: dict[str, Any]) -> tuple[str, str, str]:
+    return body["model_name"], body["model_version"], body["run_id"]
+
+
+@pytest.mark.parametrize("layout", ["channels-last", "band-first"])
 def test_predict_equals_the_mlflow_model(
     http: requests.Session, server: str, champion: Champion, layout: str
 ) -> None:
     images = champion.images[:MAX_CUTOUTS]
-    if layout == "band-first":
-        images = band_first(images)
-    elif layout == "64x64 band-first":  # centre-cropped back to the same 32x32 cutouts
-        images = np.pad(band_first(images), ((0, 0), (0, 0), (16, 16), (16, 16)))
-    response = predict(http, server, images.tolist())
+    response = predict(http, server, band_first(images) if layout == "band-first" else images, layout)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model_name"], body["model_version"], body["run_id"]) == (
-        MODEL_NAME,
-        champion.version,
-        champion.run_id,
-    )
+    assert _identity(body) == (MODEL_NAME, champion.version, champion.run_id)
     np.testing.assert_allclose(body["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
+
+
+@pytest.mark.parametrize("layout", ["channels-last", "band-first", "64x64 band-first", "64x64 channels-last"])
+def test_predict_binary_equals_the_json_path_and_the_mlflow_model(
+    http: requests.Session, server: str, champion: Champion, layout: str
+) -> None:
+    images = champion.images[:MAX_CUTOUTS]
+    as_json = predict(http, server, images)
+    sent = band_first(images) if "band-first" in layout else images
+    if layout.startswith("64x64"):  # centre-cropped back to the same 32x32 cutouts
+        pad = (
+            ((0, 0), (0, 0), (16, 16), (16, 16))
+            if "band-first" in layout
+            else ((0, 0), (16, 16), (16, 16), (0, 0))
+        )
+        sent = np.pad(sent, pad)
+    as_binary = predict_binary(http, server, np.ascontiguousarray(sent, dtype="<f4"))
+    assert as_binary.status_code == 200, as_binary.text
+    assert as_binary.headers["content-type"] == "application/json"
+    assert _identity(as_binary.json()) == (MODEL_NAME, champion.version, champion.run_id)
+    # The same cutouts in the same batch size: the same model call, bit for bit.
+    assert as_binary.json()["redshift"] == as_json.json()["redshift"]
+    np.testing.assert_allclose(as_binary.json()["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
 
 
 def test_predict_file_hdf5_shard(http: requests.Session, server: str, champion: Champion) -> None:
@@ -190,18 +226,34 @@ def test_predict_file_npy(http: requests.Session, server: str, champion: Champio
 # --- bad input ---------------------------------------------------------------------------------------
 
 
-def _cutouts(n: int, shape: tuple[int, ...] = (5, 32, 32), value: float = 1.0) -> list[Any]:
-    return np.full((n, *shape), value, np.float32).tolist()
+def _flat(n: int, size: int = 5120, value: float = 1.0) -> list[list[float]]:
+    return [[value] * size for _ in range(n)]
 
 
-def _json_body(text: str) -> Callable[[requests.Session, str], requests.Response]:
+def _json_body(text: str, path: str = "predict") -> Callable[[requests.Session, str], requests.Response]:
     return lambda http, server: http.post(
-        f"{server}/predict", data=text.encode(), headers={"content-type": "application/json"}, timeout=60
+        f"{server}/{path}", data=text.encode(), headers={"content-type": "application/json"}, timeout=60
     )
 
 
-def _images(images: Any) -> Callable[[requests.Session, str], requests.Response]:
-    return lambda http, server: predict(http, server, images)
+def _json(images: Any, layout: Any = "channels-last") -> Callable[[requests.Session, str], requests.Response]:
+    return _json_body(json.dumps({"images": images, "layout": layout}))
+
+
+def _binary(
+    body: bytes, shape: str | None, content_type: str = "application/octet-stream"
+) -> Callable[[requests.Session, str], requests.Response]:
+    headers = {"content-type": content_type} | ({SHAPE_HEADER: shape} if shape is not None else {})
+    return lambda http, server: http.post(f"{server}/predict_binary", data=body, headers=headers, timeout=60)
+
+
+ONE_CUTOUT = np.ones((1, 32, 32, 5), "<f4").tobytes()
+
+
+def _binary_with(value: float) -> bytes:
+    images = np.ones((1, 32, 32, 5), "<f4")
+    images[0, 5, 6, 1] = value
+    return images.tobytes()
 
 
 def _chunked(size: int) -> Callable[[requests.Session, str], requests.Response]:
@@ -223,9 +275,8 @@ def _hdf5(build: Callable[[h5py.File], None]) -> bytes:
     return buffer.getvalue()
 
 
-def _nan_cutout() -> str:
-    text = json.dumps({"images": _cutouts(1)})
-    return text.replace("1.0", "NaN", 1)
+def _with_literal(literal: str) -> str:
+    return json.dumps({"images": _flat(1), "layout": "channels-last"}).replace("1.0", literal, 1)
 
 
 def _images_group(handle: h5py.File) -> None:
@@ -244,29 +295,68 @@ def _billions_declared(handle: h5py.File) -> None:
 
 
 BAD_INPUTS: dict[str, tuple[Callable[[requests.Session, str], requests.Response], int, str]] = {
-    "wrong rank": (_images(_cutouts(2, (32, 32))), 400, "expected rank 4"),
-    "wrong band count": (_images(_cutouts(2, (4, 32, 32))), 400, "expected 5 bands (ugriz)"),
-    "wrong cutout size": (_images(_cutouts(2, (5, 16, 16))), 400, "expected 32x32 or 64x64 cutouts"),
-    "NaN flux": (_json_body(_nan_cutout()), 400, "expected finite fluxes"),
-    "infinite flux": (
-        _json_body(json.dumps({"images": _cutouts(1)}).replace("1.0", "-Infinity", 1)),
+    # JSON: refused by the same type that writes the schema, at the failing field
+    "JSON cutout too short": (_json(_flat(2, 5119)), 400, "List should have at least 5120 items"),
+    "JSON cutout too long": (_json(_flat(1, 5121)), 400, "List should have at most 5120 items"),
+    "JSON empty cutout": (_json([[]]), 400, "List should have at least 5120 items"),
+    "JSON empty batch": (_json([]), 400, "List should have at least 1 item"),
+    "JSON too many cutouts": (
+        _json(_flat(MAX_CUTOUTS + 1)),
         400,
-        "finite",
+        f"List should have at most {MAX_CUTOUTS} items",
     ),
-    "float32 overflow": (
-        _json_body(json.dumps({"images": _cutouts(1)}).replace("1.0", "1e39", 1)),
-        400,
-        "finite",
-    ),
-    "empty batch": (_images([]), 400, "got an empty batch"),
-    "too many cutouts": (_images(_cutouts(MAX_CUTOUTS + 1)), 400, f"expected at most {MAX_CUTOUTS} cutouts"),
-    "strings": (_images([[["a", "b"]]]), 400, "expected numbers"),
-    "nulls": (_json_body('{"images": [[[[null]]]]}'), 400, "expected numbers"),
-    "booleans": (_json_body('{"images": [[[[true, false]]]]}'), 400, "expected numbers"),
-    "ragged lists": (_json_body('{"images": [[[[1.0, 2.0]]], [[[1.0]]]]}'), 400, "ragged"),
-    "a scalar": (_json_body('{"images": 3.5}'), 400, "expected at least one cutout"),
-    "no images field": (_json_body("{}"), 400, "Field required"),
+    "JSON nested cutouts": (_json(np.ones((1, 32, 32, 5)).tolist()), 400, "Input should be a valid number"),
+    "JSON NaN flux": (_json_body(_with_literal("NaN")), 400, "Input should be a finite number"),
+    "JSON infinite flux": (_json_body(_with_literal("-Infinity")), 400, "Input should be a finite number"),
+    "JSON float32 overflow": (_json_body(_with_literal("1e39")), 400, "less than or equal to"),
+    "JSON strings": (_json([["a"] * 5120]), 400, "Input should be a valid number"),
+    "JSON nulls": (_json_body(_with_literal("null")), 400, "Input should be a valid number"),
+    "JSON booleans": (_json_body(_with_literal("true")), 400, "Input should be a valid number"),
+    "JSON unknown layout": (_json(_flat(1), "NCHW"), 400, "Input should be 'channels-last' or 'band-first'"),
+    "JSON a scalar": (_json(3.5), 400, "Input should be a valid array"),
+    "JSON no layout": (_json_body(json.dumps({"images": _flat(1)})), 400, "Field required"),
+    "JSON no images field": (_json_body("{}"), 400, "Field required"),
     "not JSON": (_json_body("images=1,2,3"), 400, "Invalid JSON"),
+    "metadata not an object": (_json_body("[null, null]", "metadata"), 400, "Input should be an object"),
+    "form-encoded JSON (curl -d without -H)": (
+        lambda http, server: http.post(f"{server}/predict", data={"images": "1"}, timeout=60),
+        415,
+        "takes Content-Type application/json",
+    ),
+    # binary: the header, the length, the values
+    "binary without shape header": (_binary(ONE_CUTOUT, None), 400, f"expected a {SHAPE_HEADER} header"),
+    "binary malformed shape": (_binary(ONE_CUTOUT, "1x32x32x5"), 400, "expected N,5,32,32 or N,32,32,5"),
+    "binary wrong band count": (_binary(ONE_CUTOUT, "1,4,32,32"), 400, "expected N,5,32,32 or N,32,32,5"),
+    "binary too many cutouts": (
+        _binary(ONE_CUTOUT * (MAX_CUTOUTS + 1), f"{MAX_CUTOUTS + 1},32,32,5"),
+        400,
+        f"expected at most {MAX_CUTOUTS} cutouts per request",
+    ),
+    "binary body shorter than its shape": (_binary(ONE_CUTOUT, "2,32,32,5"), 400, "expected 40960 bytes"),
+    "binary truncated": (_binary(ONE_CUTOUT[:-3], "1,32,32,5"), 400, "got 20477"),
+    "binary float64 by mistake": (
+        _binary(np.ones((1, 32, 32, 5)).tobytes(), "1,32,32,5"),
+        400,
+        "expected 20480 bytes (float32",
+    ),
+    "binary empty body": (_binary(b"", "1,32,32,5"), 400, "got 0"),
+    "binary NaN flux": (_binary(_binary_with(np.nan), "1,32,32,5"), 400, "expected finite fluxes"),
+    "binary infinite flux": (
+        _binary(_binary_with(-np.inf), "1,32,32,5"),
+        400,
+        "the first in cutout 0, band g",
+    ),
+    "binary sent as JSON": (
+        _binary(ONE_CUTOUT, "1,32,32,5", "application/json"),
+        415,
+        "application/octet-stream",
+    ),
+    "binary over the limit": (
+        _binary(b"\0" * (3 * 1024 * 1024), "150,32,32,5"),
+        413,
+        "request body too large",
+    ),
+    # any route
     "body over the limit": (_json_body(" " * (3 * 1024 * 1024)), 413, "request body too large"),
     "chunked body over the limit": (_chunked(3 * 1024 * 1024), 413, "request body too large"),
     "text file": (_file(b"objid,z\n1,0.1\n", "catalogue.csv"), 415, "expected an HDF5 shard"),
@@ -304,9 +394,11 @@ def test_bad_input_gets_a_4xx_that_says_what_was_expected(
     send, status, message = BAD_INPUTS[case]
     response = send(http, server)
     assert response.status_code == status, response.text
+    error = response.json()  # one error body on every path: {"error": ..., "detail": [...] when validating}
+    assert isinstance(error, dict) and isinstance(error["error"], str), response.text
     assert message in response.text
     # ... and the worker is unharmed: the next good request is answered correctly.
-    good = predict(http, server, champion.images[:1].tolist())
+    good = predict(http, server, champion.images[:1])
     assert good.status_code == 200, good.text
     np.testing.assert_allclose(good.json()["redshift"], champion.expected[:1], **TOLERANCE)
 
@@ -318,8 +410,16 @@ def test_concurrent_clients_get_their_own_answers_and_no_errors(
     http: requests.Session, server: str, champion: Champion
 ) -> None:
     clients, per_client = 16, 25
-    bodies = [
-        json.dumps({"images": champion.images[i : i + 1].tolist()}).encode()
+    flat = champion.images.reshape(len(champion.images), -1)
+    json_request = ("/predict", {"content-type": "application/json"})
+    requests_by_index = [
+        (*json_request, json.dumps({"images": flat[i : i + 1].tolist(), "layout": "channels-last"}).encode())
+        if i % 2
+        else (
+            "/predict_binary",
+            {"content-type": "application/octet-stream", SHAPE_HEADER: "1,32,32,5"},
+            champion.images[i : i + 1].tobytes(),
+        )
         for i in range(len(champion.images))
     ]
 
@@ -327,13 +427,9 @@ def test_concurrent_clients_get_their_own_answers_and_no_errors(
         answers = []
         with requests.Session() as session:
             for j in range(per_client):
-                index = (k * 7 + j) % len(bodies)
-                response = session.post(
-                    f"{server}/predict",
-                    data=bodies[index],
-                    headers={"content-type": "application/json"},
-                    timeout=60,
-                )
+                index = (k * 7 + j) % len(requests_by_index)
+                path, headers, body = requests_by_index[index]
+                response = session.post(f"{server}{path}", data=body, headers=headers, timeout=60)
                 answers.append(
                     (index, response.status_code, response.json().get("redshift", []) if response.ok else [])
                 )

@@ -248,7 +248,15 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     with h5py.File(_landing_shard(topology, min(landing), tmp_path), "r") as shard:
         images = shard["images"][:4].astype(np.float32)
         truth = shard["specz_redshift"][:4]
-    answer = requests.post(f"{url}/predict", json={"images": images.tolist()}, timeout=60)
+    answer = requests.post(  # the binary path: the shard's band-first cutouts as they are, 32x32 or 64x64
+        f"{url}/predict_binary",
+        data=images.astype("<f4").tobytes(),
+        headers={
+            "content-type": "application/octet-stream",
+            "Cutout-Shape": ",".join(map(str, images.shape)),
+        },
+        timeout=60,
+    )
     assert answer.status_code == 200, answer.text
     redshift = np.asarray(answer.json()["redshift"])
     assert (

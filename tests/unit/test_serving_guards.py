@@ -1,4 +1,5 @@
-"""The request guard in front of the service: body size limit and well-formed multipart, as ASGI."""
+"""The request guard in front of the service, as ASGI: body size limit, media types, well-formed multipart,
+one error body, the contract's /docs.json."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from astrospect.serving.guards import BodyTooLarge, RequestGuard
+from astrospect.serving.contract import PayloadTooLarge
+from astrospect.serving.guards import RequestGuard
 
 LIMIT = 1000
 
@@ -33,15 +35,24 @@ class RecordingApp:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
+MEDIA_TYPES = {"/predict": "application/json", "/predict_file": "multipart/form-data"}
+
+
 def call(
-    body_chunks: list[bytes], headers: dict[str, str]
-) -> tuple[int, dict[str, Any] | None, RecordingApp]:
-    app = RecordingApp()
-    guard = RequestGuard(app, max_bytes=LIMIT)
+    body_chunks: list[bytes],
+    headers: dict[str, str],
+    path: str = "/predict_file",
+    app: Any = None,
+    method: str = "POST",
+) -> tuple[int, Any, RecordingApp]:
+    app = app or RecordingApp()
+    guard = RequestGuard(
+        app, max_bytes=LIMIT, media_types=MEDIA_TYPES, document=lambda: {"openapi": "3.0.2", "paths": {}}
+    )
     scope = {
         "type": "http",
-        "method": "POST",
-        "path": "/predict_file",
+        "method": method,
+        "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "query_string": b"",
     }
@@ -60,7 +71,9 @@ def call(
     asyncio.run(guard(scope, receive, send))
     status = sent[0]["status"]
     body = b"".join(m.get("body", b"") for m in sent[1:])
-    return status, (json.loads(body) if status != 200 else None), app
+    declared = dict(sent[0]["headers"]).get(b"content-length")
+    assert declared is None or int(declared) == len(body)
+    return status, (json.loads(body) if status != 200 or path == "/docs.json" else None), app
 
 
 def multipart(content: bytes, boundary: str = "XyZ") -> tuple[bytes, dict[str, str]]:
@@ -79,7 +92,7 @@ def multipart(content: bytes, boundary: str = "XyZ") -> tuple[bytes, dict[str, s
 
 
 def test_bodies_within_the_limit_reach_the_service_unchanged() -> None:
-    status, _, app = call([b"x" * 600, b"y" * 400], {"content-type": "application/json"})
+    status, _, app = call([b"x" * 600, b"y" * 400], {"content-type": "application/json"}, path="/predict")
     assert status == 200
     assert app.seen == [b"x" * 600 + b"y" * 400]
 
@@ -94,8 +107,8 @@ def test_a_declared_body_over_the_limit_is_refused_unread() -> None:
 
 
 def test_a_chunked_body_over_the_limit_fails_while_read() -> None:
-    with pytest.raises(BodyTooLarge, match="more than 1000 bytes"):  # BentoML turns it into a 413
-        call([b"x" * 600, b"y" * 600], {"content-type": "application/json"})
+    with pytest.raises(PayloadTooLarge, match="more than 1000 bytes"):  # BentoML turns it into a 413
+        call([b"x" * 600, b"y" * 600], {"content-type": "application/json"}, path="/predict")
 
 
 def test_a_malformed_content_length_is_a_400() -> None:
@@ -136,4 +149,74 @@ def test_an_upload_over_the_limit_without_length_is_a_413() -> None:
     status, error, app = call([body[:500], body[500:]], headers)
     assert status == 413
     assert error is not None and "request body too large" in error["error"]
+    assert app.seen == []
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "status"),
+    [
+        ("/predict", "application/json", 200),
+        ("/predict", "application/json; charset=utf-8", 200),
+        ("/predict", "APPLICATION/JSON", 200),
+        ("/predict", "text/plain", 415),
+        ("/predict", "application/x-www-form-urlencoded", 415),  # curl -d without -H
+        ("/predict", "multipart/form-data; boundary=XyZ", 415),
+        ("/livez", "text/plain", 200),  # not an API route: BentoML's own
+    ],
+)
+def test_each_api_route_takes_its_own_media_type(path: str, content_type: str, status: int) -> None:
+    got, error, _ = call([b"{}"], {"content-type": content_type, "content-length": "2"}, path=path)
+    assert got == status
+    if status == 415:
+        assert error == {
+            "error": f"{path} takes Content-Type application/json, got {content_type.split(';')[0]!r}"
+        }
+
+
+def test_a_request_without_content_type_is_taken_as_the_routes() -> None:
+    status, _, app = call([b"{}"], {"content-length": "2"}, path="/predict")
+    assert status == 200
+    assert app.seen == [b"{}"]
+
+
+class ErrorApp:
+    """Answers like BentoML 1.4.40 does for a BentoMLException: its message in a one-element list."""
+
+    def __init__(self, body: bytes, status: int = 400, chunks: int = 1) -> None:
+        self.body, self.status, self.chunks = body, status, chunks
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        size = len(self.body) // self.chunks + 1
+        parts = [self.body[i : i + size] for i in range(0, len(self.body), size)]
+        for i, part in enumerate(parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1})
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_bentoml_list_error_bodies_become_one_object(chunks: int) -> None:
+    app = ErrorApp(b'[{"error": "expected 5 bands"}]', status=415, chunks=chunks)
+    status, error, _ = call([b"{}"], {"content-type": "application/json"}, path="/predict", app=app)
+    assert (status, error) == (415, {"error": "expected 5 bands"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": "1 validation error for Input", "detail": [{"loc": ["images"], "msg": "x", "type": "y"}]}',
+        b'[{"error": "a"}, {"error": "b"}]',  # not BentoML's one-element form: left as it is
+    ],
+)
+def test_other_error_bodies_pass_unchanged(body: bytes) -> None:
+    status, error, _ = call(
+        [b"{}"], {"content-type": "application/json"}, path="/predict", app=ErrorApp(body)
+    )
+    assert status == 400
+    assert error == json.loads(body)
+
+
+def test_docs_json_is_the_contracts_document() -> None:
+    status, document, app = call([b""], {}, path="/docs.json", method="GET")
+    assert (status, document) == (200, {"openapi": "3.0.2", "paths": {}})
     assert app.seen == []

@@ -1,22 +1,16 @@
-"""Request validation of the serving API: what a batch of cutouts may be, and what the refusal says."""
+"""The one cutout check of every request path: what a batch of cutouts may be, and what the refusal says."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pytest
-from pydantic import BaseModel, ValidationError
 
-from astrospect.serving.schemas import CutoutBatch, CutoutError, FloatArray, validate_cutouts
+from astrospect.serving.schemas import CutoutError, validate_cutouts
 
 RNG = np.random.default_rng(3)
 CHANNELS_LAST = RNG.normal(1.0, 0.5, (3, 32, 32, 5)).astype(np.float32)
-
-
-class PredictInput(BaseModel):
-    images: Annotated[FloatArray, CutoutBatch(max_cutouts=4)]
 
 
 def test_both_layouts_give_the_same_model_input() -> None:
@@ -73,23 +67,3 @@ def test_non_finite_fluxes_are_refused_and_located(bad: float) -> None:
     assert "expected finite fluxes, got 1 NaN or infinite value(s); the first in cutout 2, band i" in str(
         refused.value
     )
-
-
-def test_the_annotation_validates_json_bodies() -> None:
-    body = json.dumps({"images": np.transpose(CHANNELS_LAST, (0, 3, 1, 2)).tolist()})
-    parsed = PredictInput.model_validate_json(body)
-    np.testing.assert_allclose(parsed.images, CHANNELS_LAST)
-    with_nan = CHANNELS_LAST[:1].astype(np.float64)
-    with_nan[0, 0, 0, 0] = np.nan
-    with pytest.raises(ValidationError, match="expected finite fluxes"):
-        PredictInput.model_validate_json(json.dumps({"images": with_nan.tolist()}))  # JSON's NaN literal
-    with pytest.raises(ValidationError, match="Field required"):
-        PredictInput.model_validate_json("{}")
-
-
-def test_the_json_schema_describes_a_batch_of_4d_number_arrays() -> None:
-    schema = PredictInput.model_json_schema()["properties"]["images"]
-    assert schema["type"] == "array"
-    assert (schema["minItems"], schema["maxItems"]) == (1, 4)
-    assert schema["items"]["items"]["items"]["items"] == {"type": "number"}
-    assert "(N, 5, 32, 32) band-first or (N, 32, 32, 5) channels-last" in schema["description"]
