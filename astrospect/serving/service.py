@@ -33,6 +33,7 @@ from astrospect.serving.batching import (
     BatcherOverloadedError,
 )
 from astrospect.serving.guards import RequestGuard
+from astrospect.serving.monitoring import observe_served
 from astrospect.serving.schemas import (
     CutoutBatch,
     FilePrediction,
@@ -131,6 +132,7 @@ class PhotoZ:
             redshift = await self.batcher.predict(images)
         except BatcherOverloadedError as error:
             raise Busy(str(error)) from error
+        observe_served(images, redshift)  # input and answer histograms on /metrics
         return [float(z) for z in redshift]
 
     @bentoml.api
