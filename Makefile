@@ -117,7 +117,7 @@ bench-serving: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve`
 bench-drift: setup ## drift step on a make-run-sized night (12k reference, 3k tonight): cold and cached, vs a training epoch
 	$(BIN)/python -m harness.bench.drift
 
-drift-study: setup ## drift detection power and false alarms over simulated nights (long: renders ~130k galaxies once, kept in data/drift-study)
+drift-study: setup ## drift detection power and false alarms over simulated nights (long: renders ~65k galaxies once, kept in data/drift-study)
 	$(BIN)/python -m harness.drift_study
 
 deploy: setup ## import the MLflow registry's champion into BentoML's store and build its bento
