@@ -388,6 +388,51 @@ def report(
     print_report(settings, parent_run_id=session)
 
 
+@app.command()
+def drift(
+    against: str | None = typer.Option(
+        None,
+        "--against",
+        help="Reference snapshot (version, unique prefix or manifest path); default: the champion's training snapshot.",
+    ),
+    snapshot: str = typer.Option(
+        "latest", "--snapshot", help="Tonight's snapshot (its shards new to the reference)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for drift.html and drift.json (default: <home>/reports/drift/<tonight>-vs-<reference>).",
+    ),
+) -> None:
+    """Are tonight's accepted cutouts, and the champion's predictions on them, like the reference? Table + HTML/JSON."""
+    from astrospect.drift.measure import drift_against
+    from astrospect.settings import load_settings
+
+    settings = load_settings()
+    try:
+        report, tonight, reference = drift_against(settings, against, snapshot)
+    except LookupError as error:  # no champion and no --against: say what to do instead
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    if report is None:
+        typer.echo(
+            f"snapshot {tonight.version[:12]} holds no shard that {reference.version[:12]} does not: nothing to compare"
+        )
+        return
+    _print_frame(
+        report.table(),
+        f"drift: {len(report.tonight_shards)} new shard(s) against snapshot {reference.version[:12]}",
+    )
+    folder = out or settings.reports_dir / "drift" / f"{tonight.version[:12]}-vs-{reference.version[:12]}"
+    html_path, json_path = report.write(folder)
+    verdict = "DRIFTING" if report.drifting else "no drift"
+    typer.echo(
+        f"{verdict}: {len(report.drifted_features)} of {len(report.features)} features drifted "
+        f"({', '.join(report.drifted_features) or 'none'}); action: {report.action}"
+    )
+    typer.echo(f"report: {html_path}\nmetrics: {json_path}")
+
+
 # -- the simulator (issue 3, part 3) ------------------------------------------------------------------------------
 @app.command()
 def synth(
@@ -399,11 +444,39 @@ def synth(
         0.0, "--lrg-fraction", help="Fraction of luminous red galaxies (z to ~0.6)."
     ),
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: one per core)."),
+    seeing: float | None = typer.Option(
+        None, "--seeing", help="Median r-band PSF FWHM in arcsec (default: SDSS's 1.40)."
+    ),
+    r_limit: float | None = typer.Option(
+        None, "--r-limit", help="Target limit on the true r (default: the SDSS main sample's 17.77)."
+    ),
+    calibration_offset: list[str] | None = typer.Option(
+        None,
+        "--calibration-offset",
+        help="BAND=MAG zero-point error, measured - true, e.g. r=0.05 (repeatable).",
+    ),
 ) -> None:
     """Simulate SDSS-like ugriz cutouts with GalSim + kcorrect + astropy, written as shards with a truth/ group."""
     from astrospect.simulate import synthesize
+    from astrospect.simulate.conditions import ObservingConditions
 
-    paths = synthesize(out, n, seed, shard_size=shard_size, lrg_fraction=lrg_fraction, workers=workers)
+    offsets = {}
+    for item in calibration_offset or []:
+        band, _, mag = item.partition("=")
+        try:
+            offsets[band.strip()] = float(mag)
+        except ValueError as error:
+            raise typer.BadParameter(f"--calibration-offset expects BAND=MAG, got {item!r}") from error
+    knobs = {"seeing_fwhm_arcsec": seeing, "r_limit_mag": r_limit}
+    try:
+        night = ObservingConditions.with_offsets(
+            offsets, **{name: value for name, value in knobs.items() if value is not None}
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    paths = synthesize(
+        out, n, seed, shard_size=shard_size, lrg_fraction=lrg_fraction, workers=workers, night=night
+    )
     typer.echo(f"{len(paths)} shard(s) in {out}")
 
 

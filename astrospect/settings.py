@@ -17,6 +17,7 @@ BANDS = "ugriz"
 N_BANDS = len(BANDS)
 CUTOUT_SIZE = 32  # pixels; 64x64 cubes are centre-cropped to this
 PIXEL_SCALE_ARCSEC = 0.396  # SDSS, arcsec / pixel
+DRIFT_ACTIONS = ("warn", "retrain")
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -49,6 +50,11 @@ class Settings:
     serving_host: str = "127.0.0.1"
     serving_port: int = 3000
     serving_workers: int = 1  # worker processes, each with its own copy of the model
+    # Drift (astrospect.drift): the chance that a night like the reference is flagged (Bonferroni over the
+    # features), the share of drifted features a night must exceed to count as drifting, what it then does.
+    drift_alpha: float = 0.01
+    drift_share: float = 0.0
+    drift_action: str = "warn"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -116,6 +122,11 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def drift_cache_dir(self) -> Path:
+        """Reference features and predictions, computed once per snapshot (and model) version."""
+        return self.home / "drift-cache"
+
 
 def load_settings() -> Settings:
     home = _env_path("ASTROSPECT_HOME", PROJECT_ROOT / "data")
@@ -145,7 +156,24 @@ def load_settings() -> Settings:
         serving_host=os.environ.get("ASTROSPECT_SERVING_HOST", "127.0.0.1"),
         serving_port=int(os.environ.get("ASTROSPECT_SERVING_PORT", "3000")),
         serving_workers=int(os.environ.get("ASTROSPECT_SERVING_WORKERS", str(min(4, os.cpu_count() or 1)))),
+        drift_alpha=_fraction("ASTROSPECT_DRIFT_ALPHA", "0.01"),
+        drift_share=_fraction("ASTROSPECT_DRIFT_SHARE", "0"),
+        drift_action=_one_of("ASTROSPECT_DRIFT_ACTION", "warn", DRIFT_ACTIONS),
     )
+
+
+def _fraction(name: str, default: str) -> float:
+    value = float(os.environ.get(name, default))
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}={value}: expected a fraction in [0, 1)")
+    return value
+
+
+def _one_of(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -35,6 +35,7 @@ from astrospect.serving.batching import (
 from astrospect.serving.contract import ROUTES, BadRequest, Busy, UnsupportedMediaType, openapi_document
 from astrospect.serving.decoding import BinaryCutouts, FlatCutouts, Layout, from_flat
 from astrospect.serving.guards import RequestGuard
+from astrospect.serving.monitoring import observe_served
 from astrospect.serving.schemas import FilePrediction, FileRow, FloatArray, ModelMetadata, Prediction
 from astrospect.serving.uploads import UnsupportedUploadError, UploadError, file_cutout_limit, read_upload
 from astrospect.settings import get_logger, load_settings
@@ -116,6 +117,7 @@ class PhotoZ:
             redshift = await self.batcher.predict(images)
         except BatcherOverloadedError as error:
             raise Busy(str(error)) from error
+        observe_served(images, redshift)  # input and answer histograms on /metrics
         return [float(z) for z in redshift]
 
     @bentoml.api

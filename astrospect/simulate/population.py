@@ -246,14 +246,19 @@ def schechter_density(abs_mag: npt.ArrayLike, mstar: npt.ArrayLike) -> FloatArra
     return np.asarray(x ** (LF_ALPHA + 1) * np.exp(-x))
 
 
-def selection_table(median_mix_z: FloatArray, median_mixes: FloatArray) -> SelectionTable:
+def selection_table(
+    median_mix_z: FloatArray, median_mixes: FloatArray, r_faint_limit: float = R_FAINT_LIMIT
+) -> SelectionTable:
+    """``r_faint_limit`` other than the SDSS one makes a deeper (or shallower) survey: the completeness
+    roll-off moves with the limit, since it is what makes the effective depth."""
     grid = template_grid()
     z = np.linspace(Z_MIN, Z_MAX_MAIN, 900)
-    m = np.linspace(R_BRIGHT_LIMIT, R_FAINT_LIMIT, 200)
+    m = np.linspace(R_BRIGHT_LIMIT, r_faint_limit, 200)
     mixes = _interp_mixes(median_mix_z, median_mixes, z)
     k_r = k_correction_r(grid, z, mixes)
     abs_mag = m[None, :] - (distance_modulus(z) + k_r - SDSS_TO_AB_OFFSET_MAG[R_BAND])[:, None]
-    density = schechter_density(abs_mag, m_star(z)[:, None]) * completeness(m)[None, :]
+    roll_off = completeness(m - (r_faint_limit - R_FAINT_LIMIT))
+    density = schechter_density(abs_mag, m_star(z)[:, None]) * roll_off[None, :]
     density = np.where((abs_mag <= LF_M_FAINTEST) & (abs_mag >= LF_M_BRIGHTEST), density, 0.0)
     cumulative = np.concatenate(
         [np.zeros((len(z), 1)), np.cumsum(0.5 * (density[:, 1:] + density[:, :-1]) * np.diff(m), axis=1)],

@@ -98,8 +98,10 @@ class Conditions:
         return Conditions(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 
-def draw_conditions(rng: np.random.Generator, n: int, camera: Camera) -> Conditions:
-    seeing_r = SEEING_R_MEDIAN_ARCSEC * np.exp(SEEING_LOG_SCATTER * rng.standard_normal(n))
+def draw_conditions(
+    rng: np.random.Generator, n: int, camera: Camera, seeing_median_arcsec: float = SEEING_R_MEDIAN_ARCSEC
+) -> Conditions:
+    seeing_r = seeing_median_arcsec * np.exp(SEEING_LOG_SCATTER * rng.standard_normal(n))
     band_jitter = np.exp(SEEING_BAND_LOG_SCATTER * rng.standard_normal((n, N_BANDS)))
     sky = camera.sky_nanomaggies_per_pixel * np.exp(SKY_LOG_SCATTER * rng.standard_normal((n, 1)))
     flags = (

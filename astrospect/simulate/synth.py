@@ -22,12 +22,12 @@ import numpy.typing as npt
 
 from astrospect.data.shards import write_shard
 from astrospect.settings import BANDS, get_logger
+from astrospect.simulate.conditions import ObservingConditions, population_for
 from astrospect.simulate.population import (
     GALAXY_TYPES,
     PopulationModel,
     draw_neighbours,
     draw_population,
-    population_model,
     specz_error,
 )
 from astrospect.simulate.render import Camera, draw_conditions, render_stamps, sdss_camera
@@ -56,6 +56,7 @@ class BlockTask:
     start: int
     stop: int
     lrg_fraction: float
+    night: ObservingConditions
 
 
 # Set once per worker process by the pool's initializer: the parent's precomputed tables, so workers never
@@ -69,7 +70,7 @@ def _init_worker(model: PopulationModel, camera: Camera) -> None:
 
 
 def _run_block(task: BlockTask) -> dict[str, np.ndarray]:
-    model, camera = _WORKER_SETUP if _WORKER_SETUP is not None else (population_model(), sdss_camera())
+    model, camera = _WORKER_SETUP or (population_for(task.night.r_limit_mag), sdss_camera())
     return simulate_block(model, camera, task)
 
 
@@ -82,7 +83,7 @@ def simulate_block(model: PopulationModel, camera: Camera, task: BlockTask) -> d
     keep = np.arange(n)
     population = draw_population(model, rng, BLOCK_SIZE, task.lrg_fraction).take(keep)
     neighbours = draw_neighbours(model, rng, BLOCK_SIZE).take(keep)
-    conditions = draw_conditions(rng, BLOCK_SIZE, camera).take(keep)
+    conditions = draw_conditions(rng, BLOCK_SIZE, camera, task.night.seeing_fwhm_arcsec).take(keep)
     redshift_err = specz_error(population.redshift, rng.standard_normal(BLOCK_SIZE)[keep])
     measured_z = np.clip(
         population.redshift + redshift_err * rng.standard_normal(BLOCK_SIZE)[keep], 0.0, None
@@ -91,6 +92,7 @@ def simulate_block(model: PopulationModel, camera: Camera, task: BlockTask) -> d
     sin_dec_low, sin_dec_high = np.sin(np.radians(DEC_RANGE_DEG))
     sin_dec = rng.uniform(float(sin_dec_low), float(sin_dec_high), BLOCK_SIZE)[keep]
     images, flags = render_stamps(population, neighbours, conditions, camera)
+    images = task.night.calibrate(images)
     index = np.arange(task.start, task.stop, dtype=np.int64)
     magnitudes = population.magnitudes
     block: dict[str, np.ndarray] = {
@@ -123,9 +125,9 @@ def simulate_block(model: PopulationModel, camera: Camera, task: BlockTask) -> d
     return block
 
 
-def _tasks(n: int, seed: int, lrg_fraction: float) -> list[BlockTask]:
+def _tasks(n: int, seed: int, lrg_fraction: float, night: ObservingConditions) -> list[BlockTask]:
     return [
-        BlockTask(seed, block, start, min(start + BLOCK_SIZE, n), lrg_fraction)
+        BlockTask(seed, block, start, min(start + BLOCK_SIZE, n), lrg_fraction, night)
         for block, start in enumerate(range(0, n, BLOCK_SIZE))
     ]
 
@@ -157,11 +159,14 @@ def synthesize(
     shard_size: int = 1000,
     lrg_fraction: float = 0.0,
     workers: int | None = None,
+    night: ObservingConditions | None = None,
 ) -> list[Path]:
     """Simulate ``n`` galaxies with ``seed`` into ``<out_dir>/sim-s<seed>-<k:04d>.h5``; returns the shard paths.
 
-    ``lrg_fraction`` adds a luminous red galaxy tail to z ~ 0.6. Refuses to overwrite existing shards.
+    ``lrg_fraction`` adds a luminous red galaxy tail to z ~ 0.6; ``night`` changes the observing conditions
+    (seeing, depth, calibration; default: the calibrated SDSS ones). Refuses to overwrite existing shards.
     """
+    night = night or ObservingConditions()
     if not 0 < n <= MAX_GALAXIES:
         raise ValueError(f"n must be in 1..{MAX_GALAXIES}, got {n}")
     if not 0 <= seed < MAX_SEED:
@@ -184,20 +189,20 @@ def synthesize(
         )
 
     started = time.perf_counter()
-    model = population_model()
+    model = population_for(night.r_limit_mag)
     log.info(
         "simulating %d galaxies (seed %d, LRG fraction %.3f) on %d worker(s)", n, seed, lrg_fraction, workers
     )
     written: list[Path] = []
     pending: list[dict[str, np.ndarray]] = []
     buffered = done = 0
-    for block in _blocks(model, sdss_camera(), _tasks(n, seed, lrg_fraction), workers):
+    for block in _blocks(model, sdss_camera(), _tasks(n, seed, lrg_fraction, night), workers):
         pending.append(block)
         buffered += len(block["objid"])
         done += len(block["objid"])
         while buffered >= shard_size or (done == n and buffered > 0):
             shard, pending, buffered = _take(pending, min(shard_size, buffered))
-            written.append(_write(paths[len(written)], shard, seed, lrg_fraction))
+            written.append(_write(paths[len(written)], shard, seed, lrg_fraction, night))
             elapsed = time.perf_counter() - started
             log.info(
                 "wrote %s: %d/%d galaxies, %.0f galaxies/s",
@@ -227,7 +232,9 @@ def _take(
     return shard, ([rest] if remaining else []), remaining
 
 
-def _write(path: Path, shard: dict[str, np.ndarray], seed: int, lrg_fraction: float) -> Path:
+def _write(
+    path: Path, shard: dict[str, np.ndarray], seed: int, lrg_fraction: float, night: ObservingConditions
+) -> Path:
     truth = {key.removeprefix("truth/"): value for key, value in shard.items() if key.startswith("truth/")}
     return write_shard(
         path,
@@ -245,5 +252,6 @@ def _write(path: Path, shard: dict[str, np.ndarray], seed: int, lrg_fraction: fl
             "lrg_fraction": lrg_fraction,
             "galaxy_types": ",".join(GALAXY_TYPES),
             "truth_flags": "1 blend, 2 cosmic ray, 4 bad column, 8 bright star, 16 saturated",
+            **night.attrs(),
         },
     )

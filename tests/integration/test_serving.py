@@ -442,3 +442,42 @@ def test_concurrent_clients_get_their_own_answers_and_no_errors(
     got = np.array([redshift[0] for _, _, redshift in answers])
     want = champion.expected[[index for index, _, _ in answers]]
     np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+# --- monitoring ----------------------------------------------------------------------------------------
+
+
+SERVED_HISTOGRAMS = ("astrospect_served_r_mag", "astrospect_served_g_r", "astrospect_served_redshift")
+
+
+def served_counts(http: requests.Session, server: str) -> dict[str, float]:
+    """The served-input histograms' count and redshift sum from /metrics (summed over the workers)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = http.get(f"{server}/metrics", timeout=10)
+    assert response.status_code == 200
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name.startswith(SERVED_HISTOGRAMS) and sample.name.endswith(("_count", "_sum")):
+                values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
+
+
+def test_metrics_histograms_count_every_cutout_served(
+    http: requests.Session, server: str, champion: Champion
+) -> None:
+    before = served_counts(http, server)
+    answered = []
+    for index in range(4):  # four requests of one cutout, one of five, one upload of the whole shard
+        answered += predict(http, server, champion.images[index : index + 1].tolist()).json()["redshift"]
+    answered += predict(http, server, champion.images[:5].tolist()).json()["redshift"]
+    rows = upload(http, server, champion.shard.read_bytes(), "cutouts.h5").json()["rows"]
+    answered += [row["redshift"] for row in rows]
+    after = served_counts(http, server)
+    served = 4 + 5 + len(champion.images)
+    assert len(answered) == served
+    for name in SERVED_HISTOGRAMS:
+        assert after[f"{name}_count"] - before.get(f"{name}_count", 0.0) == served, name
+    redshift_sum = after["astrospect_served_redshift_sum"] - before.get("astrospect_served_redshift_sum", 0.0)
+    assert redshift_sum == pytest.approx(sum(answered), rel=1e-5)
