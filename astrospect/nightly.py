@@ -48,14 +48,61 @@ def snapshot_step(settings: Settings | None = None) -> dict[str, Any]:
     return snapshot.summary()
 
 
-def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settings | None = None) -> bool:
-    """Train only when there is accepted data that no finished session has trained on (or when forced)."""
+def drift_step(
+    snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Compare tonight's new shards (and the champion's predictions on them) with the champion's training
+    snapshot; log the report to MLflow. Skipped, not failed, when there is no champion or nothing new."""
+    from astrospect.drift.measure import drift_against
+    from astrospect.tracking.runs import log_drift
+
+    settings = settings or load_settings()
+    if not snapshot.get("shards"):
+        return {"status": "skipped", "reason": "nothing has passed validation yet", "drifting": False}
+    try:
+        report, _, reference = drift_against(settings, newest=snapshot["version"])
+    except LookupError as error:  # no champion yet (the first night), or it records no training snapshot
+        log.info("drift: skipped: %s", error)
+        return {"status": "skipped", "reason": str(error), "drifting": False}
+    if report is None:
+        reason = f"snapshot {snapshot['version'][:12]} holds nothing the champion's {reference.version[:12]} does not"
+        log.info("drift: skipped: %s", reason)
+        return {"status": "skipped", "reason": reason, "drifting": False}
+    folder = settings.reports_dir / "drift" / f"{snapshot['version'][:12]}-vs-{reference.version[:12]}"
+    html, _ = report.write(folder)
+    run_id = log_drift(settings, report, folder, snapshot["version"], airflow_run_id)
+    (log.warning if report.drifting else log.info)(
+        "drift: %s: %d of %d features drifted (%s); action %s; report %s, MLflow run %s",
+        "DRIFTING" if report.drifting else "no drift",
+        len(report.drifted_features),
+        len(report.features),
+        ", ".join(report.drifted_features) or "none",
+        report.action,
+        html,
+        run_id,
+    )
+    return {"status": "measured", **report.summary(), "report": str(html), "mlflow_run_id": run_id}
+
+
+def should_train(
+    snapshot: dict[str, Any],
+    force: bool = False,
+    drift: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> bool:
+    """Train only when there is accepted data that no finished session has trained on, or when forced,
+    or when the night drifts and ``ASTROSPECT_DRIFT_ACTION=retrain``."""
     settings = settings or load_settings()
     if not snapshot.get("shards"):
         log.info("nothing has passed validation yet: skipping training")
         return False
     if force:
         log.info("forced retrain of dataset %s", snapshot["version"])
+        return True
+    if drift and drift.get("drifting") and drift.get("action") == "retrain":
+        log.warning(
+            "tonight drifts and ASTROSPECT_DRIFT_ACTION=retrain: retraining on %s", snapshot["version"]
+        )
         return True
     from astrospect.tracking.sessions import session_for_dataset
 
@@ -75,10 +122,16 @@ def should_train(snapshot: dict[str, Any], force: bool = False, settings: Settin
 def start_session_step(
     snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
 ) -> str:
+    from astrospect.tracking.runs import adopt_drift_run
     from astrospect.tracking.sessions import start_session
 
     settings = settings or load_settings()
-    return start_session(settings, snapshot["version"], snapshot["shards"], airflow_run_id=airflow_run_id)
+    parent = start_session(settings, snapshot["version"], snapshot["shards"], airflow_run_id=airflow_run_id)
+    if airflow_run_id is not None:
+        adopt_drift_run(
+            settings, parent, airflow_run_id
+        )  # tonight's drift report becomes the session's child
+    return parent
 
 
 def train_step(

@@ -1,4 +1,4 @@
-"""astrospect_nightly: ingest → validate → snapshot → train every challenger → promote → deploy.
+"""astrospect_nightly: ingest → validate → snapshot → drift → train every challenger → promote → deploy.
 
 Wiring only: every task calls one function of ``astrospect.nightly`` and passes small values (paths, ids,
 versions). One training task per challenger of the session, read from the challenger registry
@@ -19,6 +19,8 @@ from astrospect import challengers
 from astrospect.settings import load_settings
 
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")
+# Tonight's drift verdict: the event's extra says whether the night drifts, and which features did.
+DATA_DRIFT = Asset("astrospect-data-drift", uri="file:///astrospect/drift")
 TRAIN_QUEUE = os.environ.get("ASTROSPECT_TRAIN_QUEUE", "gpu")
 # Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow).
 IO_RETRIES: dict[str, Any] = {
@@ -72,13 +74,39 @@ def astrospect_nightly() -> None:
     def snapshot() -> dict[str, Any]:
         from astrospect.nightly import snapshot_step
 
-        return snapshot_step()
+        dataset = snapshot_step()
+        get_current_context()["outlet_events"][ACCEPTED_DATA].extra = {
+            key: dataset[key] for key in ("version", "n_shards", "n_rows", "new")
+        }
+        return dataset
+
+    @task(outlets=[DATA_DRIFT], **IO_RETRIES)
+    def drift(dataset: dict[str, Any]) -> dict[str, Any]:
+        from astrospect.nightly import drift_step
+
+        context = get_current_context()
+        verdict = drift_step(dataset, airflow_run_id=context["run_id"])
+        context["outlet_events"][DATA_DRIFT].extra = {
+            key: verdict[key]
+            for key in (
+                "status",
+                "drifting",
+                "share_drifted",
+                "drifted_features",
+                "reference_version",
+                "report",
+            )
+            if key in verdict
+        }
+        return verdict
 
     @task.short_circuit
-    def anything_to_train(dataset: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
+    def anything_to_train(
+        dataset: dict[str, Any], drifted: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> bool:
         from astrospect.nightly import should_train
 
-        return should_train(dataset, force=bool((params or {}).get("force_retrain")))
+        return should_train(dataset, force=bool((params or {}).get("force_retrain")), drift=drifted)
 
     @task(**IO_RETRIES)
     def start_session(dataset: dict[str, Any]) -> str:
@@ -109,7 +137,7 @@ def astrospect_nightly() -> None:
     dataset = snapshot()
     chain(ingest(), validate(), dataset)
     parent = start_session(dataset)
-    anything_to_train(dataset) >> parent
+    anything_to_train(dataset, drift(dataset)) >> parent
     trained = [
         # CNNs go to the `gpu` queue; baselines need no GPU and run on the default queue.
         train.override(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 TAG_CHALLENGER = "challenger"  # the challenger's name: the tag a user filters on in the UI
-TAG_ROLE = "astrospect.role"  # ROLE_SESSION (parent), ROLE_CNN or ROLE_BASELINE (children)
+TAG_ROLE = "astrospect.role"  # ROLE_SESSION (parent), ROLE_CNN, ROLE_BASELINE or ROLE_DRIFT (children)
 TAG_CLIPPING = "astrospect.clipping"  # which galaxies the challenger trained on
 TAG_OUTPUT = "astrospect.output"  # "point" or "pdf"
 TAG_DATASET_VERSION = "dataset_version"
@@ -25,7 +25,9 @@ TAG_MODEL_VERSION = "model_version"  # on a registered child: its version number
 TAG_SESSION_RUN_ID = "session_run_id"  # on a registered version: the session that trained it
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
+TAG_DRIFTING = "drift.drifting"  # on a drift run: "true" or "false"
 ROLE_SESSION, ROLE_CNN, ROLE_BASELINE = "session", "cnn", "baseline"
+ROLE_DRIFT = "drift"  # a night's drift report: a session's child when the night trains
 
 
 def role_of(challenger: Challenger) -> str:

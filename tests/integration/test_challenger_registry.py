@@ -123,8 +123,16 @@ def test_a_session_with_an_extra_challenger_runs_through_tracking_promotion_and_
     assert [child.challenger for child in children] == [tiny_registered.name, "baseline-knn-full"]
     assert all(child.run_id in compare for child in children)
 
-    # The next night on the same data: already trained by exactly this session's challengers.
+    # The next night on the same data: already trained by exactly this session's challengers...
     assert not nightly.should_train(snapshot, settings=settings)
+    # ...unless the night drifts and ASTROSPECT_DRIFT_ACTION=retrain (`warn`, the default, only reports).
+    for drifting, action, trains in (
+        (True, "retrain", True),
+        (True, "warn", False),
+        (False, "retrain", False),
+    ):
+        drift = {"status": "measured", "drifting": drifting, "action": action}
+        assert nightly.should_train(snapshot, drift=drift, settings=settings) is trains
     # A retried training task finds its finished run and trains nothing.
     again = nightly.train_step(tiny_registered.name, parent, snapshot, epochs=1, settings=settings)
     assert again == {**logged[tiny_registered.name], "reused": True}

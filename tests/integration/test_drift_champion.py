@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from astrospect.cli import app
+from astrospect.settings import Settings
 from astrospect.simulate import synthesize
 from astrospect.simulate.conditions import ObservingConditions
 from tests.integration.serving_stack import register_seed_champion
@@ -58,6 +59,7 @@ def test_drift_against_the_champions_training_snapshot(
         tonight = create_snapshot(settings)
 
         result = CliRunner().invoke(app, ["drift"])
+        nightly_drift_is_logged_and_adopted(settings, tonight.summary())
     assert result.exit_code == 0, result.output
     assert "DRIFTING" in result.output and "z_pred" in result.output
     folder = settings.reports_dir / "drift" / f"{tonight.version[:12]}-vs-{trained_on.version[:12]}"
@@ -73,3 +75,32 @@ def test_drift_against_the_champions_training_snapshot(
     assert "peak_fraction_r" in stored["summary"]["drifted_features"]
     cached = sorted(path.name for path in settings.drift_cache_dir.iterdir())
     assert len(cached) == 2 and cached[0].startswith(trained_on.version)
+
+
+def nightly_drift_is_logged_and_adopted(settings: Settings, snapshot: dict) -> None:
+    """The DAG's drift step on the same night: a run in MLflow with the report, adopted by the session."""
+    from mlflow import MlflowClient
+
+    from astrospect import nightly
+    from astrospect.tracking.tags import ROLE_DRIFT, TAG_DRIFTING, TAG_PARENT, TAG_ROLE
+
+    airflow_run_id = "manual__2026-12-01T02:30:00+00:00"
+    verdict = nightly.drift_step(snapshot, airflow_run_id, settings)
+    assert verdict["status"] == "measured" and verdict["drifting"] is True
+    client = MlflowClient(settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    run = client.get_run(verdict["mlflow_run_id"])
+    assert run.data.tags[TAG_ROLE] == ROLE_DRIFT and run.data.tags[TAG_DRIFTING] == "true"
+    assert run.data.metrics["drift/drifting"] == 1.0
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "drift")} == {
+        "drift/drift.html",
+        "drift/drift.json",
+    }
+    # A retried task finds the night's run instead of logging a second one.
+    assert nightly.drift_step(snapshot, airflow_run_id, settings)["mlflow_run_id"] == run.info.run_id
+
+    # The night's training session adopts the report as its child; challengers' lists leave it out.
+    from astrospect.tracking.sessions import session_children
+
+    parent = nightly.start_session_step(snapshot, airflow_run_id, settings)
+    assert client.get_run(run.info.run_id).data.tags[TAG_PARENT] == parent
+    assert session_children(settings, parent) == []

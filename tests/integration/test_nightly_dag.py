@@ -141,4 +141,12 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert len(list((home / "accepted").glob("*.h5"))) == 4
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 4
     assert ("promoted v" in night3) or ("kept champion v" in night3)
+    # The new shards were judged for drift against the champion's training snapshot, and the report is
+    # the new session's child run (night 1 had no champion yet: its drift step was skipped).
+    assert "drift: skipped" in night1 and ("drift: DRIFTING" in night3 or "drift: no drift" in night3)
+    newest = max(sessions(client), key=lambda run: run.info.start_time)
+    experiment_id = newest.info.experiment_id
+    (drift_run,) = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'drift'")
+    assert drift_run.data.tags["mlflow.parentRunId"] == newest.info.run_id
+    assert "drift/drift.html" in {a.path for a in client.list_artifacts(drift_run.info.run_id, "drift")}
     assert client.get_model_version_by_alias(MODEL_NAME, "champion") is not None

@@ -63,7 +63,7 @@ def _print_services(topology: Topology, title: str) -> None:
 
 
 def _print_tasks(rows: list[TaskRow], title: str) -> None:
-    order = ["ingest", "validate", "snapshot", "anything_to_train", "start_session", "train_full",
+    order = ["ingest", "validate", "snapshot", "drift", "anything_to_train", "start_session", "train_full",
              "train_clipped", "train_baseline-knn-full", "train_baseline-knn-clipped", "promote",
              "deploy"]  # fmt: skip
     rows = sorted(rows, key=lambda row: order.index(row.task_id) if row.task_id in order else 99)

@@ -81,7 +81,8 @@ def test_task_graph(parsed: dict) -> None:
     assert parsed["graph"] == {
         "ingest": ["validate"],
         "validate": ["snapshot"],
-        "snapshot": ["anything_to_train", "promote", "start_session", *training],
+        "snapshot": ["anything_to_train", "drift", "promote", "start_session", *training],
+        "drift": ["anything_to_train"],
         "anything_to_train": ["start_session"],
         "start_session": ["promote", *training],
         **{task: ["promote"] for task in training},
@@ -116,7 +117,7 @@ def test_training_goes_to_the_gpu_queue_and_io_retries_back_off(parsed: dict) ->
     assert {parsed["queues"][t] for t in parsed["queues"] if t not in ("train_full", "train_clipped")} == {
         "default"
     }
-    for io_task in ("ingest", "snapshot", "start_session", "promote", "deploy"):
+    for io_task in ("ingest", "snapshot", "drift", "start_session", "promote", "deploy"):
         retries, backoff = parsed["retries"][io_task]
         assert retries >= 2 and backoff > 1
 
