@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers
 
-from astrospect.pdf import RedshiftBins
+from astrospect.pdf import RedshiftBins, shift_pdfs
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 
 Stretch = Literal["asinh", "linear"]
@@ -129,23 +129,29 @@ def build_seed_cnn(scaling: InputScaling, z_min: float, z_max: float, name: str 
 
 @keras.saving.register_keras_serializable(package="astrospect")
 class RedshiftPdf(layers.Layer):
-    """Softmax of the bin logits divided by a temperature; the bin edges live in the layer config.
+    """softmax(logits / temperature), moved by ``shift`` in redshift; the bin edges live in the layer config.
 
-    The temperature is a non-trainable weight (1 while training), set after training by
-    :func:`astrospect.calibration.calibrate_temperature` and saved with the weights, so the saved model
-    gives calibrated PDFs and names its own bins (:func:`pdf_bins`).
+    Temperature (1) and shift (0) are non-trainable weights, fitted after training on the validation split by
+    :func:`astrospect.calibration.calibrate_pdf_model` and saved with the weights, so the saved model gives
+    calibrated PDFs and names its own bins (:func:`pdf_bins`).
     """
 
     def __init__(self, bin_edges: list[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bin_edges = [float(v) for v in bin_edges]
+        self.bins = RedshiftBins(tuple(self.bin_edges))
+        if not np.allclose(self.bins.widths, self.bins.widths[0], rtol=1e-6):
+            raise ValueError("the PDF head needs uniform redshift bins (its calibration shift re-bins them)")
         self.temperature = self.add_weight(
             name="temperature", shape=(), initializer="ones", trainable=False, dtype="float32"
+        )
+        self.shift = self.add_weight(
+            name="shift", shape=(), initializer="zeros", trainable=False, dtype="float32"
         )
 
     def call(self, logits: Any) -> Any:
         logits = keras.ops.cast(logits, "float32")
-        return keras.ops.softmax(logits / self.temperature, axis=-1)
+        return shift_pdfs(keras.ops.softmax(logits / self.temperature, axis=-1), self.bins, self.shift)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
