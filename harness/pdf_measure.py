@@ -70,7 +70,6 @@ def train(
         False, help="Train the seed CNN (MSE) instead, e.g. to compare precisions."
     ),
     seed: int = typer.Option(42, help="Weights, shuffling and augmentation seed (run-to-run spread)."),
-    ema: bool = typer.Option(False, help="Adam with an exponential moving average of the weights."),
 ) -> None:
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(seed)
@@ -86,7 +85,7 @@ def train(
         val_data = make_tf_dataset(val_rows, BATCH, shuffle=False, seed=42)
     else:
         model = build_pdf_cnn(scaling, redshift_bins)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=ema), loss="categorical_crossentropy")
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
         train_data = _pdf_dataset(
             train_rows, redshift_bins, smoothing, shuffle=True, augment=True, batch=BATCH, seed=seed
         )
@@ -115,7 +114,6 @@ def train(
                 "precision": precision,
                 "seed_cnn": seed_cnn,
                 "seed": seed,
-                "ema": ema,
                 "epochs_run": len(history["loss"]),
                 "median_images_per_s": float(np.median(throughput.rates)),
                 "history": history,

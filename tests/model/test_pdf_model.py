@@ -103,7 +103,7 @@ def _draw_redshifts(probs: np.ndarray, bins: RedshiftBins, rng: np.random.Genera
 
 def test_fit_calibration_recovers_a_known_temperature_and_shift_on_synthetic_logits() -> None:
     rng = np.random.default_rng(11)
-    bins = RedshiftBins.uniform(0.0, 1.0, 40)  # width 0.025
+    bins = RedshiftBins.uniform(0.0, 1.0, 200)  # width 0.005, well below the PDFs' widths
     truth = Calibration(temperature=2.5, shift=0.03)
     # an over-confident, off-centre network: its logits are 2.5 x the true log-PDFs (Gaussians), and the
     # galaxies lie 0.03 above where it puts them
@@ -112,7 +112,7 @@ def test_fit_calibration_recovers_a_known_temperature_and_shift_on_synthetic_log
     z = _draw_redshifts(special.softmax(logits / truth.temperature, axis=1), bins, rng) + truth.shift
     fitted = fit_calibration(logits, z, bins)
     assert fitted.temperature == pytest.approx(truth.temperature, rel=0.05)
-    assert fitted.shift == pytest.approx(truth.shift, abs=0.004)
+    assert fitted.shift == pytest.approx(truth.shift, abs=0.002)
     assert pit_cvm(logits, z, bins, fitted) < 0.3 < pit_cvm(logits, z, bins, Calibration())
     # the textbook recipe fits the temperature alone by likelihood; it finds it when nothing is off-centre
     unshifted = z - truth.shift
@@ -147,20 +147,37 @@ def test_shifting_pdfs_moves_their_mass_exactly() -> None:
 
 
 def test_calibrating_a_model_stores_the_result_in_it_and_changes_the_pdfs(raw_cutouts: np.ndarray) -> None:
-    bins = RedshiftBins.uniform(0.0, 0.7, 70)
+    bins = RedshiftBins.uniform(0.0, 0.7, 140)
     model = build_pdf_cnn(fit_input_scaling(raw_cutouts), bins)
+    head = model.get_layer("bin_logits")  # a head that says "z ~ N(0.3, 0.05)" for every galaxy
+    kernel, _ = head.get_weights()
+    head.set_weights([np.zeros_like(kernel), -((bins.centres - 0.3) ** 2) / (2 * 0.05**2)])
     before = np.asarray(model.predict_on_batch(raw_cutouts))
-    z = np.random.default_rng(3).uniform(0.1, 0.6, len(raw_cutouts))
-    report = calibrate_pdf_model(model, [(raw_cutouts[:16], z[:16]), (raw_cutouts[16:], z[16:])])
-    assert report["val_pit_cvm_after"] <= report["val_pit_cvm_before"]
+    # validation redshifts drawn from PDFs twice as sharp (T = 0.5), 0.01 higher
+    rng = np.random.default_rng(3)
+    sharper = special.softmax(bin_logits(model, raw_cutouts) / 0.5, axis=1)
+    images = np.concatenate([raw_cutouts] * 48)
+    z = _draw_redshifts(np.concatenate([sharper] * 48), bins, rng) + 0.01
+    report = calibrate_pdf_model(model, [(images[:700], z[:700]), (images[700:], z[700:])])
+    assert report["val_pit_cvm_after"] < report["val_pit_cvm_before"]
     stored = model_calibration(model)
     assert (stored.temperature, stored.shift) == (
         pytest.approx(report["temperature"]),
         pytest.approx(report["shift"]),
     )
+    assert report["temperature"] == pytest.approx(0.5, rel=0.2)
+    assert report["shift"] == pytest.approx(0.01, abs=0.005)
     after = np.asarray(model.predict_on_batch(raw_cutouts))
     assert np.allclose(after, calibrated_pdfs(bin_logits(model, raw_cutouts), bins, stored), atol=1e-5)
     assert not np.allclose(after, before)
+
+
+def test_calibration_refuses_redshifts_its_pdfs_cannot_describe(raw_cutouts: np.ndarray) -> None:
+    model = build_pdf_cnn(fit_input_scaling(raw_cutouts), RedshiftBins.uniform(0.0, 0.7, 70))
+    z = np.random.default_rng(4).uniform(0.1, 0.6, len(raw_cutouts))  # unrelated to the untrained model
+    with pytest.raises(RuntimeError, match="far from the validation redshifts"):
+        calibrate_pdf_model(model, [(raw_cutouts, z)])
+    assert model_calibration(model) == Calibration()  # nothing stored
 
 
 def test_calibration_refuses_bad_input(raw_cutouts: np.ndarray) -> None:
