@@ -28,6 +28,17 @@ def predict_redshift(model: keras.Model, images: npt.NDArray[np.float32]) -> npt
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
+def predict_pdf(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.model.build_pdf_cnn`)."""
+    outputs = [
+        np.asarray(model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32)
+        for start in range(0, len(images), PREDICT_BATCH)
+    ]
+    if outputs and outputs[0].ndim != 2:
+        raise ValueError(f"model {model.name!r} gives {outputs[0].shape[1:]} per cutout, not a PDF over bins")
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output.shape[-1]), np.float32)
+
+
 def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
     """One row per cutout: shard, objid, z_pred, and z_spec where the shard has labels."""
     frames = []
