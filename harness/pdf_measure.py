@@ -22,11 +22,11 @@ import keras
 import numpy as np
 import typer
 
-from astrospect.baseline import colour_table, fit_colour_baseline
+from astrospect.baseline import colour_tables, fit_colour_baseline
 from astrospect.calibration import calibrate_pdf_model
-from astrospect.data.dataset import iter_selected, make_tf_dataset, sample_images, select_rows
+from astrospect.data.clipping import UNCLIPPED
+from astrospect.data.dataset import iter_selected, make_tf_dataset, sample_images, select_splits
 from astrospect.data.shards import resolve_shards
-from astrospect.data.splits import Split
 from astrospect.metrics import metric_table
 from astrospect.model import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
 from astrospect.pdf import POINT_ESTIMATES, RedshiftBins, encode_redshift_bins, point_estimate
@@ -75,8 +75,8 @@ def train(
     keras.utils.set_random_seed(seed)
     shards = resolve_shards(data)
     redshift_bins = RedshiftBins.uniform(0.0, z_max, bins)
-    train_rows = select_rows(shards, Split.TRAIN)
-    val_rows = select_rows(shards, Split.VAL)
+    splits = select_splits(shards, UNCLIPPED)
+    train_rows, val_rows = splits.train, splits.val
     scaling = fit_input_scaling(sample_images(train_rows, SCALING_SAMPLE))
     if seed_cnn:  # as astrospect.train does it, but in the chosen precision
         model = build_seed_cnn(scaling, float(train_rows.redshift.min()), float(train_rows.redshift.max()))
@@ -143,9 +143,8 @@ def table(
     out: Path = typer.Option(...),
 ) -> None:
     shards = resolve_shards(data)
-    train_rows = select_rows(shards, Split.TRAIN)
-    val_rows = select_rows(shards, Split.VAL)
-    holdout = select_rows(shards, Split.HOLDOUT)
+    splits = select_splits(shards, UNCLIPPED)
+    train_rows, val_rows, holdout = splits.train, splits.val, splits.holdout
     z = holdout.redshift.astype(np.float64)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -180,8 +179,8 @@ def table(
     assert first_bins is not None
     null = nz_null_pdf(train_rows.redshift, first_bins, len(z))
     rows.append(_row("N(z) null", null, first_bins, z))
-    baseline = fit_colour_baseline(shards, "full")
-    colours = colour_table(holdout, baseline.aperture_arcsec)
+    baseline = fit_colour_baseline(splits)
+    colours = colour_tables(holdout, [baseline.aperture_arcsec])[baseline.aperture_arcsec]
     assert np.array_equal(colours.redshift, holdout.redshift)
     knn = knn_pdf(baseline, colours.features, first_bins)
     rows.append(
@@ -225,7 +224,7 @@ def levers(
     timed in short turns, round-robin, and the median turn is kept; ratios are against float32's median.
     """
     shards = resolve_shards(data)
-    train_rows = select_rows(shards, Split.TRAIN)
+    train_rows = select_splits(shards, UNCLIPPED).train
     scaling = fit_input_scaling(sample_images(train_rows, SCALING_SAMPLE))
     bins = RedshiftBins.uniform(0.0, 0.7, 280)
     configs: list[tuple[str, str, bool, int, str]] = [
