@@ -59,17 +59,19 @@ def colour_features(
 # band's flux is weighted by it, and the 6" aperture r sets the total.
 FALLBACK_WEIGHT_SIGMA_PIXELS = 2.5  # where HSM fails (faint or broken stamps): a circular PSF-sized weight
 R_BAND_INDEX = 2
+# Adaptive-moment sigma of a Kolmogorov PSF over FWHM / 2.3548 (measured with GalSim HSM at 1-2" FWHM).
+KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN = 1.075
 
 
 def r_band_moments(images: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Adaptive-moment weights (N, H, W) of the r band of channels-last cutouts, and the axis ratio (N,)
-    of those moments (NaN where HSM failed and a circular weight stands in)."""
+    """Adaptive-moment weights (N, H, W) of the r band of channels-last cutouts, and the second-moment
+    matrices (N, 2, 2) in pixels^2 (NaN where HSM failed and a circular weight stands in)."""
     import galsim
 
     n, height, width = images.shape[:3]
     y, x = np.mgrid[1 : height + 1, 1 : width + 1].astype(np.float64)
     weights = np.empty((n, height, width))
-    axis_ratio = np.full(n, np.nan)
+    second_moments = np.full((n, 2, 2), np.nan)
     for index in range(n):
         image = galsim.Image(np.ascontiguousarray(images[index, :, :, R_BAND_INDEX], dtype=np.float64))
         moments = galsim.hsm.FindAdaptiveMom(image, strict=False)
@@ -77,7 +79,7 @@ def r_band_moments(images: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.flo
             shape = moments.observed_shape
             matrix = moments.moments_sigma**2 * shape.getMatrix() @ shape.getMatrix().T
             centre = (moments.moments_centroid.x, moments.moments_centroid.y)
-            axis_ratio[index] = shape.q
+            second_moments[index] = matrix
         else:
             matrix = FALLBACK_WEIGHT_SIGMA_PIXELS**2 * np.eye(2)
             centre = ((width + 1) / 2.0, (height + 1) / 2.0)
@@ -86,17 +88,32 @@ def r_band_moments(images: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.flo
         weights[index] = np.exp(
             -0.5 * (precision[0, 0] * dx**2 + 2 * precision[0, 1] * dx * dy + precision[1, 1] * dy**2)
         )
-    return weights, axis_ratio
+    return weights, second_moments
+
+
+def psf_corrected_axis_ratio(
+    second_moments: npt.NDArray[np.float64], psf_fwhm_arcsec: npt.ArrayLike | None
+) -> npt.NDArray[np.float64]:
+    """Axis ratio (N,) of the galaxy: the moments minus a round PSF's (as SDSS's profile fits correct
+    for the PSF); without a PSF, of the observed moments. NaN where nothing is left after the PSF."""
+    matrix = np.array(second_moments, dtype=np.float64)
+    if psf_fwhm_arcsec is not None:
+        sigma = KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN * np.asarray(psf_fwhm_arcsec) / 2.3548 / PIXEL_SCALE_ARCSEC
+        matrix = matrix - (sigma**2)[:, None, None] * np.eye(2)[None]
+    eigen = np.linalg.eigvalsh(np.nan_to_num(matrix, nan=-1.0))
+    usable = (eigen[:, 0] > 0) & np.isfinite(matrix).all(axis=(1, 2))
+    ratio = np.sqrt(np.divide(eigen[:, 0], eigen[:, 1], out=np.zeros(len(eigen)), where=usable))
+    return np.where(usable, ratio, np.nan)
 
 
 def model_magnitudes(
     images: npt.NDArray[np.floating],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Model-like ugriz luptitudes (N, 5) and the r-band axis ratio from moments (N,), from channels-last
+    """Model-like ugriz luptitudes (N, 5) and the r-band second moments (N, 2, 2), from channels-last
     cutouts: colours from r-moment-weighted fluxes, normalised to the 6" aperture r."""
-    weights, axis_ratio = r_band_moments(images)
+    weights, second_moments = r_band_moments(images)
     weighted = np.einsum("nhwb,nhw->nb", images, weights, dtype=np.float64)
     total_r = aperture_flux(images, TOTAL_APERTURE_RADIUS_ARCSEC)[:, R_BAND_INDEX]
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(weighted[:, R_BAND_INDEX] > 0, total_r / weighted[:, R_BAND_INDEX], np.nan)
-    return luptitudes(weighted * scale[:, None]), axis_ratio
+    return luptitudes(weighted * scale[:, None]), second_moments

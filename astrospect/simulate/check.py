@@ -5,7 +5,8 @@ profile, the total from the r fit. So the cutouts are measured the same way (:fu
 each band's flux weighted by the r band's adaptive-moment Gaussian (GalSim HSM), normalised to the 6"
 aperture r. Aperture colours (what the colour baseline uses) would be redder in the centre than model
 colours; the simulator is not tuned to absorb that difference, the measurement is matched instead. The
-axis ratio comes from the same r-band moments. Disk-dominated means truth ``bulge_fraction`` < 0.5 (the
+axis ratio comes from the same r-band moments, corrected for the field's r-band PSF (the seeing SDSS
+records per field; here ``truth/psf_fwhm_arcsec``) as SDSS's profile fits are. Disk-dominated means truth ``bulge_fraction`` < 0.5 (the
 only figure taken from the truth table: the cutouts cannot tell a bulge fraction without profile fits).
 
 **Comparison.** Both sides inside the real query (:func:`query_cut`: every band < 20, 0 < z < 0.3), against
@@ -33,7 +34,7 @@ import pandas as pd
 
 from astrospect.data.shards import inspect_shard, iter_shard, resolve_shards
 from astrospect.metrics import metric_table
-from astrospect.photometry import model_magnitudes
+from astrospect.photometry import model_magnitudes, psf_corrected_axis_ratio
 from astrospect.settings import BANDS
 from astrospect.simulate.targets import (
     COLOURS,
@@ -90,12 +91,15 @@ def measure_catalogue(folder: Path | str) -> pd.DataFrame:
         with h5py.File(shard, "r") as handle:
             truth = handle.get("truth")
             bulge = truth["bulge_fraction"][()] if truth is not None and "bulge_fraction" in truth else None
+            psf = truth["psf_fwhm_arcsec"][:, 2] if truth is not None and "psf_fwhm_arcsec" in truth else None
         mags, ratios, redshift = [], [], []
         for chunk in iter_shard(shard):
             assert chunk.redshift is not None  # iter_shard requires labels by default
-            measured, axis_ratio = model_magnitudes(chunk.images)
+            measured, second_moments = model_magnitudes(chunk.images)
+            rows = slice(len(np.concatenate(redshift)) if redshift else 0, None)
+            psf_rows = None if psf is None else psf[rows][: len(measured)]
             mags.append(measured)
-            ratios.append(axis_ratio)
+            ratios.append(psf_corrected_axis_ratio(second_moments, psf_rows))
             redshift.append(chunk.redshift.astype(np.float64))
         parts.append(
             catalogue_from_magnitudes(
