@@ -63,7 +63,9 @@ R_BAND_INDEX = 2
 KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN = 1.075
 
 
-def r_band_moments(images: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def r_band_moments(
+    images: npt.NDArray[np.floating],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Adaptive-moment weights (N, H, W) of the r band of channels-last cutouts, and the second-moment
     matrices (N, 2, 2) in pixels^2 (NaN where HSM failed and a circular weight stands in)."""
     import galsim
@@ -98,7 +100,9 @@ def psf_corrected_axis_ratio(
     for the PSF); without a PSF, of the observed moments. NaN where nothing is left after the PSF."""
     matrix = np.array(second_moments, dtype=np.float64)
     if psf_fwhm_arcsec is not None:
-        sigma = KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN * np.asarray(psf_fwhm_arcsec) / 2.3548 / PIXEL_SCALE_ARCSEC
+        sigma = (
+            KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN * np.asarray(psf_fwhm_arcsec) / 2.3548 / PIXEL_SCALE_ARCSEC
+        )
         matrix = matrix - (sigma**2)[:, None, None] * np.eye(2)[None]
     eigen = np.linalg.eigvalsh(np.nan_to_num(matrix, nan=-1.0))
     usable = (eigen[:, 0] > 0) & np.isfinite(matrix).all(axis=(1, 2))

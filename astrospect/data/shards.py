@@ -116,7 +116,9 @@ def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> Sha
             raise ShardFormatError(path, name, "required dataset is missing")
     for name in ("images", "objid", *LABEL_FIELDS, *OPTIONAL_FIELDS):
         if name in handle and not isinstance(handle[name], h5py.Dataset):
-            raise ShardFormatError(path, name, f"expected a dataset, got an HDF5 {type(handle[name]).__name__}")
+            raise ShardFormatError(
+                path, name, f"expected a dataset, got an HDF5 {type(handle[name]).__name__}"
+            )
     images = handle["images"]
     if images.ndim != 4:
         raise ShardFormatError(path, "images", f"expected rank 4 (N, 5, H, W), got shape {images.shape}")

@@ -143,7 +143,10 @@ def main() -> None:
     parser.add_argument("--look", type=int, default=20000, help="galaxies for the catalogue-level look")
     arguments = parser.parse_args()
     write_mixture(fit_mixture())
-    log.info("catalogue-level look (true magnitudes and axis ratios, no images):\n%s", catalogue_look(arguments.look))
+    log.info(
+        "catalogue-level look (true magnitudes and axis ratios, no images):\n%s",
+        catalogue_look(arguments.look),
+    )
 
 
 if __name__ == "__main__":

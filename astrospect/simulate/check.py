@@ -92,12 +92,15 @@ def measure_catalogue(folder: Path | str) -> pd.DataFrame:
             truth = handle.get("truth")
             bulge = truth["bulge_fraction"][()] if truth is not None and "bulge_fraction" in truth else None
             psf = truth["psf_fwhm_arcsec"][:, 2] if truth is not None and "psf_fwhm_arcsec" in truth else None
-        mags, ratios, redshift = [], [], []
+        mags: list[npt.NDArray[np.float64]] = []
+        ratios: list[npt.NDArray[np.float64]] = []
+        redshift: list[npt.NDArray[np.float64]] = []
+        done = 0
         for chunk in iter_shard(shard):
             assert chunk.redshift is not None  # iter_shard requires labels by default
             measured, second_moments = model_magnitudes(chunk.images)
-            rows = slice(len(np.concatenate(redshift)) if redshift else 0, None)
-            psf_rows = None if psf is None else psf[rows][: len(measured)]
+            psf_rows = None if psf is None else psf[done : done + len(measured)]
+            done += len(measured)
             mags.append(measured)
             ratios.append(psf_corrected_axis_ratio(second_moments, psf_rows))
             redshift.append(chunk.redshift.astype(np.float64))
@@ -287,7 +290,7 @@ def render_report(table: pd.DataFrame) -> str:
     """Human-readable: per-bin median offsets (sim - real), whole-sample figures with targets, PASS/FAIL."""
     medians = table[(table["scope"] != "all") & (table["statistic"] == "p50")]
     lines = [
-        "model-like magnitudes from the cutouts (r-band moment-weighted colours, 6\" aperture r); both sides",
+        'model-like magnitudes from the cutouts (r-band moment-weighted colours, 6" aperture r); both sides',
         "cut to every band < 20 and 0 < z < 0.3; real: the SDSS calibration galaxies (model magnitudes)",
         "",
         "median offsets, simulated minus real (mag); * judged (real n > 250) and within 0.1 mag, ! outside",

@@ -199,9 +199,21 @@ def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
         document = json.loads(path.read_text())
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{path}: missing; run `python -m astrospect.simulate.calibrate`") from error
-    values = {f.name: document[f.name] for f in fields(SpectralMixture)}
+
+    def array(name: str) -> FloatArray:
+        return np.asarray(document[name], dtype=np.float64)
+
     return SpectralMixture(
-        **{k: (v if isinstance(v, float) else np.asarray(v, dtype=np.float64)) for k, v in values.items()}
+        weights=array("weights"),
+        means=array("means"),
+        covariances=array("covariances"),
+        log_ratio_floor=float(document["log_ratio_floor"]),
+        zero_points=array("zero_points"),
+        knot_redshift=array("knot_redshift"),
+        knot_shares=array("knot_shares"),
+        red_shares=array("red_shares"),
+        rest_g_r_mean=float(document["rest_g_r_mean"]),
+        rest_g_r_std=float(document["rest_g_r_std"]),
     )
 
 
@@ -276,7 +288,9 @@ class ConditionalMixture:
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
         r_mean = mean_r + cov_zr / var_z * (z[:, None] - mean_z)  # (n, K)
         r_sigma = np.sqrt(var_r - cov_zr**2 / var_z)
-        cdf = np.einsum("nk,nkm->nm", w, special.ndtr((grid[None, None, :] - r_mean[:, :, None]) / r_sigma[None, :, None]))
+        cdf = np.einsum(
+            "nk,nkm->nm", w, special.ndtr((grid[None, None, :] - r_mean[:, :, None]) / r_sigma[None, :, None])
+        )
         cdf = (cdf - cdf[:, :1]) / np.maximum(cdf[:, -1:] - cdf[:, :1], 1e-300)
         return np.array([np.interp(q, row, grid) for q, row in zip(rank, cdf, strict=True)])
 
@@ -446,7 +460,9 @@ def draw_population(
     bulge_mix = np.where(is_lrg[:, None], lrg_mix, bulge_mix)
     disk_mix = np.where(is_lrg[:, None], lrg_mix, disk_mix)
 
-    line_factor = 10.0 ** (LINE_LOG10_SCATTER * rng.standard_normal(n) - 0.5 * np.log(10) * LINE_LOG10_SCATTER**2)
+    line_factor = 10.0 ** (
+        LINE_LOG10_SCATTER * rng.standard_normal(n) - 0.5 * np.log(10) * LINE_LOG10_SCATTER**2
+    )
     cos_inclination = rng.random(n)
     disk_dust, bulge_dust = inclination_dust(cos_inclination)
     disk_dust = np.where(is_lrg, 0.0, disk_dust - model.mean_disk_dust_r)
@@ -457,11 +473,15 @@ def draw_population(
     # scaled to the drawn apparent r (main sample) or to the LRG luminosity function.
     mu = distance_modulus(z)
     foreground = 10.0 ** (-0.4 * (np.outer(ebv, SF11_COEFFICIENTS) + mixture.zero_points))
-    bulge_unit = 1e9 * foreground * grid.observed_maggies(
-        z, bulge_mix * bulge_fraction[:, None], mu, bulge_dust, line_factor
+    bulge_unit = (
+        1e9
+        * foreground
+        * grid.observed_maggies(z, bulge_mix * bulge_fraction[:, None], mu, bulge_dust, line_factor)
     )
-    disk_unit = 1e9 * foreground * grid.observed_maggies(
-        z, disk_mix * (1 - bulge_fraction)[:, None], mu, disk_dust, line_factor
+    disk_unit = (
+        1e9
+        * foreground
+        * grid.observed_maggies(z, disk_mix * (1 - bulge_fraction)[:, None], mu, disk_dust, line_factor)
     )
     r_at_zero = 22.5 - 2.5 * np.log10(bulge_unit[:, R_BAND] + disk_unit[:, R_BAND])
     abs_mag = np.where(is_lrg, _lrg_absolute_magnitude(rng, z, r_at_zero), apparent_r - r_at_zero)
