@@ -204,13 +204,14 @@ def two_sample_auc(sim: pd.DataFrame, real: pd.DataFrame) -> float:
     return float(np.mean(scores))
 
 
-def knn_sigma_mad(catalogue: pd.DataFrame, n_train: int, n_test: int) -> float:
-    """sigma_MAD of a 20-NN regressor on the four colours, trained on n_train galaxies, tested on n_test."""
+def knn_sigma_mad(catalogue: pd.DataFrame, n_train: int, n_test: int, seed: int = SEED) -> float:
+    """sigma_MAD of a 20-NN regressor on the four colours, trained on n_train galaxies, tested on n_test
+    others (a random split drawn with ``seed``)."""
     from sklearn.neighbors import KNeighborsRegressor
 
     if n_train < KNN_NEIGHBOURS or n_test < 1 or len(catalogue) < n_train + n_test:
         return float("nan")
-    order = np.random.default_rng(SEED).permutation(len(catalogue))
+    order = np.random.default_rng(seed).permutation(len(catalogue))
     train, test = order[:n_train], order[n_train : n_train + n_test]
     colours = catalogue[list(COLOURS)].to_numpy()
     z = catalogue["redshift"].to_numpy()

@@ -24,6 +24,7 @@ from astrospect.simulate.population import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_
 from astrospect.simulate.render import sdss_camera
 
 N_MAIN = 400
+N_KNN = 1500
 SEED = 11
 
 
@@ -185,7 +186,9 @@ def test_angular_size_shrinks_and_bulges_follow_red_colours(main_sample: Path) -
     _, truth = _read_all(main_sample)
     z = truth["redshift"]
     size = np.maximum(truth["disk_hlr_arcsec"], truth["bulge_hlr_arcsec"])
-    assert np.median(size[z < 0.04]) > 1.5 * np.median(size[z > 0.12])
+    # At one luminosity, angular size follows 1 / D_A: D_A(0.12) / D_A(0.04) is ~2.7 in Planck18.
+    typical = (truth["abs_mag_r"] > -21.8) & (truth["abs_mag_r"] < -20.8)
+    assert np.median(size[typical & (z < 0.05)]) > 1.5 * np.median(size[typical & (z > 0.11)])
     red = truth["colour_score"] > 0.5
     blue = truth["colour_score"] < -0.5
     assert np.median(truth["bulge_fraction"][red]) > np.median(truth["bulge_fraction"][blue]) + 0.3
@@ -207,13 +210,22 @@ def test_cli_synth_and_synth_check(tmp_path: Path) -> None:
     assert csv.read_text().splitlines()[0].startswith("scope,quantity,statistic,simulated,real,offset")
 
 
-def test_colour_knn_on_simulated_galaxies_is_not_more_precise_than_on_real_ones(main_sample: Path) -> None:
+@pytest.fixture(scope="module")
+def knn_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sim-knn")
+    synthesize(folder, N_KNN, SEED + 2, shard_size=N_KNN, workers=2)
+    return folder
+
+
+def test_colour_knn_on_simulated_galaxies_is_not_more_precise_than_on_real_ones(knn_sample: Path) -> None:
     """Measured from the cutouts and cut like the real sample: a 20-NN on the four colours must not beat the
-    same regressor on real SDSS galaxies at the same training size by more than the 10% band allows."""
-    catalogue = measure_catalogue(main_sample)
+    same regressor on real SDSS galaxies at the same training size by more than the 10% band allows
+    (each side averaged over 5 random splits: one split of ~900 galaxies scatters by ~10%)."""
+    catalogue = measure_catalogue(knn_sample)
     sim = catalogue[query_cut(catalogue[list("ugriz")].to_numpy(), catalogue["redshift"].to_numpy())]
     n_test = len(sim) // 3
     n_train = len(sim) - n_test
-    simulated = knn_sigma_mad(sim, n_train, n_test)
-    real = knn_sigma_mad(_real_catalogue(), n_train, n_test)
+    real_galaxies = _real_catalogue()
+    simulated = np.mean([knn_sigma_mad(sim, n_train, n_test, seed) for seed in range(5)])
+    real = np.mean([knn_sigma_mad(real_galaxies, n_train, n_test, seed) for seed in range(5)])
     assert simulated >= (1 - KNN_RELATIVE_TOLERANCE) * real, (simulated, real, n_train)
