@@ -21,7 +21,7 @@ from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS, PIXEL_SCALE_ARCSEC
 
 ACCEPTED_SIZES = (CUTOUT_SIZE, 2 * CUTOUT_SIZE)
 LABEL_FIELDS = ("specz_redshift", "specz_redshift_err")
-OPTIONAL_FIELDS = ("ra", "dec")
+OPTIONAL_FIELDS = ("ra", "dec", "ebv")  # ebv: Galactic foreground E(B-V), float32, never required
 DEFAULT_CHUNK = 1024  # cutouts per read: ~20 MB of float32 at 32x32x5
 
 FloatArray = npt.NDArray[np.float32]
@@ -47,6 +47,7 @@ class Cutouts:
     redshift_err: FloatArray | None = None
     ra: npt.NDArray[np.float64] | None = None
     dec: npt.NDArray[np.float64] | None = None
+    ebv: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.objid.shape[0])
@@ -115,7 +116,9 @@ def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> Sha
             raise ShardFormatError(path, name, "required dataset is missing")
     for name in ("images", "objid", *LABEL_FIELDS, *OPTIONAL_FIELDS):
         if name in handle and not isinstance(handle[name], h5py.Dataset):
-            raise ShardFormatError(path, name, f"expected a dataset, got an HDF5 {type(handle[name]).__name__}")
+            raise ShardFormatError(
+                path, name, f"expected a dataset, got an HDF5 {type(handle[name]).__name__}"
+            )
     images = handle["images"]
     if images.ndim != 4:
         raise ShardFormatError(path, "images", f"expected rank 4 (N, 5, H, W), got shape {images.shape}")
@@ -186,6 +189,7 @@ def iter_shard(
                 else None,
                 ra=handle["ra"][start:stop] if "ra" in handle else None,
                 dec=handle["dec"][start:stop] if "dec" in handle else None,
+                ebv=handle["ebv"][start:stop].astype(np.float32) if "ebv" in handle else None,
             )
 
 
@@ -210,6 +214,7 @@ def concat_cutouts(chunks: list[Cutouts]) -> Cutouts:
         redshift_err=join("redshift_err"),  # type: ignore[arg-type]
         ra=join("ra"),  # type: ignore[arg-type]
         dec=join("dec"),  # type: ignore[arg-type]
+        ebv=join("ebv"),  # type: ignore[arg-type]
     )
 
 
@@ -222,6 +227,7 @@ def write_shard(
     *,
     ra: npt.ArrayLike | None = None,
     dec: npt.ArrayLike | None = None,
+    ebv: npt.ArrayLike | None = None,
     truth: Mapping[str, npt.ArrayLike] | None = None,
     survey: str = "SDSS",
     attrs: Mapping[str, object] | None = None,
@@ -229,7 +235,8 @@ def write_shard(
     """Write a shard atomically (temp file in the same folder, then rename), never over an existing file.
 
     ``images`` are band-first ``(N, 5, H, W)`` nanomaggies, as stored. ``truth`` becomes the ``truth/`` group
-    that simulated shards carry and the system never trains on.
+    that simulated shards carry and the system never trains on. ``ebv`` (optional) is each cutout's
+    Galactic foreground E(B-V), as SDSS catalogues give it; nothing requires it.
     """
     path = Path(path)
     if path.exists():
@@ -252,6 +259,8 @@ def write_shard(
                 handle.create_dataset("ra", data=np.asarray(ra, dtype=np.float64))
             if dec is not None:
                 handle.create_dataset("dec", data=np.asarray(dec, dtype=np.float64))
+            if ebv is not None:
+                handle.create_dataset("ebv", data=np.asarray(ebv, dtype=np.float32))
             if truth:
                 group = handle.create_group("truth")
                 for name, values in truth.items():

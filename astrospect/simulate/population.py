@@ -1,19 +1,30 @@
-"""Who the simulated galaxies are: redshift, luminosity, spectrum (template mix), bulge fraction, size, shape.
+"""Who the simulated galaxies are: redshift, luminosity, spectrum, dust, bulge fraction, size, shape.
 
 The population follows the SDSS main galaxy sample:
 
 * **Redshift and luminosity** come together from an evolving Schechter luminosity function (Blanton et al.
   2003, r band) seen through the flux limits 14.0 <= r <= 17.77 (the main-sample target limit, applied to
-  the true total r): ``n(z) ∝ dV/dz * (fraction of the LF bright enough at z)``, then the absolute
-  magnitude is drawn from the LF truncated to the limits at that redshift, with each galaxy's own
-  K-correction. Distances, volumes and angular sizes come from astropy's Planck18 cosmology.
-* **Spectra** are non-negative mixes of kcorrect's templates (see :mod:`.spectra`). At each redshift knot
-  (the median redshift of each calibration bin) three mixes are kcorrect NNLS fits to the 16th, 50th and
-  84th percentile SDSS colours of that bin (minus the measurement offsets in ``colour_corrections.csv``).
-  A galaxy's colour score ``s ~ N(0, 1)`` picks its place between them (s = -1, 0, +1), so colours at any
-  redshift follow from redshifting a rest-frame mix through ugriz, not from a lookup of colours.
-* **Morphology follows colour**: red galaxies are bulge dominated. The bulge is given a redder mix than the
-  disk (its score shifted up, the disk's down) so galaxies carry colour gradients, as real ones do.
+  the observed total r): ``n(z) ∝ dV/dz * (fraction of the LF bright enough at z)``, then the apparent
+  magnitude is drawn from the LF truncated to the limits at that redshift. Distances, volumes and angular
+  sizes come from astropy's Planck18 cosmology.
+* **Spectra** are mixes of kcorrect's five templates (see :mod:`.spectra`) drawn from a Gaussian mixture in
+  coefficient space: the additive log-ratios of the templates' shares of rest-frame r light (four degrees
+  of freedom), jointly with redshift and r, fitted to the kcorrect fits of 20,594 real SDSS galaxies
+  (``spectral_mixture.json``, written by :mod:`.calibrate`). Each galaxy's mix is drawn conditional on its
+  redshift and magnitude, so the joint colour distribution at each redshift is the real one, not only its
+  medians, and red galaxies are more luminous as they really are.
+* **Emission lines** are scaled by a lognormal factor of the galaxy's own (mean 1, LINE_LOG10_SCATTER dex),
+  so galaxies with one continuum differ in line strength.
+* **Internal dust** follows the disk's inclination: disk light is attenuated in the rest frame by Calzetti's
+  curve with ``A_r = 1.27 (log10 q)^2`` (Unterborn & Ryden 2008) in the disk's axis ratio q; the bulge sits
+  half behind the disk. The real galaxies the mixture was fitted to are seen at random inclinations, so
+  their mixes carry the mean attenuation: each component is attenuated by its own minus that mean.
+* **Galactic extinction**: E(B-V) per galaxy from a lognormal like SFD's over the SDSS footprint (median
+  0.03), applied with Schlafly & Finkbeiner (2011)'s SDSS coefficients. The real model magnitudes are not
+  corrected for it, so the mixture was fitted to them de-reddened by the mean E(B-V).
+* **Morphology follows colour**: red galaxies are bulge dominated. The bulge mix is moved toward the red
+  galaxies' mix and the disk's away from it, keeping their light-weighted sum, so galaxies carry colour
+  gradients.
 * **Sizes** follow the SDSS size-luminosity relations of Shen et al. (2003): half-light radius in kpc from
   the absolute magnitude, early- or late-type relation weighted by bulge fraction, with their scatter;
   then converted to arcsec with the angular-diameter distance, so angular size shrinks with distance.
@@ -23,30 +34,29 @@ The population follows the SDSS main galaxy sample:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy import special
 
 from astrospect.simulate.spectra import (
     LRG_TEMPLATE,
+    N_DEFAULT_TEMPLATES,
     N_TEMPLATES,
     R_BAND,
     SDSS_TO_AB_OFFSET_MAG,
     TemplateGrid,
-    fit_mix_to_colours,
     template_grid,
 )
-from astrospect.simulate.targets import COLOURS, PERCENTILES, load_targets
 
 FloatArray = npt.NDArray[np.float64]
 
 # --- survey selection -------------------------------------------------------------------------------------
-R_FAINT_LIMIT = 17.77  # SDSS main galaxy sample target limit (Strauss et al. 2002), on the true total r
+R_FAINT_LIMIT = 17.77  # SDSS main galaxy sample target limit (Strauss et al. 2002), on the observed total r
 R_BRIGHT_LIMIT = 14.0  # brighter galaxies are lost to saturation and fibre cross-talk limits
 LRG_R_LIMIT = 19.5  # SDSS LRG "cut II" flux limit (Eisenstein et al. 2001)
 
@@ -68,16 +78,24 @@ Z_MIN, Z_MAX_MAIN = 0.002, 0.45
 LRG_M_MEAN, LRG_M_SIGMA = -22.6, 0.35  # LRGs: a narrow, luminous population (Wake et al. 2006)
 LRG_Z_RANGE = (0.15, 0.65)
 
-# --- colours ----------------------------------------------------------------------------------------------
-SCORE_OF_PERCENTILE = {"p16": -1.0, "p50": 0.0, "p84": 1.0}
-SCORE_LIMIT = 2.5  # colour scores are clipped to +-2.5 sigma
-BULGE_DISK_SCORE_SPLIT = 0.8  # bulge mix is this much redder than the disk's (in score units)
-MIX_JITTER = 0.12  # lognormal scatter of each template coefficient: stellar-population variety
-LUMINOSITY_COLOUR_CORRELATION = 0.3  # redder galaxies are more luminous at fixed redshift
-CORRECTIONS_CSV = Path(__file__).with_name("colour_corrections.csv")
+# --- spectra ----------------------------------------------------------------------------------------------
+MIXTURE_JSON = Path(__file__).with_name("spectral_mixture.json")
+LINE_LOG10_SCATTER = 0.2  # galaxy-to-galaxy scatter of line strength at fixed continuum (dex)
+# Bulge fraction: logistic in the galaxy's rest-frame g-r (standardised), with scatter.
+BULGE_COLOUR_SLOPE, BULGE_OFFSET, BULGE_SCATTER = 1.6, -0.4, 0.6
+COLOUR_GRADIENT = 0.5  # the bulge mix moves this far (times the disk's share) toward the red galaxies' mix
+
+# --- dust -------------------------------------------------------------------------------------------------
+DISK_THICKNESS_Q0 = 0.2  # intrinsic axis ratio of an edge-on disk (Unterborn & Ryden 2008 find ~0.2)
+UNTERBORN_RYDEN_COEFF = 1.27  # disk r-band dimming 1.27 (log10 q)^2 in mag (Unterborn & Ryden 2008)
+BULGE_SHARE_BEHIND_DISK = 0.5  # half the bulge's light comes through the disk
+# Galactic foreground: E(B-V) lognormal over the SDSS footprint like SFD's (median ~0.03, tail past 0.1).
+EBV_MEDIAN, EBV_LOG_SCATTER, EBV_MAX = 0.03, 0.6, 0.5
+EBV_MEAN = EBV_MEDIAN * float(np.exp(0.5 * EBV_LOG_SCATTER**2))
+# A_band / E(B-V) for SDSS ugriz, Schlafly & Finkbeiner (2011) Table 6 (R_V = 3.1).
+SF11_COEFFICIENTS = np.array([4.239, 3.303, 2.285, 1.698, 1.263])
 
 # --- morphology and sizes ---------------------------------------------------------------------------------
-DISK_THICKNESS_Q0 = 0.2  # intrinsic axis ratio of an edge-on disk
 # Shen et al. (2003, MNRAS 343, 978) r-band size-luminosity relations, R50 in kpc:
 SHEN_EARLY_A, SHEN_EARLY_B = 0.65, -5.06  # log R = -0.4 a M + b
 SHEN_LATE_ALPHA, SHEN_LATE_BETA, SHEN_LATE_GAMMA, SHEN_LATE_M0 = 0.21, 0.53, -1.31, -20.52
@@ -100,11 +118,16 @@ class Population:
     """One row per galaxy (all arrays of length n)."""
 
     redshift: FloatArray
-    abs_mag_r: FloatArray  # rest-frame r absolute magnitude (AB)
-    colour_score: FloatArray  # <0 bluer than the median galaxy at its redshift, >0 redder
-    bulge_fraction: FloatArray  # bulge share of the r-band light
+    abs_mag_r: FloatArray  # rest-frame r absolute magnitude (AB), before the galaxy's own extra dust
+    colour_score: FloatArray  # standardised rest-frame g-r of the mix: <0 bluer than the typical galaxy
+    bulge_fraction: FloatArray  # bulge share of the rest-frame r light
     bulge_mix: FloatArray  # (n, N_TEMPLATES), unit rest-frame r flux
     disk_mix: FloatArray  # (n, N_TEMPLATES)
+    line_factor: FloatArray  # emission-line strength relative to the templates' own
+    cos_inclination: FloatArray  # of the disk: 1 face-on, 0 edge-on
+    disk_dust_r: FloatArray  # rest-frame r attenuation of the disk relative to the mean disk (mag)
+    bulge_dust_r: FloatArray  # the same for the bulge, half behind the disk
+    ebv: FloatArray  # Galactic foreground E(B-V)
     bulge_flux: FloatArray  # (n, 5) observed nanomaggies, SDSS system
     disk_flux: FloatArray  # (n, 5)
     r50_kpc: FloatArray
@@ -153,71 +176,138 @@ def k_correction_r(grid: TemplateGrid, z: npt.ArrayLike, mixes: npt.ArrayLike) -
     return -2.5 * np.log10(observed_r / grid.rest_frame_r(mixes))
 
 
-# --- colour knots -----------------------------------------------------------------------------------------
+# --- the spectral mixture -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ColourKnots:
-    """Template mixes of the p16/p50/p84 galaxy at knot redshifts: mixes (n_knots, 3, N_TEMPLATES)."""
+class SpectralMixture:
+    """A Gaussian mixture over (z, r, y1..y4), y the additive log-ratios of the five default templates'
+    shares of rest-frame r light, and what calibration measured beside it (see :mod:`.calibrate`)."""
 
-    redshift: FloatArray
-    mixes: FloatArray
-    intrinsic_colours: pd.DataFrame  # the colours the mixes were fitted to
-
-
-def load_corrections(path: Path = CORRECTIONS_CSV) -> pd.DataFrame:
-    """Measured-minus-intrinsic colour offsets per bin (aperture, PSF, noise, gradients), from synth-check."""
-    if not path.exists():
-        return pd.DataFrame()
-    return pd.read_csv(path, comment="#")
-
-
-def intrinsic_colour_targets(corrections: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The SDSS percentile colours per bin minus the measurement offsets: what the mixes must produce."""
-    bins = load_targets().bins.copy()
-    corrections = load_corrections() if corrections is None else corrections
-    for colour in COLOURS:
-        for percentile in PERCENTILES:
-            column = f"{colour}_{percentile}"
-            if column in corrections:
-                bins[column] = bins[column] - corrections[column].to_numpy()
-    return bins
+    weights: FloatArray  # (K,)
+    means: FloatArray  # (K, 6)
+    covariances: FloatArray  # (K, 6, 6)
+    log_ratio_floor: float  # shares are floored by this before taking log-ratios
+    zero_points: FloatArray  # (5,) real minus template magnitudes (median, r = 0): template zero-points
+    knot_redshift: FloatArray  # (n_knots,) median redshift of each calibration bin
+    knot_shares: FloatArray  # (n_knots, 5) mean light shares there: the typical galaxy's K-correction
+    red_shares: FloatArray  # (5,) mean light shares of the reddest quarter (rest-frame g-r)
+    rest_g_r_mean: float  # of the real galaxies' mixes: standardises the colour score
+    rest_g_r_std: float
 
 
-def fit_colour_knots(knot_z: FloatArray, intrinsic: pd.DataFrame) -> ColourKnots:
-    """The p16/p50/p84 mixes at each knot: 24 kcorrect NNLS fits (~0.1 s)."""
-    mixes = np.array(
-        [
-            [fit_mix_to_colours(float(z), _colours(row, p)) for p in PERCENTILES]
-            for z, (_, row) in zip(knot_z, intrinsic.iterrows(), strict=True)
-        ]
+def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: missing; run `python -m astrospect.simulate.calibrate`") from error
+
+    def array(name: str) -> FloatArray:
+        return np.asarray(document[name], dtype=np.float64)
+
+    return SpectralMixture(
+        weights=array("weights"),
+        means=array("means"),
+        covariances=array("covariances"),
+        log_ratio_floor=float(document["log_ratio_floor"]),
+        zero_points=array("zero_points"),
+        knot_redshift=array("knot_redshift"),
+        knot_shares=array("knot_shares"),
+        red_shares=array("red_shares"),
+        rest_g_r_mean=float(document["rest_g_r_mean"]),
+        rest_g_r_std=float(document["rest_g_r_std"]),
     )
-    return ColourKnots(
-        redshift=np.asarray(knot_z, dtype=np.float64), mixes=mixes, intrinsic_colours=intrinsic
-    )
 
 
-def _colours(row: pd.Series, percentile: str) -> FloatArray:
-    return np.array([row[f"{colour}_{percentile}"] for colour in COLOURS], dtype=np.float64)
+def shares_to_log_ratios(shares: FloatArray, floor: float) -> FloatArray:
+    """(n, 5) light shares to (n, 4) additive log-ratios against the fifth template."""
+    logs = np.log(np.asarray(shares, dtype=np.float64) + floor)
+    return logs[:, :-1] - logs[:, -1:]
 
 
-def _median_in(z: FloatArray, density: FloatArray, lo: float, hi: float) -> float:
-    inside = (z >= lo) & (z < hi)
-    cumulative = np.cumsum(density[inside])
-    return float(np.interp(0.5 * cumulative[-1], cumulative, z[inside]))
+def log_ratios_to_shares(log_ratios: FloatArray, floor: float) -> FloatArray:
+    """The inverse of :func:`shares_to_log_ratios`, clipped at zero and renormalised."""
+    expo = np.exp(np.column_stack([log_ratios, np.zeros(len(log_ratios))]))
+    shares = (1.0 + N_DEFAULT_TEMPLATES * floor) * expo / expo.sum(axis=1, keepdims=True) - floor
+    shares = np.clip(shares, 0.0, None)
+    return shares / shares.sum(axis=1, keepdims=True)
 
 
-def mixes_at(grid: TemplateGrid, knots: ColourKnots, z: FloatArray, score: FloatArray) -> FloatArray:
-    """Mix of each galaxy: linear in redshift between knots, piecewise linear in colour score between the
-    p16/p50/p84 mixes (extrapolated beyond, coefficients kept non-negative), unit rest-frame r flux."""
-    position = np.interp(z, knots.redshift, np.arange(len(knots.redshift), dtype=np.float64))
-    low = np.minimum(position.astype(np.int64), len(knots.redshift) - 2)
-    weight = (position - low)[:, None, None]
-    at_z = (1.0 - weight) * knots.mixes[low] + weight * knots.mixes[low + 1]  # (n, 3, T)
-    s = np.clip(score, -SCORE_LIMIT, SCORE_LIMIT)[:, None]
-    blue_side = at_z[:, 1] + s * (at_z[:, 1] - at_z[:, 0])
-    red_side = at_z[:, 1] + s * (at_z[:, 2] - at_z[:, 1])
-    mix = np.where(s < 0, blue_side, red_side)
-    mix = np.clip(mix, 0.0, None)
-    return grid.normalise_r(mix)
+def shares_to_mix(grid: TemplateGrid, shares: FloatArray) -> FloatArray:
+    """Light shares (n, 5) of the default templates to a unit-rest-r mix over the combined basis."""
+    mix = np.zeros((len(shares), N_TEMPLATES))
+    mix[:, :N_DEFAULT_TEMPLATES] = shares / grid.maggies[0, R_BAND, :N_DEFAULT_TEMPLATES]
+    return mix
+
+
+def rest_g_r(grid: TemplateGrid, mixes: FloatArray) -> FloatArray:
+    rest = np.atleast_2d(mixes) @ grid.maggies[0].T
+    return np.asarray(-2.5 * np.log10(rest[:, 1] / rest[:, 2]))
+
+
+@dataclass(frozen=True)
+class ConditionalMixture:
+    """The mixture conditioned on (z, r), precomputed per component (Gaussian conditioning)."""
+
+    log_weights: FloatArray  # (K,)
+    cond_means: FloatArray  # (K, 2)
+    cond_precisions: FloatArray  # (K, 2, 2)
+    cond_log_dets: FloatArray  # (K,)
+    target_means: FloatArray  # (K, 4)
+    regressions: FloatArray  # (K, 4, 2)
+    target_cholesky: FloatArray  # (K, 4, 4)
+
+    @classmethod
+    def of(cls, mixture: SpectralMixture) -> ConditionalMixture:
+        given, target = slice(0, 2), slice(2, None)
+        precisions, log_dets, regressions, choleskys = [], [], [], []
+        for cov in mixture.covariances:
+            precision = np.linalg.inv(cov[given, given])
+            regression = cov[target, given] @ precision
+            residual = cov[target, target] - regression @ cov[given, target]
+            precisions.append(precision)
+            log_dets.append(np.linalg.slogdet(cov[given, given])[1])
+            regressions.append(regression)
+            choleskys.append(np.linalg.cholesky(residual))
+        return cls(
+            log_weights=np.log(mixture.weights),
+            cond_means=mixture.means[:, given],
+            cond_precisions=np.array(precisions),
+            cond_log_dets=np.array(log_dets),
+            target_means=mixture.means[:, target],
+            regressions=np.array(regressions),
+            target_cholesky=np.array(choleskys),
+        )
+
+    def sample_r(self, z: FloatArray, rank: FloatArray, limits: tuple[float, float]) -> FloatArray:
+        """Apparent r given z (the mixture's marginal over (z, r), conditioned on z), truncated to
+        ``limits``, at quantile ``rank`` of each galaxy."""
+        grid = np.linspace(*limits, 400)
+        mean_z, mean_r = self.cond_means[:, 0], self.cond_means[:, 1]
+        covariance = np.linalg.inv(self.cond_precisions)  # (K, 2, 2): the (z, r) block
+        var_z, cov_zr, var_r = covariance[:, 0, 0], covariance[:, 0, 1], covariance[:, 1, 1]
+        log_w = self.log_weights - 0.5 * ((z[:, None] - mean_z) ** 2 / var_z + np.log(var_z))
+        w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+        r_mean = mean_r + cov_zr / var_z * (z[:, None] - mean_z)  # (n, K)
+        r_sigma = np.sqrt(var_r - cov_zr**2 / var_z)
+        cdf = np.einsum(
+            "nk,nkm->nm", w, special.ndtr((grid[None, None, :] - r_mean[:, :, None]) / r_sigma[None, :, None])
+        )
+        cdf = (cdf - cdf[:, :1]) / np.maximum(cdf[:, -1:] - cdf[:, :1], 1e-300)
+        return np.array([np.interp(q, row, grid) for q, row in zip(rank, cdf, strict=True)])
+
+    def sample(self, rng: np.random.Generator, z: FloatArray, r: FloatArray) -> FloatArray:
+        """Log-ratios (n, 4) drawn from the mixture given each galaxy's z and r."""
+        given = np.column_stack([z, r])
+        offset = given[:, None, :] - self.cond_means[None, :, :]  # (n, K, 2)
+        mahalanobis = np.einsum("nki,kij,nkj->nk", offset, self.cond_precisions, offset)
+        log_p = self.log_weights - 0.5 * (mahalanobis + self.cond_log_dets)
+        p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        cumulative = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+        component = np.minimum((cumulative < rng.random(len(z))[:, None]).sum(axis=1), len(p[0]) - 1)
+        unit = rng.standard_normal((len(z), self.target_means.shape[1]))
+        mean = self.target_means[component] + np.einsum(
+            "nij,nj->ni", self.regressions[component], offset[np.arange(len(z)), component]
+        )
+        return np.asarray(mean + np.einsum("nij,nj->ni", self.target_cholesky[component], unit))
 
 
 # --- redshift and apparent magnitude ----------------------------------------------------------------------
@@ -232,7 +322,6 @@ class SelectionTable:
     z: FloatArray  # (nz,)
     m: FloatArray  # (nm,)
     z_density: FloatArray  # (nz,)
-    m_cdf: FloatArray  # (nz, nm): cumulative of m at each z, 0 at the bright limit, 1 at the faint one
 
 
 def completeness(m: npt.ArrayLike) -> FloatArray:
@@ -266,8 +355,7 @@ def selection_table(
     )
     total = cumulative[:, -1]
     volume = np.asarray(cosmology().differential_comoving_volume(z).value)  # type: ignore[attr-defined]
-    m_cdf = cumulative / np.where(total > 0, total, 1.0)[:, None]
-    return SelectionTable(z=z, m=m, z_density=volume * total, m_cdf=m_cdf)
+    return SelectionTable(z=z, m=m, z_density=volume * total)
 
 
 def _interp_mixes(knot_z: FloatArray, mixes: FloatArray, z: FloatArray) -> FloatArray:
@@ -279,52 +367,60 @@ def _sample_from_density(rng: np.random.Generator, x: FloatArray, density: Float
     return np.interp(rng.random(n) * cumulative[-1], cumulative, x)
 
 
-def _apparent_r(table: SelectionTable, z: FloatArray, rank: FloatArray) -> FloatArray:
-    """Invert the m-CDF at each galaxy's redshift (nearest grid row) at quantile ``rank``."""
-    rows = np.clip(
-        np.rint((z - table.z[0]) / (table.z[1] - table.z[0])).astype(np.int64), 0, len(table.z) - 1
-    )
-    out = np.empty(len(z))
-    for row in np.unique(rows):
-        chosen = rows == row
-        out[chosen] = np.interp(rank[chosen], table.m_cdf[row], table.m)
-    return out
-
-
 # --- drawing galaxies -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PopulationModel:
     """Everything a worker needs to draw galaxies: precomputed in the parent, ~1 MB to pickle."""
 
     grid: TemplateGrid
-    knots: ColourKnots
+    mixture: SpectralMixture
+    conditional: ConditionalMixture
     selection: SelectionTable
     lrg_z_grid: FloatArray
     lrg_z_density: FloatArray
+    red_mix: FloatArray  # (N_TEMPLATES,) unit rest-r mix of the red galaxies
+    mean_disk_dust_r: float  # mean attenuation of disks over random inclinations (rest r, mag)
+    mean_bulge_dust_r: float
 
 
 @cache
 def population_model() -> PopulationModel:
-    """Fit the colour knots and tabulate the selection (~1 s once kcorrect's grid exists).
-
-    Knots sit at each bin's median redshift under the model's own n(z), found with knots at the bin
-    centres first (n(z) depends on the mixes only through the K-correction, so one pass is enough).
-    """
-    intrinsic = intrinsic_colour_targets()
-    centres = 0.5 * (intrinsic["z_lo"] + intrinsic["z_hi"]).to_numpy()
-    first = fit_colour_knots(centres, intrinsic)
-    provisional = selection_table(first.redshift, first.mixes[:, 1])
-    knot_z = np.array(
-        [
-            _median_in(provisional.z, provisional.z_density, lo, hi)
-            for lo, hi in zip(intrinsic["z_lo"], intrinsic["z_hi"], strict=True)
-        ]
-    )
-    knots = fit_colour_knots(knot_z, intrinsic)
+    """Load the fitted mixture and tabulate the selection (~1 s once kcorrect's grid exists)."""
+    grid = template_grid()
+    mixture = load_mixture()
+    knot_mixes = shares_to_mix(grid, mixture.knot_shares)
     lrg_z, lrg_density = lrg_redshift_density()
+    cos_i = (np.arange(2000) + 0.5) / 2000  # uniform in cos(inclination): randomly oriented disks
+    disk_dust, bulge_dust = inclination_dust(cos_i)
     return PopulationModel(
-        template_grid(), knots, selection_table(knots.redshift, knots.mixes[:, 1]), lrg_z, lrg_density
+        grid=grid,
+        mixture=mixture,
+        conditional=ConditionalMixture.of(mixture),
+        selection=selection_table(mixture.knot_redshift, knot_mixes),
+        lrg_z_grid=lrg_z,
+        lrg_z_density=lrg_density,
+        red_mix=shares_to_mix(grid, mixture.red_shares[None, :])[0],
+        mean_disk_dust_r=float(disk_dust.mean()),
+        mean_bulge_dust_r=float(bulge_dust.mean()),
     )
+
+
+def disk_axis_ratio(cos_inclination: npt.ArrayLike) -> FloatArray:
+    """Projected axis ratio of an oblate disk of thickness DISK_THICKNESS_Q0 (Hubble 1926)."""
+    cos_i = np.asarray(cos_inclination, dtype=np.float64)
+    return np.asarray(np.sqrt((1 - DISK_THICKNESS_Q0**2) * cos_i**2 + DISK_THICKNESS_Q0**2))
+
+
+def inclination_dust(cos_inclination: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Rest-frame r attenuation (mag) of the disk and of the bulge, against the same galaxy face-on.
+
+    Disk: Unterborn & Ryden (2008)'s 1.27 (log10 q)^2. Bulge: the share behind the disk is dimmed by the
+    disk's attenuation, the rest is not.
+    """
+    disk = UNTERBORN_RYDEN_COEFF * np.log10(disk_axis_ratio(cos_inclination)) ** 2
+    behind = BULGE_SHARE_BEHIND_DISK
+    bulge = -2.5 * np.log10((1.0 - behind) + behind * 10.0 ** (-0.4 * disk))
+    return np.asarray(disk), np.asarray(bulge)
 
 
 def lrg_redshift_density() -> tuple[FloatArray, FloatArray]:
@@ -349,43 +445,57 @@ def draw_population(
     """Draw ``n`` galaxies. Every random number comes from ``rng`` in a fixed order (deterministic)."""
     if not 0.0 <= lrg_fraction <= 1.0:
         raise ValueError(f"lrg_fraction must be in [0, 1], got {lrg_fraction}")
+    grid, mixture = model.grid, model.mixture
     is_lrg = rng.random(n) < lrg_fraction
     main_z = _sample_from_density(rng, model.selection.z, model.selection.z_density, n)
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
+    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_FAINT_LIMIT))
 
-    score = rng.standard_normal(n)
-    bulge_fraction = _bulge_fraction(rng, score)
+    # The mix, given redshift and magnitude; its rest-frame colour sets the bulge fraction.
+    shares = log_ratios_to_shares(model.conditional.sample(rng, z, apparent_r), mixture.log_ratio_floor)
+    total_mix = shares_to_mix(grid, shares)
+    score = (rest_g_r(grid, total_mix) - mixture.rest_g_r_mean) / mixture.rest_g_r_std
+    bulge_fraction = np.asarray(
+        special.expit(BULGE_COLOUR_SLOPE * score + BULGE_OFFSET + BULGE_SCATTER * rng.standard_normal(n))
+    )
     bulge_fraction = np.where(is_lrg, rng.uniform(0.85, 1.0, n), bulge_fraction)
-    bulge_mix, disk_mix = _component_mixes(model, rng, z, score, bulge_fraction)
-    lrg_mix = _lrg_mix(model.grid, n)
+    bulge_mix, disk_mix = _component_mixes(total_mix, model.red_mix, bulge_fraction)
+    lrg_mix = _lrg_mix(grid, n)
     bulge_mix = np.where(is_lrg[:, None], lrg_mix, bulge_mix)
     disk_mix = np.where(is_lrg[:, None], lrg_mix, disk_mix)
-    total_mix = bulge_fraction[:, None] * bulge_mix + (1.0 - bulge_fraction[:, None]) * disk_mix
 
-    mu = distance_modulus(z)
-    k_r = k_correction_r(model.grid, z, total_mix)
-    # Gaussian copula: redder (higher score) galaxies sit nearer the bright end at their redshift.
-    rho = LUMINOSITY_COLOUR_CORRELATION
-    rank = special.ndtr(-rho * score + np.sqrt(1 - rho**2) * rng.standard_normal(n))
-    apparent_r = _apparent_r(model.selection, z, rank)
-    # The limits are in the SDSS magnitude system, the templates in AB: r_AB = r_SDSS + 0.010.
-    dm_plus_k = mu + k_r - SDSS_TO_AB_OFFSET_MAG[R_BAND]
-    abs_mag = np.where(is_lrg, _lrg_absolute_magnitude(rng, z, dm_plus_k), apparent_r - dm_plus_k)
-
-    # Observed fluxes: each component scaled to its share of the rest-frame r light.
-    luminosity = 10.0 ** (-0.4 * abs_mag)  # rest-frame r maggies at 10 pc
-    bulge_flux = 1e9 * model.grid.observed_maggies(z, bulge_mix * (luminosity * bulge_fraction)[:, None], mu)
-    disk_flux = 1e9 * model.grid.observed_maggies(
-        z, disk_mix * (luminosity * (1 - bulge_fraction))[:, None], mu
+    line_factor = 10.0 ** (
+        LINE_LOG10_SCATTER * rng.standard_normal(n) - 0.5 * np.log(10) * LINE_LOG10_SCATTER**2
     )
+    cos_inclination = rng.random(n)
+    disk_dust, bulge_dust = inclination_dust(cos_inclination)
+    disk_dust = np.where(is_lrg, 0.0, disk_dust - model.mean_disk_dust_r)
+    bulge_dust = np.where(is_lrg, 0.0, bulge_dust - model.mean_bulge_dust_r)
+    ebv = np.minimum(EBV_MEDIAN * np.exp(EBV_LOG_SCATTER * rng.standard_normal(n)), EBV_MAX)
+
+    # Observed fluxes at absolute magnitude 0, each component its share of the rest-frame r light, then
+    # scaled to the drawn apparent r (main sample) or to the LRG luminosity function.
+    mu = distance_modulus(z)
+    foreground = 10.0 ** (-0.4 * (np.outer(ebv, SF11_COEFFICIENTS) + mixture.zero_points))
+    bulge_unit = (
+        1e9
+        * foreground
+        * grid.observed_maggies(z, bulge_mix * bulge_fraction[:, None], mu, bulge_dust, line_factor)
+    )
+    disk_unit = (
+        1e9
+        * foreground
+        * grid.observed_maggies(z, disk_mix * (1 - bulge_fraction)[:, None], mu, disk_dust, line_factor)
+    )
+    r_at_zero = 22.5 - 2.5 * np.log10(bulge_unit[:, R_BAND] + disk_unit[:, R_BAND])
+    abs_mag = np.where(is_lrg, _lrg_absolute_magnitude(rng, z, r_at_zero), apparent_r - r_at_zero)
+    luminosity = 10.0 ** (-0.4 * abs_mag)[:, None]
 
     r50_kpc = _half_light_kpc(rng, abs_mag, bulge_fraction)
     scale = arcsec_per_kpc(z)
     bulge_hlr = np.minimum(r50_kpc * (0.45 + 0.55 * bulge_fraction) * scale, MAX_HALF_LIGHT_ARCSEC)
     disk_hlr = np.minimum(r50_kpc * (1.0 + 0.3 * bulge_fraction) * scale, MAX_HALF_LIGHT_ARCSEC)
-    cos_inclination = rng.random(n)
-    disk_q = np.sqrt((1 - DISK_THICKNESS_Q0**2) * cos_inclination**2 + DISK_THICKNESS_Q0**2)
     bulge_q = rng.uniform(0.55, 1.0, n)
     position_angle = rng.uniform(0.0, np.pi, n)
 
@@ -399,39 +509,42 @@ def draw_population(
         bulge_fraction=bulge_fraction,
         bulge_mix=bulge_mix,
         disk_mix=disk_mix,
-        bulge_flux=bulge_flux,
-        disk_flux=disk_flux,
+        line_factor=line_factor,
+        cos_inclination=cos_inclination,
+        disk_dust_r=disk_dust,
+        bulge_dust_r=bulge_dust,
+        ebv=ebv,
+        bulge_flux=bulge_unit * luminosity,
+        disk_flux=disk_unit * luminosity,
         r50_kpc=r50_kpc,
         bulge_hlr_arcsec=bulge_hlr,
         disk_hlr_arcsec=disk_hlr,
         bulge_q=bulge_q,
-        disk_q=disk_q,
+        disk_q=disk_axis_ratio(cos_inclination),
         position_angle_rad=position_angle,
         galaxy_type=galaxy_type,
         is_lrg=is_lrg,
     )
 
 
-def _bulge_fraction(rng: np.random.Generator, score: FloatArray) -> FloatArray:
-    """Red galaxies are bulge dominated, blue ones disk dominated (logistic in colour score, with scatter)."""
-    return np.asarray(special.expit(1.6 * score - 0.4 + 0.6 * rng.standard_normal(len(score))))
-
-
 def _component_mixes(
-    model: PopulationModel,
-    rng: np.random.Generator,
-    z: FloatArray,
-    score: FloatArray,
-    bulge_fraction: FloatArray,
+    total_mix: FloatArray, red_mix: FloatArray, bulge_fraction: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Bulge redder, disk bluer than the galaxy's score, so that their light-weighted sum sits near it."""
-    bulge_score = score + BULGE_DISK_SCORE_SPLIT * (1.0 - bulge_fraction)
-    disk_score = score - BULGE_DISK_SCORE_SPLIT * bulge_fraction
-    bulge = mixes_at(model.grid, model.knots, z, bulge_score)
-    disk = mixes_at(model.grid, model.knots, z, disk_score)
-    jitter = np.exp(MIX_JITTER * rng.standard_normal((len(z), N_TEMPLATES)))
-    normalise = model.grid.normalise_r
-    return normalise(bulge * jitter), normalise(disk * jitter)
+    """Bulge toward the red galaxies' mix, disk away from it, keeping B * bulge + (1 - B) * disk = total.
+
+    The bulge moves COLOUR_GRADIENT * (1 - B) of the way; as far as the disk's coefficients stay
+    non-negative (a disk cannot be bluer than its bluest template allows).
+    """
+    toward_red = red_mix[None, :] - total_mix
+    step = COLOUR_GRADIENT * (1.0 - bulge_fraction)
+    # disk = total - B / (1 - B) * step * toward_red must stay >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(toward_red > 0, total_mix / toward_red, np.inf).min(axis=1)
+    disk_share = np.clip(1.0 - bulge_fraction, 1e-6, None)
+    step = np.minimum(step, room * disk_share / np.clip(bulge_fraction, 1e-6, None))
+    bulge = total_mix + step[:, None] * toward_red
+    disk = total_mix - (bulge_fraction / disk_share * step)[:, None] * toward_red
+    return bulge, np.clip(disk, 0.0, None)
 
 
 def _lrg_absolute_magnitude(rng: np.random.Generator, z: FloatArray, dm_plus_k: FloatArray) -> FloatArray:

@@ -1,8 +1,16 @@
-"""The real SDSS figures the simulator is calibrated against (41,475 spectroscopic galaxies).
+"""The real SDSS galaxies the simulator is calibrated against, and the selection they were queried with.
 
-``sdss_galaxy_colour_targets.csv`` (a copy of ``shared/calibration``, shipped in the package so a fresh clone
-has it) holds, per redshift bin, the 16th/50th/84th percentiles of u-g, g-r, r-i, i-z and r, and on its
-comment lines the whole-sample redshift and r quantiles.
+Both files are copies of ``shared/calibration`` (shipped in the package so a fresh clone has them):
+
+* ``sdss_main_sample_calibration.csv``: 20,737 real SDSS main-sample galaxies (the calibration half of a
+  41,475-galaxy catalogue), ugriz model magnitudes and spectroscopic redshifts. The simulator's spectra are
+  fitted to them and synth-check compares with them.
+* ``sdss_galaxy_colour_targets.csv``: per redshift bin of the whole catalogue, the 16th/50th/84th
+  percentiles of u-g, g-r, r-i, i-z and r, and on its comment lines the redshift and r quantiles; its bin
+  edges are synth-check's.
+
+The catalogue was queried with every band brighter than 20: :func:`query_cut` applies the same cut to
+anything compared with it.
 """
 
 from __future__ import annotations
@@ -12,8 +20,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from astrospect.settings import BANDS
+
+CALIBRATION_CSV = Path(__file__).with_name("sdss_main_sample_calibration.csv")
+QUERY_MAG_LIMIT = 20.0  # the catalogue's query: every band brighter than this
+COMPARED_Z_RANGE = (0.0, 0.3)  # beyond 0.3 the sample is a QSO-like tail of class GALAXY
 TARGETS_CSV = Path(__file__).with_name("sdss_galaxy_colour_targets.csv")
 COLOURS = ("u-g", "g-r", "r-i", "i-z")
 PERCENTILES = ("p16", "p50", "p84")
@@ -57,3 +72,22 @@ def load_targets(path: Path = TARGETS_CSV) -> CalibrationTargets:
         r_quantiles=_quantile_line(text, "r magnitude", path),
         fraction_above=fractions,
     )
+
+
+def query_cut(magnitudes: npt.ArrayLike, redshift: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Rows inside the real catalogue's selection: every band < 20 and 0 < z < 0.3."""
+    mags = np.asarray(magnitudes, dtype=np.float64)
+    z = np.asarray(redshift, dtype=np.float64)
+    low, high = COMPARED_Z_RANGE
+    return np.asarray((mags < QUERY_MAG_LIMIT).all(axis=1) & (z > low) & (z < high))
+
+
+@cache
+def load_calibration_galaxies(path: Path = CALIBRATION_CSV) -> pd.DataFrame:
+    """The real galaxies inside :func:`query_cut`: columns u, g, r, i, z, redshift, redshift_err."""
+    table = pd.read_csv(path, comment="#")
+    missing = [column for column in (*BANDS, "redshift", "redshift_err") if column not in table]
+    if missing:
+        raise ValueError(f"{path}: field '{missing[0]}': column missing from the calibration galaxies")
+    inside = query_cut(table[list(BANDS)].to_numpy(), table["redshift"].to_numpy())
+    return table[inside].reset_index(drop=True)

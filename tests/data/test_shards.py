@@ -174,3 +174,25 @@ def test_malformed_shards_get_an_error_naming_file_field_and_reason(tmp_path: Pa
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ShardFormatError, match=r"nowhere\.h5: field '<file>': no such file"):
         inspect_shard(tmp_path / "nowhere.h5")
+
+
+def test_ebv_round_trips_and_is_optional(tmp_path: Path) -> None:
+    """The optional per-cutout Galactic E(B-V): written float32, read back, never required, length-checked."""
+    from astrospect.validate import structure_table
+
+    arrays = make_arrays()
+    ebv = np.linspace(0.01, 0.2, 10)
+    with_ebv = write_shard(tmp_path / "ebv.h5", **arrays, ebv=ebv)
+    without = write_shard(tmp_path / "plain.h5", **arrays)
+    cutouts = read_shard(with_ebv)
+    assert cutouts.ebv is not None and cutouts.ebv.dtype == np.float32
+    np.testing.assert_allclose(cutouts.ebv, ebv, rtol=1e-6)
+    assert read_shard(without).ebv is None
+    chunks = list(iter_shard(with_ebv, chunk_size=4))
+    np.testing.assert_allclose(np.concatenate([c.ebv for c in chunks if c.ebv is not None]), ebv, rtol=1e-6)
+    for path in (with_ebv, without):  # the validation gate's structure row: no format error either way
+        structure, info = structure_table(path, path.name)
+        assert info is not None and structure["format_error_field"].isna().all()
+    short = write_shard(tmp_path / "short.h5", **arrays, ebv=ebv[:7])
+    with pytest.raises(ShardFormatError, match="'ebv': length mismatch"):
+        inspect_shard(short)
