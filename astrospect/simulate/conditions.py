@@ -18,7 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.settings import BANDS, N_BANDS
-from astrospect.simulate.population import R_FAINT_LIMIT, PopulationModel, population_model, selection_table
+from astrospect.simulate.population import (
+    R_FAINT_LIMIT,
+    PopulationModel,
+    population_model,
+    selection_table,
+    shares_to_mix,
+)
 from astrospect.simulate.render import SEEING_R_MEDIAN_ARCSEC
 
 SEEING_RANGE_ARCSEC = (0.5, 4.0)
@@ -85,6 +91,9 @@ def population_for(r_limit_mag: float) -> PopulationModel:
     model = population_model()
     if r_limit_mag == R_FAINT_LIMIT:
         return model
+    knot_mixes = shares_to_mix(model.grid, model.mixture.knot_shares)
     return replace(
-        model, selection=selection_table(model.knots.redshift, model.knots.mixes[:, 1], r_limit_mag)
+        model,
+        selection=selection_table(model.mixture.knot_redshift, knot_mixes, r_limit_mag),
+        r_faint_limit=r_limit_mag,
     )

@@ -381,6 +381,7 @@ class PopulationModel:
     red_mix: FloatArray  # (N_TEMPLATES,) unit rest-r mix of the red galaxies
     mean_disk_dust_r: float  # mean attenuation of disks over random inclinations (rest r, mag)
     mean_bulge_dust_r: float
+    r_faint_limit: float = R_FAINT_LIMIT  # the survey's r limit (a drift night may go deeper)
 
 
 @cache
@@ -450,7 +451,7 @@ def draw_population(
     main_z = _sample_from_density(rng, model.selection.z, model.selection.z_density, n)
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
-    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_FAINT_LIMIT))
+    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, model.r_faint_limit))
 
     # The mix, given redshift and magnitude; its rest-frame colour sets the bulge fraction.
     shares = log_ratios_to_shares(model.conditional.sample(rng, z, apparent_r), mixture.log_ratio_floor)
