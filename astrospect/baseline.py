@@ -73,10 +73,16 @@ def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dic
 
 def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
     """The registry's builder for the colour k-NN baselines (the CNN hyperparameters do not apply)."""
+    from astrospect.pdf import DEFAULT_BINS
+    from astrospect.pdf_baselines import knn_pdf
+
     baseline = fit_colour_baseline(splits)
+    bins = DEFAULT_BINS
     return Trained(
         challenger=challenger,
         predict=baseline.predict,
+        predict_pdf=lambda images: knn_pdf(baseline, colour_features(images, baseline.aperture_arcsec), bins),
+        bins=bins,
         params={
             "model": "kNN on ugriz aperture colours",
             "clipping": splits.clipping,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from astrospect.data.clipping import Clipping
     from astrospect.data.dataset import Splits
+    from astrospect.pdf import RedshiftBins
     from astrospect.train import TrainConfig
 
 Output = Literal["point", "pdf"]
@@ -72,6 +73,19 @@ class Trained:
     keras_model: keras.Model | None = None  # what the registry holds; None for a baseline
     input_example: npt.NDArray[np.float32] | None = None  # a few raw cutouts, for the model signature
     model_path: Path | None = None  # the saved model, where there is one
+    # A challenger whose output is "pdf" gives probabilities over `bins` per cutout (N, bins.n); its
+    # `predict` is the PDF's point estimate. `uncalibrated_pdf`, where there is calibration, reports the
+    # holdout before it as well.
+    predict_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
+    uncalibrated_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
+    bins: RedshiftBins | None = None
+
+    def __post_init__(self) -> None:
+        if (self.challenger.output == "pdf") != (self.predict_pdf is not None and self.bins is not None):
+            raise ValueError(
+                f"{self.challenger.name}: output {self.challenger.output!r} needs predict_pdf and bins "
+                "exactly when it is 'pdf'"
+            )
 
 
 # The seed's published results (full / clipped) on real SDSS data.
@@ -150,11 +164,21 @@ register(
 )
 register(
     Challenger(
+        "pdf",
+        "astrospect.train:fit_pdf_cnn",
+        "full",
+        output="pdf",
+        description="the seed CNN's trunk with a softmax over redshift bins, calibrated on validation",
+    )
+)
+register(
+    Challenger(
         "baseline-knn-full",
         "astrospect.baseline:fit_colour_knn",
         "full",
+        output="pdf",
         baseline=True,
-        description="k-NN on ugriz aperture colours (aperture and k chosen on validation)",
+        description="k-NN on ugriz aperture colours (aperture and k chosen on validation); PDF: its neighbours",
     )
 )
 register(
@@ -162,9 +186,27 @@ register(
         "baseline-knn-clipped",
         "astrospect.baseline:fit_colour_knn",
         "clipped",
+        output="pdf",
         baseline=True,
         description="k-NN on ugriz aperture colours, trained on z <= 0.4",
     )
 )
-DEFAULT_SESSION: tuple[str, ...] = ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
+register(
+    Challenger(
+        "baseline-nz-full",
+        "astrospect.pdf_baselines:fit_nz_null",
+        "full",
+        output="pdf",
+        baseline=True,
+        description="the N(z) null: every galaxy gets the training redshift distribution",
+    )
+)
+DEFAULT_SESSION: tuple[str, ...] = (
+    "full",
+    "clipped",
+    "pdf",
+    "baseline-knn-full",
+    "baseline-knn-clipped",
+    "baseline-nz-full",
+)
 DEFAULT_CHALLENGER = "full"  # what `astrospect train` trains unless told

@@ -66,6 +66,9 @@ def train(
     ),
     augment: bool = typer.Option(True, help="Random rotations/flips of training cutouts."),
     seed: int = typer.Option(42),
+    precision: str | None = typer.Option(
+        None, help="auto (bfloat16 on CPUs that have it), float32, mixed_bfloat16, mixed_float16."
+    ),
     with_baseline: bool = typer.Option(
         True, help="Also fit the colour k-NN baseline on the same clipping and print it beside."
     ),
@@ -76,6 +79,7 @@ def train(
     from astrospect.data.shards import resolve_shards
     from astrospect.evaluate import comparison_table, evaluate
     from astrospect.pipeline import run_challenger
+    from astrospect.settings import PRECISIONS, load_settings
     from astrospect.train import TrainConfig
 
     chosen = _challenger(challenger)
@@ -88,6 +92,7 @@ def train(
         stretch=_choice(stretch, ("asinh", "linear"), "--stretch"),
         augment=augment,
         seed=seed,
+        precision=_choice(precision or load_settings().precision, PRECISIONS, "--precision"),
     )
     splits = select_splits(resolve_shards(data), chosen.clipping)
     evaluations = [run_challenger(chosen, splits, config).evaluation]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -18,9 +18,12 @@ import pandas as pd
 
 from astrospect.data.dataset import RowSelection, iter_selected
 from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
+from astrospect.pdf import RedshiftBins
+from astrospect.pdf_plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram, save_figure
 from astrospect.predict import predict_redshift
 
 Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]  # raw cutouts -> redshift
+PredictPdf = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]]  # raw cutouts -> (N, bins) PDFs
 
 
 @dataclass
@@ -28,29 +31,73 @@ class Evaluation:
     """One model's predictions on the holdout and the metrics computed from them."""
 
     name: str  # the challenger's name, or "v<version>" for a registered model
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the point metric table
     per_bin: pd.DataFrame
     objid: npt.NDArray[np.int64]
     z_true: npt.NDArray[np.float32]
     z_pred: npt.NDArray[np.float32]
+    # For a model that gives PDFs: the PDF metric table, its holdout PDFs on `bins`, and the metrics before
+    # calibration where there is one.
+    pdf_metrics: dict[str, float] = field(default_factory=dict)
+    pdfs: npt.NDArray[np.float64] | None = None
+    bins: RedshiftBins | None = None
+    uncalibrated_pdf_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate(predict: Predict, holdout: RowSelection, *, name: str) -> Evaluation:
-    """Score a predictor (raw cutouts in, redshift out) on the holdout rows, streaming the pixels."""
+def evaluate(
+    predict: Predict,
+    holdout: RowSelection,
+    *,
+    name: str,
+    predict_pdf: PredictPdf | None = None,
+    bins: RedshiftBins | None = None,
+    uncalibrated_pdf: PredictPdf | None = None,
+) -> Evaluation:
+    """Score a predictor (raw cutouts in, redshift out; optionally PDFs on ``bins``) on the holdout rows,
+    streaming the pixels once."""
     if len(holdout) == 0:
         raise ValueError(f"{name}: no holdout galaxies in {len(holdout.shards)} shard(s)")
-    objid, z_true, z_pred = [], [], []
+    if (predict_pdf is None) != (bins is None):
+        raise ValueError(f"{name}: PDFs need both predict_pdf and their bins")
+    objid, z_true, z_pred, pdfs, raw_pdfs = [], [], [], [], []
     for images, redshift, ids in iter_selected(holdout):
         z_pred.append(predict(images))
         z_true.append(redshift)
         objid.append(ids)
+        if predict_pdf is not None:
+            pdfs.append(np.asarray(predict_pdf(images), np.float64))
+        if uncalibrated_pdf is not None:
+            raw_pdfs.append(np.asarray(uncalibrated_pdf(images), np.float64))
     ids_all, truth, pred = np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred)
-    return Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
+    evaluation = Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
+    if bins is not None:
+        from astrospect.pdf_metrics import pdf_metric_table
+
+        evaluation.pdfs = np.concatenate(pdfs)
+        evaluation.bins = bins
+        evaluation.pdf_metrics = pdf_metric_table(evaluation.pdfs, bins, truth)
+        if raw_pdfs:
+            evaluation.uncalibrated_pdf_metrics = pdf_metric_table(np.concatenate(raw_pdfs), bins, truth)
+    return evaluation
 
 
 def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> Evaluation:
-    """Score a Keras model that maps raw cutouts to redshift."""
-    return evaluate(lambda images: predict_redshift(model, images), holdout, name=name)
+    """Score a saved Keras model (raw cutouts in): redshift, or PDFs and their point estimate."""
+    from astrospect.model import pdf_bins
+
+    bins = pdf_bins(model)
+    if bins is None:
+        return evaluate(lambda images: predict_redshift(model, images), holdout, name=name)
+    from astrospect.pdf import POINT_ESTIMATE, point_estimate
+    from astrospect.predict import predict_pdf
+
+    return evaluate(
+        lambda images: point_estimate(predict_pdf(model, images), bins, POINT_ESTIMATE).astype(np.float32),
+        holdout,
+        name=name,
+        predict_pdf=lambda images: predict_pdf(model, images),
+        bins=bins,
+    )
 
 
 def comparison_table(evaluations: Sequence[Evaluation], *, with_seed: bool = True) -> pd.DataFrame:
@@ -92,7 +139,7 @@ def plot_predicted_vs_true(evaluations: Sequence[Evaluation], path: Path) -> Pat
         axis.set_ylabel("predicted z")
         axis.set_xlim(0, top)
         axis.set_ylim(0, top)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_residuals(evaluations: Sequence[Evaluation], path: Path) -> Path:
@@ -119,26 +166,42 @@ def plot_residuals(evaluations: Sequence[Evaluation], path: Path) -> Path:
     axis.set_xlabel("spectroscopic z")
     axis.set_ylabel("median Δz/(1+z)  (band: sigma_MAD)")
     axis.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curves(histories: dict[str, dict[str, list[float]]], path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    """Training and validation curves of every metric the history holds both of (loss; mae for point models)."""
+    keys = sorted(
+        {key for history in histories.values() for key in history if f"val_{key}" in history},
+        key=lambda key: (key != "loss", key),
+    )
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
     for name, history in histories.items():
-        for axis, key in zip(axes, ("loss", "mae"), strict=True):
+        for axis, key in zip(axes[0], keys, strict=True):
             epochs = np.arange(1, len(history[key]) + 1)
             line = axis.plot(epochs, history[key], label=f"{name} train")[0]
             axis.plot(epochs, history[f"val_{key}"], "--", color=line.get_color(), label=f"{name} val")
             axis.set_xlabel("epoch")
             axis.set_ylabel(key)
             axis.set_yscale("log")
-    axes[0].legend(fontsize=8)
-    return _save(fig, path)
+    axes[0, 0].legend(fontsize=8)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def plot_pdf_figures(evaluation: Evaluation, folder: Path) -> list[Path]:
+    """The PIT histogram, the coverage curve and a grid of example PDFs with their spec-z."""
+    from astrospect.pdf_metrics import pit_values
+
+    if evaluation.pdfs is None or evaluation.bins is None:
+        raise ValueError(f"{evaluation.name}: no PDFs to plot")
+    pits = {evaluation.name: pit_values(evaluation.pdfs, evaluation.bins, evaluation.z_true)}
+    return [
+        plot_pit_histogram(pits, folder / "pit_histogram.png"),
+        plot_coverage_curve(pits, folder / "coverage_curve.png"),
+        plot_example_pdfs(
+            {evaluation.name: evaluation.pdfs},
+            evaluation.bins,
+            evaluation.z_true,
+            folder / "example_pdfs.png",
+        ),
+    ]

@@ -154,7 +154,10 @@ def train_step(
     def produce() -> ChallengerOutcome:
         shards = local_copies(snapshot["shards"], snapshot["sha256"], settings)
         config = TrainConfig(
-            out_dir=settings.models_dir / parent_run_id / challenger.name, epochs=epochs, seed=settings.seed
+            out_dir=settings.models_dir / parent_run_id / challenger.name,
+            epochs=epochs,
+            seed=settings.seed,
+            precision=settings.precision,  # type: ignore[arg-type]
         )
         return run_challenger(challenger, select_splits(shards, challenger.clipping), config)
 

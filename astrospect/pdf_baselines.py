@@ -9,12 +9,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 from sklearn.neighbors import KNeighborsRegressor
 
 from astrospect.baseline import ColourBaseline
-from astrospect.pdf import RedshiftBins
+from astrospect.challengers import Trained
+from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_estimate
+
+if TYPE_CHECKING:
+    from astrospect.challengers import Challenger
+    from astrospect.data.dataset import Splits
+    from astrospect.train import TrainConfig
 
 
 def nz_null_pdf(z_train: npt.ArrayLike, bins: RedshiftBins, n_galaxies: int) -> npt.NDArray[np.float64]:
@@ -49,3 +57,23 @@ def knn_pdf(
     probs = np.zeros((len(z_neighbours), bins.n))
     np.add.at(probs, (np.repeat(np.arange(len(z_neighbours)), k), index.ravel()), 1.0 / k)
     return probs
+
+
+def fit_nz_null(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
+    """The registry's builder for the N(z) null: the training split's redshift histogram for every galaxy."""
+    bins = DEFAULT_BINS
+    histogram = bins.histogram(splits.train.redshift)
+    point = float(point_estimate(histogram[None, :], bins, POINT_ESTIMATE)[0])
+
+    def predict_pdf(images: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        return np.tile(histogram, (len(images), 1))
+
+    return Trained(
+        challenger=challenger,
+        predict=lambda images: np.full(len(images), point, np.float32),
+        params={"model": "N(z) of the training split", "clipping": splits.clipping, "n_bins": bins.n},
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+        predict_pdf=predict_pdf,
+        bins=bins,
+    )

@@ -35,7 +35,7 @@ def plot_pit_histogram(pits: Mapping[str, npt.ArrayLike], path: Path) -> Path:
     axis.set_ylabel("density")
     axis.set_xlim(0, 1)
     axis.legend(fontsize=8)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_coverage_curve(pits: Mapping[str, npt.ArrayLike], path: Path) -> Path:
@@ -50,7 +50,7 @@ def plot_coverage_curve(pits: Mapping[str, npt.ArrayLike], path: Path) -> Path:
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_example_pdfs(
@@ -87,7 +87,7 @@ def plot_example_pdfs(
     axes[0, 0].legend(fontsize=6)
     fig.supxlabel("redshift")
     fig.supylabel("p(z)")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _spread_over_redshift(z: npt.NDArray[np.float64], n: int, seed: int) -> list[int]:
@@ -99,7 +99,8 @@ def _spread_over_redshift(z: npt.NDArray[np.float64], n: int, seed: int) -> list
     return [int(rng.choice(part)) for part in np.array_split(order, min(n, z.size)) if part.size]
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write a figure (PNG for MLflow, never a window) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

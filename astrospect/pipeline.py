@@ -16,6 +16,7 @@ from astrospect.evaluate import (
     Evaluation,
     evaluate,
     plot_learning_curves,
+    plot_pdf_figures,
     plot_predicted_vs_true,
     plot_residuals,
 )
@@ -40,7 +41,14 @@ class ChallengerOutcome:
 
 def run_challenger(challenger: Challenger, splits: Splits, config: TrainConfig) -> ChallengerOutcome:
     trained = challenger.fit(splits, config)
-    evaluation = evaluate(trained.predict, splits.holdout, name=challenger.name)
+    evaluation = evaluate(
+        trained.predict,
+        splits.holdout,
+        name=challenger.name,
+        predict_pdf=trained.predict_pdf,
+        bins=trained.bins,
+        uncalibrated_pdf=trained.uncalibrated_pdf,
+    )
     plots_dir = config.out_dir / "plots"
     plots = [
         plot_predicted_vs_true([evaluation], plots_dir / "predicted_vs_true.png"),
@@ -50,13 +58,20 @@ def run_challenger(challenger: Challenger, splits: Splits, config: TrainConfig) 
         plots.append(
             plot_learning_curves({challenger.name: trained.history}, plots_dir / "learning_curves.png")
         )
+    if evaluation.pdfs is not None:
+        plots += plot_pdf_figures(evaluation, plots_dir)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     evaluation.per_bin.to_csv(config.out_dir / "per_bin_metrics.csv", index=False)
     log.info(
-        "%s holdout: sigma_mad %.4f, mae %.4f on %d galaxies",
+        "%s holdout: sigma_mad %.4f, mae %.4f on %d galaxies%s",
         challenger.name,
         evaluation.metrics["sigma_mad"],
         evaluation.metrics["mae"],
         len(evaluation.z_true),
+        "; PDFs: crps {crps:.4f}, coverage_68 {coverage_68:.3f}, pit_ks {pit_ks:.3f}".format(
+            **evaluation.pdf_metrics
+        )
+        if evaluation.pdf_metrics
+        else "",
     )
     return ChallengerOutcome(trained, evaluation, plots)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 POLICY_METRICS = ("sigma_mad", "catastrophic_outlier_frac", "bias")
+PDF_GUARD = "crps"  # guarded too when the champion and the challenger both give PDFs
 DECISION_FOLDER = "promotion"
 
 
@@ -37,15 +38,18 @@ class Tolerances:
 
     outlier: float  # catastrophic_outlier_frac may grow by at most this (a fraction: 0.002 = 0.2 points)
     bias: float  # |bias| may grow by at most this
+    crps: float = 0.0005  # when both give PDFs: the mean CRPS may grow by at most this
 
     def __post_init__(self) -> None:
-        for name, value in (("outlier", self.outlier), ("bias", self.bias)):
+        for name, value in (("outlier", self.outlier), ("bias", self.bias), ("crps", self.crps)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"tolerance '{name}' must be a finite number >= 0, got {value}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tolerances:
-        return cls(outlier=settings.outlier_tolerance, bias=settings.bias_tolerance)
+        return cls(
+            outlier=settings.outlier_tolerance, bias=settings.bias_tolerance, crps=settings.crps_tolerance
+        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class Decision:
 def decide(
     champion: Mapping[str, float] | None, challenger: Mapping[str, float], tolerances: Tolerances
 ) -> Decision:
-    """Apply the promotion policy to two holdout metric tables (only sigma_mad, outliers and bias matter)."""
+    """Apply the promotion policy to two holdout metric tables: sigma_mad, outliers and bias, and crps when
+    both give PDFs."""
     new = _policy_numbers(challenger, "challenger")
     if champion is None:
         return Decision(
@@ -103,11 +108,22 @@ def decide(
             f"sigma_mad improves ({old['sigma_mad']:.5f} -> {new['sigma_mad']:.5f}) but |bias| grows by {bias_growth:.5f} "
             f"({abs(old['bias']):.5f} -> {abs(new['bias']):.5f}), beyond the tolerance {tolerances.bias}",
         )
+    pdfs = ""
+    if PDF_GUARD in new and PDF_GUARD in old:  # both give PDFs: the PDF must not get worse either
+        crps_growth = new[PDF_GUARD] - old[PDF_GUARD]
+        if crps_growth > tolerances.crps:
+            return verdict(
+                False,
+                f"sigma_mad improves ({old['sigma_mad']:.5f} -> {new['sigma_mad']:.5f}) but crps grows by "
+                f"{crps_growth:.5f} ({old[PDF_GUARD]:.5f} -> {new[PDF_GUARD]:.5f}), beyond the tolerance {tolerances.crps}",
+            )
+        pdfs = f"; crps {old[PDF_GUARD]:.5f} -> {new[PDF_GUARD]:.5f} within {tolerances.crps}"
     return verdict(
         True,
         f"sigma_mad improves {old['sigma_mad']:.5f} -> {new['sigma_mad']:.5f}; catastrophic_outlier_frac "
         f"{old['catastrophic_outlier_frac']:.5f} -> {new['catastrophic_outlier_frac']:.5f} and |bias| "
-        f"{abs(old['bias']):.5f} -> {abs(new['bias']):.5f} within tolerances ({tolerances.outlier}, {tolerances.bias})",
+        f"{abs(old['bias']):.5f} -> {abs(new['bias']):.5f} within tolerances ({tolerances.outlier}, {tolerances.bias})"
+        f"{pdfs}",
     )
 
 
@@ -120,6 +136,11 @@ def _policy_numbers(metrics: Mapping[str, float], role: str) -> dict[str, float]
         if not math.isfinite(value):
             raise ValueError(f"{role} metrics: '{name}' is {value}, not a finite number")
         numbers[name] = value
+    if PDF_GUARD in metrics:
+        value = float(metrics[PDF_GUARD])
+        if not math.isfinite(value):
+            raise ValueError(f"{role} metrics: '{PDF_GUARD}' is {value}, not a finite number")
+        numbers[PDF_GUARD] = value
     return numbers
 
 
@@ -214,12 +235,17 @@ def promote_session(
         holdout_ids.append(champion_eval.objid)
     digest = _holdout_digest(holdout_ids)
     candidates = sorted(
-        (Candidate(v, found.run_id, found.challenger, ev.metrics) for v, (found, ev) in scored.items()),
+        (
+            Candidate(v, found.run_id, found.challenger, {**ev.metrics, **ev.pdf_metrics})
+            for v, (found, ev) in scored.items()
+        ),
         key=lambda c: (c.metrics["sigma_mad"], int(c.version)),
     )
     best = candidates[0]
     n_holdout = len(holdout_ids[0])
-    champion_metrics = champion_eval.metrics if champion_eval is not None else None
+    champion_metrics = (
+        {**champion_eval.metrics, **champion_eval.pdf_metrics} if champion_eval is not None else None
+    )
 
     if best.version == champion_before:
         decision = Decision(False, f"v{best.version} is already the champion", _policy_numbers(best.metrics, "challenger"),

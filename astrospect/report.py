@@ -13,6 +13,7 @@ import pandas as pd
 
 from astrospect import challengers
 from astrospect.metrics import METRIC_NAMES
+from astrospect.pdf_metrics import PDF_METRIC_NAMES
 from astrospect.settings import Settings
 from astrospect.tracking import registry, sessions
 
@@ -66,6 +67,25 @@ def comparison_frame(settings: Settings, parent_run_id: str | None = None) -> tu
     return session.run_id, session.name, pd.DataFrame(rows, columns=COLUMNS)
 
 
+PDF_COLUMNS = ["model", "n", *PDF_METRIC_NAMES, "uncalibrated_coverage_68", "uncalibrated_pit_ks"]
+
+
+def pdf_frame(settings: Settings, parent_run_id: str) -> pd.DataFrame:
+    """The session's challengers that give PDFs, one row each: the PDF metric table on the same holdout
+    (and, for a calibrated model, coverage and pit_ks before calibration). Never judge PIT alone: the
+    N(z) null's is near-flat while it knows nothing about a galaxy."""
+    rows = [
+        {
+            "model": child.challenger,
+            "n": child.metrics.get("n_holdout", math.nan),
+            **{name: child.metrics.get(name, math.nan) for name in PDF_COLUMNS[2:]},
+        }
+        for child in sessions.session_children(settings, parent_run_id)
+        if child.output == "pdf"
+    ]
+    return pd.DataFrame(rows, columns=PDF_COLUMNS)
+
+
 def render(frame: pd.DataFrame, title: str) -> Table:
     """A rich table: metrics to 4 decimals (fractions as %), a rule between our rows and the seed's."""
     from rich.table import Table
@@ -84,6 +104,22 @@ def render(frame: pd.DataFrame, title: str) -> Table:
             *[format_cell(column, record[column]) for column in COLUMNS],
             style="dim" if record["data"] == SEED else None,
         )
+    return table
+
+
+def render_pdfs(frame: pd.DataFrame) -> Table:
+    from rich.table import Table
+
+    table = Table(
+        title="redshift PDFs on the same holdout (lower crps / cde_loss is better; calibrated: coverage_68 "
+        "near 0.68, pit_ks near 0)"
+    )
+    for column in frame.columns:
+        table.add_column(
+            column.replace("uncalibrated_", "raw "), justify="left" if column == "model" else "right"
+        )
+    for record in frame.to_dict(orient="records"):
+        table.add_row(*[format_cell(column, record[column]) for column in frame.columns])
     return table
 
 
@@ -109,5 +145,8 @@ def print_report(
     console = console or Console(width=220)
     parent_id, session_name, frame = comparison_frame(settings, parent_run_id)
     console.print(render(frame, f"{settings.experiment_name}: {session_name} ({parent_id})"))
+    pdfs = pdf_frame(settings, parent_id)
+    if not pdfs.empty:
+        console.print(render_pdfs(pdfs))
     console.print(f"compare view: {sessions.compare_url(parent_id, settings)}", soft_wrap=True)
     return frame

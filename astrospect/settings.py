@@ -18,6 +18,7 @@ N_BANDS = len(BANDS)
 CUTOUT_SIZE = 32  # pixels; 64x64 cubes are centre-cropped to this
 PIXEL_SCALE_ARCSEC = 0.396  # SDSS, arcsec / pixel
 DRIFT_ACTIONS = ("warn", "retrain")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -33,11 +34,16 @@ class Settings:
     registered_model_name: str
     experiment_name: str
     seed: int = 42
+    # Training arithmetic: auto (mixed_float16 on a GPU, mixed_bfloat16 on a CPU that has it, else float32).
+    precision: str = "auto"
     # The challengers a session trains (names in astrospect.challengers); empty: the registry's default set.
     challengers: tuple[str, ...] = ()
     # Promotion tolerances (docs/architecture.md, "Promotion").
     outlier_tolerance: float = 0.002
     bias_tolerance: float = 0.002
+    # When champion and challenger both give PDFs, the mean CRPS may grow by at most this (~4% of the PDF
+    # CNN's 0.012 on the demo set: below that, run-to-run noise; above, a worse PDF).
+    crps_tolerance: float = 0.0005
     # Data gate: S3 transfer tuning (multipart part size, parallel parts, optional throttle in bytes/s)
     # and how many accepted cutouts the flux reference needs before it replaces the shipped one.
     ingest_chunk_bytes: int = 8 * 1024 * 1024
@@ -136,11 +142,13 @@ def load_settings() -> Settings:
         registered_model_name=os.environ.get("ASTROSPECT_MODEL_NAME", "astrospect-photoz"),
         experiment_name=os.environ.get("ASTROSPECT_EXPERIMENT", "astrospect-photoz"),
         seed=int(os.environ.get("ASTROSPECT_SEED", "42")),
+        precision=_one_of("ASTROSPECT_PRECISION", "auto", PRECISIONS),
         challengers=tuple(
             name.strip() for name in os.environ.get("ASTROSPECT_CHALLENGERS", "").split(",") if name.strip()
         ),
         outlier_tolerance=float(os.environ.get("ASTROSPECT_OUTLIER_TOLERANCE", "0.002")),
         bias_tolerance=float(os.environ.get("ASTROSPECT_BIAS_TOLERANCE", "0.002")),
+        crps_tolerance=float(os.environ.get("ASTROSPECT_CRPS_TOLERANCE", "0.0005")),
         ingest_chunk_bytes=int(float(os.environ.get("ASTROSPECT_INGEST_CHUNK_MB", "8")) * 1024 * 1024),
         ingest_max_concurrency=int(os.environ.get("ASTROSPECT_INGEST_CONCURRENCY", "4")),
         ingest_max_bandwidth=(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from astrospect.drift import DriftReport
     from astrospect.evaluate import Evaluation
+    from astrospect.pdf import RedshiftBins
     from astrospect.pipeline import ChallengerOutcome
 
 log = get_logger(__name__)
@@ -139,7 +140,9 @@ def _log_child(
                 raise ValueError(
                     f"{challenger.name}: a registered challenger needs a Keras model and an input example"
                 )
-            model_info = _log_keras_model(trained.keras_model, trained.input_example, challenger)
+            model_info = _log_keras_model(
+                trained.keras_model, trained.input_example, challenger, trained.bins
+            )
             version = registry.register(
                 settings,
                 model_info.model_uri,
@@ -147,7 +150,9 @@ def _log_child(
                 run_id=run_id,
                 session_run_id=parent_run_id,
                 dataset_version=dataset_version,
-                extra_tags={f"holdout.{name}": f"{evaluation.metrics[name]:.6g}" for name in METRIC_NAMES},
+                extra_tags={
+                    f"holdout.{name}": f"{value:.6g}" for name, value in holdout_metrics(evaluation).items()
+                },
             )
             client.set_tag(run_id, TAG_MODEL_VERSION, version.version)
     log.info(
@@ -293,6 +298,16 @@ def _log_history(client: MlflowClient, run_id: str, history: Mapping[str, Sequen
         client.log_batch(run_id, metrics=metrics[start : start + _METRICS_PER_BATCH])
 
 
+def holdout_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """The point metric table, then the PDF metric table where the model gives PDFs, and the PDF metrics
+    before calibration as ``uncalibrated_<name>``."""
+    return {
+        **{name: float(evaluation.metrics[name]) for name in METRIC_NAMES},
+        **evaluation.pdf_metrics,
+        **{f"uncalibrated_{name}": value for name, value in evaluation.uncalibrated_pdf_metrics.items()},
+    }
+
+
 def _log_evaluation(
     client: MlflowClient, run_id: str, challenger: Challenger, evaluation: Evaluation
 ) -> None:
@@ -301,19 +316,11 @@ def _log_evaluation(
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    metrics = [Metric(name, float(evaluation.metrics[name]), now, 0) for name in METRIC_NAMES]
-    client.log_batch(run_id, metrics=metrics)
+    values = holdout_metrics(evaluation)
+    client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in values.items()])
     client.log_metric(run_id, "n_holdout", float(len(evaluation.z_true)))
-    table = pd.DataFrame(
-        [
-            {
-                "model": challenger.name,
-                "clipping": challenger.clipping,
-                "n": len(evaluation.z_true),
-                **evaluation.metrics,
-            }
-        ]
-    )
+    row = {"model": challenger.name, "clipping": challenger.clipping, "n": len(evaluation.z_true), **values}
+    table = pd.DataFrame([row])
     client.log_table(run_id, table, "metrics/metric_table.json")
     client.log_table(run_id, evaluation.per_bin, "metrics/per_z_bin.json")
     predictions = pd.DataFrame(
@@ -329,8 +336,11 @@ def _log_frame_csv(client: MlflowClient, run_id: str, frame: pd.DataFrame, artif
         client.log_artifact(run_id, str(path), str(Path(artifact_file).parent))
 
 
-def _log_keras_model(model: keras.Model, input_example: Any, challenger: Challenger) -> Any:
-    """The Keras model with its signature (raw cutouts in, redshift out) and a few real cutouts as example.
+def _log_keras_model(
+    model: keras.Model, input_example: Any, challenger: Challenger, bins: RedshiftBins | None
+) -> Any:
+    """The Keras model with its signature (raw cutouts in; redshift, or probabilities over the redshift
+    bins, out) and a few real cutouts as example; a PDF model's bin edges go in its metadata.
 
     The TensorFlow flavor, which saves Keras 3 models as ``.keras``: MLflow 3.17's Keras flavor fails with an
     input example (mlflow/mlflow#16183, open). Pip requirements are given, not inferred: inference loads
@@ -344,10 +354,16 @@ def _log_keras_model(model: keras.Model, input_example: Any, challenger: Challen
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
+    output = (
+        TensorSpec(np.dtype(np.float32), (-1,), "redshift")
+        if bins is None
+        else TensorSpec(np.dtype(np.float32), (-1, bins.n), "redshift_pdf")
+    )
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "redshift")]),
+        outputs=Schema([output]),
     )
+    pdf_metadata = {} if bins is None else {"redshift_bin_edges": [float(e) for e in bins.edges]}
     return mlflow.tensorflow.log_model(
         model,
         name=MODEL_ARTIFACT_NAME,
@@ -364,5 +380,6 @@ def _log_keras_model(model: keras.Model, input_example: Any, challenger: Challen
             "output": challenger.output,
             "input": "raw ugriz cutouts (N, 32, 32, 5), nanomaggies",
             "custom_objects": "astrospect.model",
+            **pdf_metadata,
         },
     )

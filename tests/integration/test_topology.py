@@ -38,8 +38,8 @@ from harness.topology.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "astrospect_nightly"
-TRAIN_TASKS = {"train_full", "train_clipped"}  # the CNNs: on the gpu queue
-BASELINE_TASKS = {"train_baseline-knn-full", "train_baseline-knn-clipped"}  # no GPU: on default
+TRAIN_TASKS = {"train_full", "train_clipped", "train_pdf"}  # the CNNs: on the gpu queue
+BASELINE_TASKS = {"train_baseline-knn-full", "train_baseline-knn-clipped", "train_baseline-nz-full"}
 MODEL_NAME = "astrospect-photoz-integration"
 N_GALAXIES = 1000
 SHARD_SIZE = 500
@@ -64,8 +64,8 @@ def _print_services(topology: Topology, title: str) -> None:
 
 def _print_tasks(rows: list[TaskRow], title: str) -> None:
     order = ["ingest", "validate", "snapshot", "drift", "anything_to_train", "start_session", "train_full",
-             "train_clipped", "train_baseline-knn-full", "train_baseline-knn-clipped", "promote",
-             "deploy"]  # fmt: skip
+             "train_clipped", "train_pdf", "train_baseline-knn-full", "train_baseline-knn-clipped",
+             "train_baseline-nz-full", "promote", "deploy"]  # fmt: skip
     rows = sorted(rows, key=lambda row: order.index(row.task_id) if row.task_id in order else 99)
     table = [
         (row.task_id, row.state or "-", row.queue or "-", row.hostname or "-", str(row.try_number),
@@ -215,12 +215,16 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     mlflow = _mlflow(topology)
     session = _session_run_id(airflow, run_id)
     children = _finished_children(mlflow, session)
-    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1}
+    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1, "pdf": 1}
     for variant, (child_id,) in children.items():
         metrics = mlflow.get_run(child_id).data.metrics
         assert math.isfinite(metrics["mae"]) and 0 < metrics["mae"] < 1, (variant, metrics.get("mae"))
     versions = _versions_of_session(mlflow, session)
-    assert {variant: len(numbers) for variant, numbers in versions.items()} == {"full": 1, "clipped": 1}
+    assert {variant: len(numbers) for variant, numbers in versions.items()} == {
+        "full": 1,
+        "clipped": 1,
+        "pdf": 1,
+    }
     champion = mlflow.get_model_version_by_alias(MODEL_NAME, "champion")
     assert str(champion.version) in {number for numbers in versions.values() for number in numbers}
 
@@ -385,9 +389,13 @@ def test_gpu_worker_killed_mid_training_is_retried_without_duplicates(
     # No duplicate: one finished child and one new registered version per variant for this session.
     session = _session_run_id(airflow, run_id)
     children = _finished_children(mlflow, session)
-    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1}
+    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1, "pdf": 1}
     versions = _versions_of_session(mlflow, session)
-    assert {variant: len(numbers) for variant, numbers in versions.items()} == {"full": 1, "clipped": 1}
+    assert {variant: len(numbers) for variant, numbers in versions.items()} == {
+        "full": 1,
+        "clipped": 1,
+        "pdf": 1,
+    }
     versions_after = {str(v.version) for v in mlflow.search_model_versions(f"name = '{MODEL_NAME}'")}
     assert versions_after - versions_before == {n for numbers in versions.values() for n in numbers}
 

@@ -127,7 +127,9 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
     assert parent.data.tags[tags.TAG_GIT_COMMIT] == sessions.git_commit() != "unknown"
 
     logged = children(client, session.parent_run_id)
-    assert set(logged) == {"full", "clipped", "baseline-knn-full", "baseline-knn-clipped"}
+    assert set(logged) == set(
+        ("full", "clipped", "pdf", "baseline-knn-full", "baseline-knn-clipped", "baseline-nz-full")
+    )
     described = {
         name: (run.data.tags["challenger"], run.data.tags[tags.TAG_ROLE], run.data.tags[tags.TAG_CLIPPING])
         for name, run in logged.items()
@@ -135,10 +137,13 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
     assert described == {
         "full": ("full", "cnn", "full"),
         "clipped": ("clipped", "cnn", "clipped"),
+        "pdf": ("pdf", "cnn", "full"),
         "baseline-knn-full": ("baseline-knn-full", "baseline", "full"),
         "baseline-knn-clipped": ("baseline-knn-clipped", "baseline", "clipped"),
+        "baseline-nz-full": ("baseline-nz-full", "baseline", "full"),
     }
-    assert all(run.data.tags[tags.TAG_OUTPUT] == "point" for run in logged.values())
+    outputs = {name: run.data.tags[tags.TAG_OUTPUT] for name, run in logged.items()}
+    assert {name for name, output in outputs.items() if output == "point"} == {"full", "clipped"}
     assert all(run.info.status == "FINISHED" for run in logged.values())
     assert all(run.data.tags[tags.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID for run in logged.values())
 
@@ -153,7 +158,15 @@ def test_compare_url_lists_the_children_in_order(
     assert path == "/compare-runs"
     params = urllib.parse.parse_qs(query)
     expected = [
-        logged[name].info.run_id for name in ("full", "clipped", "baseline-knn-full", "baseline-knn-clipped")
+        logged[name].info.run_id
+        for name in (
+            "full",
+            "clipped",
+            "pdf",
+            "baseline-knn-full",
+            "baseline-knn-clipped",
+            "baseline-nz-full",
+        )
     ]
     assert json.loads(params["runs"][0]) == expected
     assert json.loads(params["experiments"][0]) == [logged["full"].info.experiment_id]
@@ -237,7 +250,7 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
         v.version: v for v in client.search_model_versions(f"name = '{settings.registered_model_name}'")
     }
     registered = {name: logged for name, logged in session.logged.items() if logged.model_version}
-    assert sorted(registered) == ["clipped", "full"]  # baselines are never registered
+    assert sorted(registered) == ["clipped", "full", "pdf"]  # baselines are never registered
     for name, logged in registered.items():
         assert logged.model_version is not None and logged.model_uri is not None
         version = versions[logged.model_version]
@@ -249,12 +262,31 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
         )
         info = mlflow.models.get_model_info(logged.model_uri)
         assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 5]
+        output_shape = list(info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"])
+        assert output_shape == ([-1, 280] if name == "pdf" else [-1])  # the PDF output is declared
         assert info.saved_input_example_info["type"] == "ndarray"
-    # `challenger` points at the newest registered CNN (clipped was logged last).
+    # `challenger` points at the newest registered CNN (pdf was logged last).
     assert (
         client.get_registered_model(settings.registered_model_name).aliases["challenger"]
-        == session.logged["clipped"].model_version
+        == session.logged["pdf"].model_version
     )
+
+
+def test_pdf_challengers_log_the_pdf_metrics_and_figures(session: Session, client: MlflowClient) -> None:
+    from astrospect.pdf_metrics import PDF_METRIC_NAMES
+
+    logged = children(client, session.parent_run_id)
+    for name in ("pdf", "baseline-knn-full", "baseline-nz-full"):
+        evaluation = session.outcomes[name].evaluation
+        run = logged[name]
+        for metric in PDF_METRIC_NAMES:
+            assert run.data.metrics[metric] == evaluation.pdf_metrics[metric], (name, metric)
+        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert {"plots/pit_histogram.png", "plots/coverage_curve.png", "plots/example_pdfs.png"} <= plots
+    pdf_run = logged["pdf"]
+    assert "uncalibrated_coverage_68" in pdf_run.data.metrics  # the holdout before calibration, too
+    assert {"temperature", "shift"} <= set(pdf_run.data.metrics)
+    assert "crps" not in logged["full"].data.metrics  # a point model has no PDF metrics
 
 
 def test_session_for_dataset_finds_the_trained_version(session: Session, settings: Settings) -> None:

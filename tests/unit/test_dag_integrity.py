@@ -77,7 +77,14 @@ def test_no_heavy_module_is_imported_at_parse_time(parsed: dict) -> None:
 
 def test_task_graph(parsed: dict) -> None:
     """One training task per challenger of the default session; ordering-only edges carry no data."""
-    training = ["train_baseline-knn-clipped", "train_baseline-knn-full", "train_clipped", "train_full"]
+    training = [
+        "train_baseline-knn-clipped",
+        "train_baseline-knn-full",
+        "train_baseline-nz-full",
+        "train_clipped",
+        "train_full",
+        "train_pdf",
+    ]
     assert parsed["graph"] == {
         "ingest": ["validate"],
         "validate": ["snapshot"],
@@ -112,11 +119,10 @@ def test_the_challengers_setting_chooses_the_training_tasks(tmp_path: Path) -> N
 
 
 def test_training_goes_to_the_gpu_queue_and_io_retries_back_off(parsed: dict) -> None:
-    assert parsed["queues"]["train_full"] == parsed["queues"]["train_clipped"] == "gpu"
+    cnns = ("train_full", "train_clipped", "train_pdf")
+    assert {parsed["queues"][t] for t in cnns} == {"gpu"}
     assert parsed["queues"]["train_baseline-knn-full"] == "default"  # a k-NN needs no GPU
-    assert {parsed["queues"][t] for t in parsed["queues"] if t not in ("train_full", "train_clipped")} == {
-        "default"
-    }
+    assert {parsed["queues"][t] for t in parsed["queues"] if t not in cnns} == {"default"}
     for io_task in ("ingest", "snapshot", "drift", "start_session", "promote", "deploy"):
         retries, backoff = parsed["retries"][io_task]
         assert retries >= 2 and backoff > 1

@@ -75,7 +75,7 @@ def test_zero_tolerance_blocks_any_worsening() -> None:
 def test_decision_records_the_numbers_and_tolerances() -> None:
     decision = decide(CHAMPION, challenger(sigma_mad=0.02), TOLERANCES)
     record = decision.to_dict()
-    assert record["tolerances"] == {"outlier": 0.002, "bias": 0.002}
+    assert record["tolerances"] == {"outlier": 0.002, "bias": 0.002, "crps": 0.0005}
     assert record["challenger"]["sigma_mad"] == 0.02
     assert isinstance(decision, Decision)
 
@@ -96,3 +96,35 @@ def test_missing_metric_is_an_error_naming_it() -> None:
 def test_tolerances_must_be_non_negative_numbers(outlier: float, bias: float) -> None:
     with pytest.raises(ValueError, match="tolerance"):
         Tolerances(outlier=outlier, bias=bias)
+
+
+# --- when both give PDFs, crps is guarded too ---------------------------------------------------------------
+PDF_CHAMPION = {**CHAMPION, "crps": 0.0120, "pit_ks": 0.03}
+
+
+def test_a_pdf_challenger_whose_crps_worsens_beyond_the_tolerance_is_not_promoted() -> None:
+    worse = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 0.0120 + 0.0006}
+    decision = decide(PDF_CHAMPION, worse, TOLERANCES)
+    assert not decision.promote
+    assert "crps grows by 0.00060" in decision.reason
+    assert decision.challenger["crps"] == pytest.approx(0.0126) and decision.champion is not None
+    assert decision.champion["crps"] == 0.0120
+
+
+def test_a_pdf_challenger_within_the_crps_tolerance_is_promoted_and_the_reason_says_so() -> None:
+    within = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 0.0120 + 0.0004}
+    decision = decide(PDF_CHAMPION, within, TOLERANCES)
+    assert decision.promote and "crps 0.01200 -> 0.01240 within 0.0005" in decision.reason
+
+
+def test_crps_is_not_judged_when_only_one_side_gives_pdfs() -> None:
+    point_challenger = challenger(sigma_mad=0.0250)
+    assert decide(PDF_CHAMPION, point_challenger, TOLERANCES).promote
+    pdf_challenger = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 1.0}
+    decision = decide(CHAMPION, pdf_challenger, TOLERANCES)
+    assert decision.promote and "crps" not in decision.reason
+
+
+def test_a_nan_crps_is_refused() -> None:
+    with pytest.raises(ValueError, match="'crps' is nan"):
+        decide(PDF_CHAMPION, {**PDF_CHAMPION, "sigma_mad": 0.02, "crps": math.nan}, TOLERANCES)
