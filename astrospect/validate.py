@@ -1,12 +1,24 @@
 """Validate: gate every pending shard of the raw store with the Great Expectations suites in ``expectations/``.
 
-Per shard, in ingest order: the structure suite runs on a one-row table from the HDF5 header (the DESIGN.md
-§3 check of :func:`~astrospect.data.shards.inspect_shard` plus the file attributes); a shard that passes is
-summarised per cutout (:mod:`astrospect.data.summaries`) and the summary suite runs on that table, its flux
-bounds filled in from the flux reference. A shard that passes everything moves to ``accepted/`` and its
-objids and magnitudes go into the ledger; any other moves to ``quarantine/`` beside its GE result (JSON) and
-a Data Docs page (HTML) that names the failed expectations and example rows. One bad shard never stops the
-others, and nothing is deleted: files only move (hard link, then unlink), never over an existing file.
+Every file came from the landing zone, so none is trusted: the gate never opens one in its own process. A
+child process with limits on time and memory (:mod:`astrospect.sandbox`) inspects each shard's header
+(:func:`~astrospect.data.shards.inspect_shard`: the DESIGN.md §3 structure, no references outside the file, no
+declared size the file cannot back) and summarises its cutouts (:mod:`astrospect.data.summaries`), one
+shard ahead of the judging. Then, in ingest order and in batches, four suites:
+
+- ``shard_structure``: one row per shard, from the header (or the reader's reason for having none);
+- ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours);
+- ``cutout_values``: one row per cutout, each value on its own;
+- ``cutout_summaries``: one shard at a time, as a whole: size, objids against the ledger, distributions
+  against the flux reference.
+
+The first three hold row by row, so each runs once per batch of shards (a batch passes exactly when each
+shard does; a failing batch is searched for its failing shards); only the fourth runs per shard. A shard that
+passes everything moves to ``accepted/`` and its objids and magnitudes go into the ledger; any other moves to
+``quarantine/`` beside its GE results (JSON) and a Data Docs page (HTML) that names the failed expectations
+and example rows. Whatever a file holds, it cannot stop the run: the reader's failures (any exception, a
+crash, a timeout) are that file's structural error, and an exception while judging one shard is that
+shard's quarantine. Nothing is deleted: files only move (hard link, then unlink), never over an existing file.
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ import html
 import json
 import os
 import time
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,9 +36,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from astrospect.data.shards import ShardFormatError, ShardInfo, inspect_shard
-from astrospect.data.summaries import magnitudes, summarize_shard
+from astrospect.atomic import write_replacing
+from astrospect.data.summaries import magnitudes, summary_table
 from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
+from astrospect.sandbox import Limits, Reading, Sandbox
 from astrospect.settings import BANDS, Settings, get_logger
 from astrospect.store import S3Store, open_store
 
@@ -34,11 +49,33 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 STRUCTURE_SUITE = "shard_structure"
+STATISTICS_SUITE = "shard_statistics"
+VALUES_SUITE = "cutout_values"
 SUMMARY_SUITE = "cutout_summaries"
+BATCHED_SUITES = (STRUCTURE_SUITE, STATISTICS_SUITE, VALUES_SUITE)  # row by row: one run per batch
+SUITES = (*BATCHED_SUITES, SUMMARY_SUITE)
 REFERENCE_FILE = "flux_reference.json"
+LABEL_REFERENCE_FILE = "label_reference.json"
 EXAMPLE_ROWS = 10  # unexpected rows quoted per failed expectation
 # Which columns identify an unexpected row in the reports.
-INDEX_COLUMNS = {STRUCTURE_SUITE: ["shard", "format_error"], SUMMARY_SUITE: ["row", "objid"]}
+INDEX_COLUMNS = {
+    STRUCTURE_SUITE: ["shard", "format_error"],
+    STATISTICS_SUITE: ["shard"],
+    VALUES_SUITE: ["shard", "row", "objid"],
+    SUMMARY_SUITE: ["row", "objid"],
+}
+# Expectations that judge each row on its own: on a batch of shards they fail exactly when they fail on one.
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_not_be_null",
+    }
+)
+# A batch: at most this many shards or cutouts (its summary tables are held in memory together).
+BATCH_SHARDS = 16
+BATCH_CUTOUTS = 200_000
 
 
 # -- results ----------------------------------------------------------------------------------------------
@@ -118,6 +155,27 @@ def flux_reference(settings: Settings, ledger: Ledger) -> FluxReference:
     )
 
 
+@dataclass(frozen=True)
+class ColourRedshift:
+    """A linear redshift from four colours and r (``expectations/label_reference.json``): only its ranks are
+    used, to see whether a shard's labels belong to its galaxies."""
+
+    coefficients: tuple[float, ...]  # for (1, u-g, g-r, r-i, i-z, r)
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        mags = magnitudes(table)
+        features = np.column_stack([np.ones(len(mags)), -np.diff(mags, axis=1), mags[:, BANDS.index("r")]])
+        return np.asarray(features @ np.asarray(self.coefficients), dtype=np.float64)
+
+
+def colour_redshift(settings: Settings) -> ColourRedshift:
+    shipped = json.loads((settings.expectations_dir / LABEL_REFERENCE_FILE).read_text())
+    features = ["1", "u-g", "g-r", "r-i", "i-z", "r"]
+    if shipped["features"] != features or len(shipped["coefficients"]) != len(features):
+        raise ValueError(f"{LABEL_REFERENCE_FILE}: field 'features': expected {features}")
+    return ColourRedshift(tuple(float(value) for value in shipped["coefficients"]))
+
+
 # -- Great Expectations -----------------------------------------------------------------------------------
 def load_suite_json(path: Path) -> dict[str, Any]:
     suite: dict[str, Any] = json.loads(path.read_text())
@@ -125,7 +183,7 @@ def load_suite_json(path: Path) -> dict[str, Any]:
 
 
 class Gate:
-    """An ephemeral GE context holding the two suites, each bound to a pandas dataframe batch."""
+    """An ephemeral GE context holding the suites, each bound to a pandas dataframe batch."""
 
     def __init__(self, expectations_dir: Path) -> None:
         import great_expectations as gx
@@ -134,13 +192,16 @@ class Gate:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_pandas("astrospect")
-        self.definitions = {}
-        for name in (STRUCTURE_SUITE, SUMMARY_SUITE):
-            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}_table")
-            suite = self.context.suites.add(load_suite(expectations_dir / f"{name}.json"))
-            self.definitions[name] = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch, suite=suite)
-            )
+        self.batches = {}
+        self.suites = {}
+        for name in SUITES:
+            asset = source.add_dataframe_asset(name)
+            self.batches[name] = asset.add_batch_definition_whole_dataframe(f"{name}_table")
+            path = expectations_dir / f"{name}.json"
+            suite = load_suite(path)
+            if name in BATCHED_SUITES:
+                _require_row_wise(path, suite)
+            self.suites[name] = self.context.suites.add(suite)
 
     def run(
         self, suite: str, table: pd.DataFrame, shard: str, parameters: dict[str, float] | None = None
@@ -148,7 +209,7 @@ class Gate:
         """Validate ``table``; a failing result carries the example rows. Most shards pass, and a pass/fail
         run costs half of one that collects unexpected rows (measured), so the rows are collected only on
         a second run of a failing shard."""
-        quick = self._validate(suite, table, shard, parameters, "BOOLEAN_ONLY")
+        quick = self._validate(suite, table, parameters, "BOOLEAN_ONLY")
         if quick.success:
             return quick
         detailed = {
@@ -156,24 +217,55 @@ class Gate:
             "unexpected_index_column_names": INDEX_COLUMNS[suite],
             "partial_unexpected_count": EXAMPLE_ROWS,
         }
-        return self._validate(suite, table, shard, parameters, detailed)
+        return self._validate(suite, table, parameters, detailed, shard=shard)
+
+    def failing_shards(self, suite: str, table: pd.DataFrame) -> set[str]:
+        """The shards (``shard`` column) with a row that fails a row-wise suite: none after one pass/fail run
+        when the whole batch passes, else every unexpected row's shard from a complete run."""
+        if table.empty or self._validate(suite, table, None, "BOOLEAN_ONLY").success:
+            return set()
+        complete = self._validate(
+            suite, table, None, {"result_format": "COMPLETE", "unexpected_index_column_names": ["shard"]}
+        )
+        failing: set[str] = set()
+        for item in complete.results:
+            if item.success:
+                continue
+            rows = (item.result or {}).get("unexpected_index_list") or []
+            if not rows:  # the expectation raised: GE names no row, so every shard of the batch is suspect
+                return set(table["shard"])
+            failing |= {str(row["shard"]) for row in rows}
+        return failing
 
     def _validate(
         self,
         suite: str,
         table: pd.DataFrame,
-        shard: str,
         parameters: dict[str, float] | None,
         result_format: Literal["BOOLEAN_ONLY"] | dict[str, Any],
+        shard: str | None = None,
     ) -> ExpectationSuiteValidationResult:
         from great_expectations.core.run_identifier import RunIdentifier
 
-        return self.definitions[suite].run(
-            batch_parameters={"dataframe": table},
-            expectation_parameters=parameters or {},
-            result_format=result_format,
-            run_id=RunIdentifier(run_name=shard),
+        # Batch.validate, not ValidationDefinition.run: the latter also stores every result in the context,
+        # which costs a tenth of a run and keeps all of a night's results in memory.
+        batch = self.batches[suite].get_batch(batch_parameters={"dataframe": table})
+        result = batch.validate(
+            self.suites[suite], result_format=result_format, expectation_parameters=parameters or {}
         )
+        if shard is not None:  # names the page of a report
+            result.meta["run_id"] = RunIdentifier(run_name=shard)
+        return result
+
+
+def _require_row_wise(path: Path, suite: Any) -> None:
+    for expectation in suite.expectations:
+        configuration = expectation.configuration
+        if configuration.type not in ROW_WISE or "mostly" in configuration.kwargs:
+            raise ValueError(
+                f"{path}: {configuration.type}({configuration.kwargs.get('column')}) does not judge rows one by "
+                "one; this suite runs on batches of shards, so only row-wise expectations without 'mostly' belong here"
+            )
 
 
 def load_suite(path: Path) -> Any:
@@ -191,28 +283,43 @@ def load_suite(path: Path) -> Any:
 
 
 # -- tables -------------------------------------------------------------------------------------------------
-def structure_table(
-    path: Path, name: str, read_error: ShardFormatError | None = None
-) -> tuple[pd.DataFrame, ShardInfo | None]:
-    """One row describing the shard's structure: the inspect_shard verdict (or ``read_error``, when the
-    header was fine but the pixels could not be read) and the file attributes."""
-    info: ShardInfo | None = None
-    error = read_error
-    try:
-        info = inspect_shard(path)
-    except ShardFormatError as caught:
-        error = caught
+def structure_row(name: str, reading: Reading) -> dict[str, Any]:
+    """One shard's row of the structure table: the reader's verdict (a structural error, or the header's
+    description) and the file attributes."""
+    info, error = reading.info, reading.error
     attrs = info.attrs if info else {}
-    row = {
+    return {
         "shard": name,
         "format_error_field": error.field if error else None,
         "format_error": error.reason if error else None,
         "n_cutouts": info.n if info else None,
         "cutout_size": info.size if info else None,
+        "objid_dtype": info.objid_dtype if info else None,
         "bands_attr": str(attrs["bands"]) if "bands" in attrs else None,
         "pixel_scale_arcsec": _number(attrs["pixel_scale_arcsec"]) if "pixel_scale_arcsec" in attrs else None,
     }
-    return pd.DataFrame([row]), info
+
+
+def statistics_row(name: str, table: pd.DataFrame, colours: ColourRedshift) -> dict[str, Any]:
+    """One shard's row of the statistics table: how well its labels follow its galaxies' colours, as the
+    Spearman rank correlation of redshift with the colour redshift and that correlation times sqrt(N - 1)
+    (about a standard normal for labels unrelated to the galaxies). Nothing measurable (fewer than three
+    cutouts, a constant column) counts as no agreement: 0."""
+    from scipy.stats import spearmanr
+
+    n = len(table)
+    rho = 0.0
+    if n >= 3:
+        with warnings.catch_warnings():  # a constant column has no correlation: 0 below, no warning
+            warnings.simplefilter("ignore")
+            statistic = float(spearmanr(table["redshift"], colours.predict(table)).statistic)
+        rho = statistic if np.isfinite(statistic) else 0.0
+    return {
+        "shard": name,
+        "n_cutouts": n,
+        "redshift_colour_rank_correlation": rho,
+        "redshift_colour_significance": rho * float(np.sqrt(max(n - 1, 0))),
+    }
 
 
 def _number(value: object) -> float:
@@ -343,7 +450,8 @@ def write_report(
     failures: list[dict[str, Any]],
     reference: FluxReference,
 ) -> tuple[Path, Path]:
-    """``quarantine/<shard>.result.json`` (the GE results and the failures) and ``<shard>.report.html``."""
+    """``quarantine/<shard>.result.json`` (the GE results and the failures) and ``<shard>.report.html``: GE's
+    Data Docs page of the first failing suite, or the header alone when the shard could not be judged."""
     folder = settings.quarantine_dir
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -355,17 +463,13 @@ def write_report(
         "great_expectations": {name: result.to_json_dict() for name, result in results.items()},
     }
     result_path = folder / f"{record.name}.result.json"
-    _write_text_atomic(result_path, json.dumps(to_jsonable(payload), indent=2))
-    failing = next(result for result in results.values() if not result.success)
+    write_replacing(result_path, json.dumps(to_jsonable(payload), indent=2).encode())
+    header = report_header(record, failures, reference)
+    failing = next((result for result in results.values() if not result.success), None)
+    page = render_data_docs(failing, header) if failing is not None else f"<html><body>{header}</body></html>"
     report_path = folder / f"{record.name}.report.html"
-    _write_text_atomic(report_path, render_data_docs(failing, report_header(record, failures, reference)))
+    write_replacing(report_path, page.encode())  # reports are ours to refresh; shards are never replaced
     return result_path, report_path
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(text)
-    os.replace(temp, path)  # reports are ours to refresh; shards are never replaced
 
 
 # -- moving shards ----------------------------------------------------------------------------------------
@@ -389,6 +493,18 @@ def move(source: Path, folder: Path) -> Path:
 
 
 # -- the gate -----------------------------------------------------------------------------------------------
+@dataclass
+class Judging:
+    """What judging a run's shards needs, gathered once per run."""
+
+    settings: Settings
+    ledger: Ledger
+    gate: Gate
+    reference: FluxReference
+    colours: ColourRedshift
+    store: S3Store | None
+
+
 def validate_pending(settings: Settings) -> ValidationResult:
     """Validate every shard of the raw store that has no verdict yet."""
     started = time.perf_counter()
@@ -398,31 +514,43 @@ def validate_pending(settings: Settings) -> ValidationResult:
         if not pending:
             log.info("validate: nothing pending")
             return result
-        gate = Gate(settings.expectations_dir)
-        store = open_store(settings)
-        reference = flux_reference(settings, ledger)
-        result.reference = reference.source
-        log.info("validate: %d pending shard(s); flux reference: %s", len(pending), reference.source)
-        for index, record in enumerate(pending, start=1):
-            verdict, checked = _judge(settings, ledger, gate, reference, record, store)
-            result.cutouts += checked
-            if verdict.accepted:
-                result.accepted.append(str(settings.accepted_dir / verdict.shard))
-            else:
-                result.quarantined.append(
-                    {k: getattr(verdict, k) for k in ("shard", "sha256", "reason", "failed", "report")}
-                )
-            elapsed = time.perf_counter() - started
-            log.info(
-                "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
-                index,
-                len(pending),
-                verdict.shard,
-                "accepted" if verdict.accepted else "QUARANTINED",
-                checked,
-                result.cutouts / max(elapsed, 1e-9),
-                "" if verdict.accepted else f": {verdict.reason}",
-            )
+        judging = Judging(
+            settings,
+            ledger,
+            Gate(settings.expectations_dir),
+            flux_reference(settings, ledger),
+            colour_redshift(settings),
+            open_store(settings),
+        )
+        result.reference = judging.reference.source
+        log.info("validate: %d pending shard(s); flux reference: %s", len(pending), result.reference)
+        paths = [locate(settings, record) for record in pending]
+        with Sandbox(Limits.from_settings(settings)) as sandbox:
+            readings = sandbox.read_all(paths, ahead=BATCH_SHARDS)
+            judged = 0
+            for batch in _batches(pending, readings):
+                for verdict, checked in _judge_batch(judging, batch):
+                    judged += 1
+                    result.cutouts += checked
+                    if verdict.accepted:
+                        result.accepted.append(str(settings.accepted_dir / verdict.shard))
+                    else:
+                        result.quarantined.append(
+                            {
+                                k: getattr(verdict, k)
+                                for k in ("shard", "sha256", "reason", "failed", "report")
+                            }
+                        )
+                    log.info(
+                        "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
+                        judged,
+                        len(pending),
+                        verdict.shard,
+                        "accepted" if verdict.accepted else "QUARANTINED",
+                        checked,
+                        result.cutouts / max(time.perf_counter() - started, 1e-9),
+                        "" if verdict.accepted else f": {verdict.reason}",
+                    )
     result.seconds = time.perf_counter() - started
     log.info(
         "validate: %d accepted, %d quarantined, %d cutouts in %.1f s (%.0f cutouts/s)",
@@ -435,54 +563,146 @@ def validate_pending(settings: Settings) -> ValidationResult:
     return result
 
 
+Item = tuple[ShardRecord, Reading]
+
+
+def _batches(records: Sequence[ShardRecord], readings: Iterator[Reading]) -> Iterator[list[Item]]:
+    """Consecutive shards in ingest order, up to :data:`BATCH_SHARDS` shards or :data:`BATCH_CUTOUTS`."""
+    batch: list[Item] = []
+    cutouts = 0
+    for record, reading in zip(records, readings, strict=True):
+        batch.append((record, reading))
+        cutouts += reading.info.n if reading.columns is not None and reading.info else 0
+        if len(batch) >= BATCH_SHARDS or cutouts >= BATCH_CUTOUTS:
+            yield batch
+            batch, cutouts = [], 0
+    if batch:
+        yield batch
+
+
+def _judge_batch(judging: Judging, batch: list[Item]) -> Iterator[tuple[Verdict, int]]:
+    """Run the row-wise suites once on the whole batch, then judge its shards one by one in ingest order
+    (so each shard's objids are looked up after the shards before it were admitted)."""
+    gate = judging.gate
+    try:
+        structure = pd.DataFrame([structure_row(record.name, reading) for record, reading in batch])
+        failing = gate.failing_shards(STRUCTURE_SUITE, structure)
+        tables = {
+            record.name: summary_table(reading.columns)
+            for record, reading in batch
+            if record.name not in failing and reading.columns is not None
+        }
+        if tables:
+            statistics = pd.DataFrame(
+                [statistics_row(name, table, judging.colours) for name, table in tables.items()]
+            )
+            values = pd.concat(
+                [table.assign(shard=name) for name, table in tables.items()], ignore_index=True
+            )
+            failing |= gate.failing_shards(STATISTICS_SUITE, statistics)
+            failing |= gate.failing_shards(VALUES_SUITE, values)
+    except Exception as error:  # a suite run on this batch failed: find the shard that breaks it
+        if len(batch) == 1:
+            log.exception("validate: %s could not be judged", batch[0][0].name)
+            yield _conclude(judging, *batch[0], None, {}, [_judging_failure(error)])
+            return
+        log.exception("validate: a batch of %d shards could not be judged together; one by one", len(batch))
+        for item in batch:
+            yield from _judge_batch(judging, [item])
+        return
+    for record, reading in batch:
+        yield _judge(judging, record, reading, tables.get(record.name), record.name in failing)
+
+
 def _judge(
-    settings: Settings,
-    ledger: Ledger,
-    gate: Gate,
-    reference: FluxReference,
-    record: ShardRecord,
-    store: S3Store | None,
+    judging: Judging, record: ShardRecord, reading: Reading, table: pd.DataFrame | None, failed_batch: bool
 ) -> tuple[Verdict, int]:
-    """Run both suites on one shard and move it; returns the verdict and the number of cutouts checked."""
-    path = locate(settings, record)
-    structure, info = structure_table(path, record.name)
-    table = None
-    if info is not None:
-        try:
-            table = with_ledger_lookup(summarize_shard(path), ledger)
-        except OSError as error:  # the header reads but the pixels do not (e.g. a corrupt compressed chunk)
-            unreadable = ShardFormatError(path, "images", f"pixel data unreadable: {error}")
-            structure, info = structure_table(path, record.name, read_error=unreadable)
-    results = {STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, structure, record.name)}
-    if results[STRUCTURE_SUITE].success and table is not None:
-        results[SUMMARY_SUITE] = gate.run(SUMMARY_SUITE, table, record.name, reference.parameters())
+    """Finish one shard (its summary suite) and move it. ``failed_batch``: it broke a row-wise suite."""
+    if table is not None:
+        table = with_ledger_lookup(table, judging.ledger)
+    try:
+        results = _assess(judging, record, reading, table, failed_batch)
+        failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
+    except (
+        Exception
+    ) as error:  # judging this shard's content failed: that is its quarantine, not the run's end
+        log.exception("validate: %s could not be judged", record.name)
+        return _conclude(judging, record, reading, None, {}, [_judging_failure(error)])
+    return _conclude(judging, record, reading, table, results, failures)
+
+
+def _conclude(
+    judging: Judging,
+    record: ShardRecord,
+    reading: Reading,
+    table: pd.DataFrame | None,
+    results: dict[str, ExpectationSuiteValidationResult],
+    failures: list[dict[str, Any]],
+) -> tuple[Verdict, int]:
+    """Accept the shard (no failure) or quarantine it with its report; returns the verdict and the number
+    of cutouts checked."""
+    settings, ledger = judging.settings, judging.ledger
     checked = 0 if table is None else len(table)
-    if all(outcome.success for outcome in results.values()) and table is not None:
-        move(path, settings.accepted_dir)
+    if table is not None and not failures:
+        move(reading.path, settings.accepted_dir)
         objids = table["objid"].to_numpy(dtype=np.int64)
         ledger.mark_accepted(
-            record.sha256, len(table), objids, magnitudes(table), f"passed ({reference.source})"
+            record.sha256, len(table), objids, magnitudes(table), f"passed ({judging.reference.source})"
         )
         return Verdict(record.name, record.sha256, True, len(table), ""), checked
-    failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
     reason = reason_text(failures)
-    result_path, report_path = write_report(settings, record, results, failures, reference)
-    if store is not None:  # the reports are readable wherever the shard store is (the shard is in raw/ there)
+    result_path, report_path = write_report(settings, record, results, failures, judging.reference)
+    if judging.store is not None:  # the reports are readable wherever the shard store is
         for path in (result_path, report_path):
-            store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
-    move(path, settings.quarantine_dir)
-    ledger.mark_quarantined(record.sha256, info.n if info else None, reason, str(report_path))
+            judging.store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
+    move(reading.path, settings.quarantine_dir)
+    rows = reading.info.n if reading.info else None
+    ledger.mark_quarantined(record.sha256, rows, reason, str(report_path))
     verdict = Verdict(
         record.name,
         record.sha256,
         False,
-        info.n if info else None,
+        rows,
         reason,
         failed=[label(failure) for failure in failures],
         report=str(report_path),
         result=str(result_path),
     )
     return verdict, checked
+
+
+def _assess(
+    judging: Judging, record: ShardRecord, reading: Reading, table: pd.DataFrame | None, failed_batch: bool
+) -> dict[str, ExpectationSuiteValidationResult]:
+    """The suites' results for one shard: only the summary suite when the batch passed it (the usual case);
+    every suite on this shard's own rows, with example rows, when anything failed."""
+    gate, name = judging.gate, record.name
+    summary = None
+    if table is not None:
+        summary = gate.run(SUMMARY_SUITE, table, name, judging.reference.parameters())
+        if summary.success and not failed_batch:
+            return {SUMMARY_SUITE: summary}
+    results = {STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, reading)]), name)}
+    if table is not None and summary is not None:
+        statistics = pd.DataFrame([statistics_row(name, table, judging.colours)])
+        results[STATISTICS_SUITE] = gate.run(STATISTICS_SUITE, statistics, name)
+        values = table.drop(columns="objid_accepted_in").assign(shard=name)
+        results[VALUES_SUITE] = gate.run(VALUES_SUITE, values, name)
+        results[SUMMARY_SUITE] = summary
+    return results
+
+
+def _judging_failure(error: Exception) -> dict[str, Any]:
+    """A failure entry (as :func:`failed_expectations` makes them) for a shard no suite could judge."""
+    return {
+        "expectation": "judged_by_the_gate",
+        "column": None,
+        "why": "the gate could not run its suites on this shard; the exception names why",
+        "unexpected_count": None,
+        "observed_value": f"{type(error).__name__}: {error}",
+        "examples": [],
+        "exception": f"{type(error).__name__}: {error}",
+    }
 
 
 # -- quarantine -----------------------------------------------------------------------------------------------
@@ -505,11 +725,12 @@ def release(settings: Settings, shard: str, reason: str) -> dict[str, Any]:
                 f"{record.name}: status is '{record.status}', only quarantined shards can be released"
             )
         path = locate(settings, record)
-        inspect_shard(path)  # raises ShardFormatError naming the field
-        try:
-            table = summarize_shard(path)
-        except OSError as error:
-            raise ShardFormatError(path, "images", f"pixel data unreadable: {error}") from error
+        with Sandbox(Limits.from_settings(settings)) as sandbox:
+            reading = sandbox.read(path)
+        if reading.columns is None:
+            assert reading.error is not None
+            raise reading.error  # a ShardFormatError naming the field
+        table = summary_table(reading.columns)
         move(path, settings.accepted_dir)
         objids = table["objid"].to_numpy(dtype=np.int64)
         ledger.mark_released(record.sha256, len(table), objids, magnitudes(table), reason.strip())

@@ -41,10 +41,17 @@ def test_publish_gives_the_temp_file_its_name_and_the_temp_file_goes(tmp_path: P
 
 
 def test_no_temp_file_is_left_when_the_writer_fails(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="writer died"), temp_file(tmp_path, "a.h5") as (temp, handle):
-        handle.write(b"half a shard")
-        assert temp.name.startswith(".a.h5.") and temp.name.endswith(TEMP_SUFFIX)
-        raise RuntimeError("writer died")
+    seen: list[Path] = []
+
+    def writer_that_dies() -> None:
+        with temp_file(tmp_path, "a.h5") as (temp, handle):
+            handle.write(b"half a shard")
+            seen.append(temp)
+            raise RuntimeError("writer died")
+
+    with pytest.raises(RuntimeError, match="writer died"):
+        writer_that_dies()
+    assert seen[0].name.startswith(".a.h5.") and seen[0].name.endswith(TEMP_SUFFIX)
     assert list(tmp_path.iterdir()) == []
 
 
