@@ -99,6 +99,7 @@ class Sandbox:
         self._pending: tuple[Path, float, float] | None = None  # path, when submitted, deadline
         self._reader: threading.Thread | None = None  # read_all's background thread
         self._stop = threading.Event()
+        self._ready = False  # the child has sent READY
 
     def __enter__(self) -> Sandbox:
         return self
@@ -138,6 +139,10 @@ class Sandbox:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+    def start(self) -> None:
+        """Start the child now (it imports while the caller sets up); reading waits for it to be ready."""
+        self._launch()
 
     def submit(self, path: Path) -> None:
         """Start reading ``path`` in the child (returns at once; :meth:`result` collects it)."""
@@ -200,17 +205,22 @@ class Sandbox:
             pass
         self._stop_child()
 
-    def _running_child(self) -> subprocess.Popen[bytes]:
+    def _launch(self) -> subprocess.Popen[bytes]:
         if self._child is None or self._child.poll() is not None:
             limits = json.dumps({"seconds": self.limits.seconds, "memory_bytes": self.limits.memory_bytes})
-            child = subprocess.Popen(
+            self._child = subprocess.Popen(
                 [sys.executable, "-m", "astrospect.sandbox", limits],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # with RLIMIT_FSIZE 0 it could not write a log file anyway
                 env={**os.environ, **CHILD_ENVIRONMENT},
             )
-            self._child = child
+            self._ready = False
+        return self._child
+
+    def _running_child(self) -> subprocess.Popen[bytes]:
+        child = self._launch()
+        if not self._ready:
             assert child.stdout is not None
             try:  # a file's time limit starts once the reader is ready, not while Python imports numpy
                 ready = _read_frame(child.stdout, time.monotonic() + START_SECONDS)
@@ -221,7 +231,8 @@ class Sandbox:
             if ready != READY:
                 self._stop_child()
                 raise ChildProcessError(f"the sandboxed reader started with {ready[:40]!r}, not {READY!r}")
-        return self._child
+            self._ready = True
+        return child
 
     def _stop_child(self) -> str:
         """Kill the child (if it still runs) and say how it ended."""
@@ -283,7 +294,7 @@ def _reading(path: Path, header: Mapping[str, Any], blob: bytes, seconds: float)
 
 # -- the child -------------------------------------------------------------------------------------------------
 def _serve(requests: IO[bytes], answers: IO[bytes], limits: Mapping[str, Any]) -> None:
-    from astrospect.data.summaries import summarize_columns
+    import astrospect.data.summaries  # noqa: F401 - imported before the limits, not on the first file
 
     resource.setrlimit(resource.RLIMIT_AS, (int(limits["memory_bytes"]),) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
@@ -298,40 +309,46 @@ def _serve(requests: IO[bytes], answers: IO[bytes], limits: Mapping[str, Any]) -
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu_budget = int(used.ru_utime + used.ru_stime + float(limits["seconds"])) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_budget, resource.RLIM_INFINITY))
-        header, blob = _answer(Path(request["path"]), int(request["declared_bytes"]), summarize_columns)
+        header, blob = _answer(Path(request["path"]), int(request["declared_bytes"]))
         answers.write(_frame(json.dumps(header).encode()) + _frame(blob))
         answers.flush()
 
 
-def _answer(path: Path, declared_bytes: int, summarize: Any) -> tuple[dict[str, Any], bytes]:
-    """Inspect and summarise one shard; every failure becomes a field and a reason."""
-    from astrospect.data.shards import inspect_shard
+def _answer(path: Path, declared_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """Inspect and summarise one shard, opening it once; every failure becomes a field and a reason."""
+    from astrospect.data.shards import chunks_of, open_shard
+    from astrospect.data.summaries import summarize_cutouts
 
+    header: dict[str, Any] = {}
     try:
-        info = inspect_shard(path, max_declared_bytes=declared_bytes)
+        with open_shard(path, max_declared_bytes=declared_bytes) as (info, handle):
+            header["info"] = {
+                "n": info.n,
+                "size": info.size,
+                "has_labels": info.has_labels,
+                "objid_dtype": info.objid_dtype,
+                "attrs": {key: _json_value(value) for key, value in info.attrs.items()},
+            }
+            try:
+                columns = summarize_cutouts(chunks_of(info, handle))
+            except OSError as error:  # the header reads but the pixels do not (a corrupt compressed chunk)
+                header["read_error"] = {"field": "images", "reason": f"pixel data unreadable: {error}"}
+                return header, b""
+            except ShardFormatError as error:
+                header["read_error"] = {"field": error.field, "reason": error.reason}
+                return header, b""
+            except Exception as error:  # noqa: BLE001 - any failure on a file's content is that file's verdict
+                header["read_error"] = _describe(FILE_FIELD, error)
+                return header, b""
     except ShardFormatError as error:
         return {"error": {"field": error.field, "reason": error.reason}}, b""
-    except Exception as error:  # noqa: BLE001 - any failure on a file's content is that file's verdict
-        return {"error": _describe(FILE_FIELD, error)}, b""
-    header: dict[str, Any] = {
-        "info": {
-            "n": info.n,
-            "size": info.size,
-            "has_labels": info.has_labels,
-            "objid_dtype": info.objid_dtype,
-            "attrs": {key: _json_value(value) for key, value in info.attrs.items()},
-        }
-    }
-    try:
-        columns = summarize(path, max_declared_bytes=declared_bytes)
-    except OSError as error:  # the header reads but the pixels do not (e.g. a corrupt compressed chunk)
-        header["read_error"] = {"field": "images", "reason": f"pixel data unreadable: {error}"}
-        return header, b""
     except Exception as error:  # noqa: BLE001 - as above
-        header["read_error"] = _describe(FILE_FIELD, error)
-        return header, b""
+        if "info" in header:  # failed while closing the file: the reading above is complete
+            header["read_error"] = _describe(FILE_FIELD, error)
+            return header, b""
+        return {"error": _describe(FILE_FIELD, error)}, b""
     buffer = io.BytesIO()
-    np.savez(buffer, **columns)
+    np.savez(buffer, allow_pickle=False, **columns)
     return header, buffer.getvalue()
 
 

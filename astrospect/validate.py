@@ -12,8 +12,9 @@ shard ahead of the judging. Then, in ingest order and in batches, four suites:
 - ``cutout_summaries``: one shard at a time, as a whole: size, objids against the ledger, distributions
   against the flux reference.
 
-The first three hold row by row, so each runs once per batch of shards (a batch passes exactly when each
-shard does; a failing batch is searched for its failing shards); only the fourth runs per shard. A shard that
+The first three hold row by row, so each runs once on a group of shards (a group passes exactly when each
+shard does; a failing group is searched for its failing shards); only the fourth runs per shard, as soon as
+the reader hands the shard over. A shard that
 passes everything moves to ``accepted/`` and its objids and magnitudes go into the ledger; any other moves to
 ``quarantine/`` beside its GE results (JSON) and a Data Docs page (HTML) that names the failed expectations
 and example rows. Whatever a file holds, it cannot stop the run: the reader's failures (any exception, a
@@ -28,7 +29,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,9 +74,8 @@ ROW_WISE = frozenset(
         "expect_column_values_to_not_be_null",
     }
 )
-# A batch: at most this many shards or cutouts (its summary tables are held in memory together).
-BATCH_SHARDS = 16
-BATCH_CUTOUTS = 200_000
+# Shards judged as a group: the row-wise suites run once per group (their summary tables are held in memory).
+GROUP_SHARDS = 16
 
 
 # -- results ----------------------------------------------------------------------------------------------
@@ -222,8 +222,8 @@ class Gate:
     def failing_shards(self, suite: str, table: pd.DataFrame) -> set[str]:
         """The shards (``shard`` column) with a row that fails a row-wise suite: none after one pass/fail run
         when the whole batch passes, else every unexpected row's shard from a complete run."""
-        if table.empty or self._validate(suite, table, None, "BOOLEAN_ONLY").success:
-            return set()
+        if table.empty or self._validate(suite, table.drop(columns="shard"), None, "BOOLEAN_ONLY").success:
+            return set()  # (without the text column of names, which only slows GE down by a fifth)
         complete = self._validate(
             suite, table, None, {"result_format": "COMPLETE", "unexpected_index_column_names": ["shard"]}
         )
@@ -330,12 +330,14 @@ def _number(value: object) -> float:
         return -1.0
 
 
-def with_ledger_lookup(table: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
-    """Add ``objid_accepted_in``: the accepted shard already holding each objid (None when new). Shards are
-    admitted to the ledger one by one, so this also catches a duplicate of a shard accepted earlier in the batch.
+def with_ledger_lookup(
+    table: pd.DataFrame, ledger: Ledger, provisional: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """Add ``objid_accepted_in``: the accepted shard already holding each objid (None when new), from the
+    ledger and from ``provisional`` (shards judged earlier in the same run whose verdict is not written yet).
     """
     objids = table["objid"].to_numpy(dtype=np.int64)
-    owners = ledger.accepted_owner(objids)
+    owners = {**(provisional or {}), **ledger.accepted_owner(objids)}
     table = table.copy()
     table["objid_accepted_in"] = pd.Series([owners.get(int(o)) for o in objids], dtype=object)
     return table
@@ -344,6 +346,8 @@ def with_ledger_lookup(table: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
 # -- reports --------------------------------------------------------------------------------------------------
 def failed_expectations(result: ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
     """The failed expectations of a GE result: type, column, why, unexpected count, example rows."""
+    if result.success:  # the usual case: no need to turn the whole result into JSON
+        return []
     failed = []
     for item in to_jsonable(result.to_json_dict())["results"]:
         if item["success"]:
@@ -505,15 +509,40 @@ class Judging:
     store: S3Store | None
 
 
+@dataclass
+class Held:
+    """A shard read and given its summary suite, waiting for its group's row-wise suites."""
+
+    record: ShardRecord
+    reading: Reading
+    table: pd.DataFrame | None = None  # the summary table, when the reader produced one
+    owners: list[str | None] | None = None  # objid_accepted_in as its summary suite saw it
+    summary: ExpectationSuiteValidationResult | None = None
+    error: Exception | None = None  # judging it raised
+
+
 def validate_pending(settings: Settings) -> ValidationResult:
-    """Validate every shard of the raw store that has no verdict yet."""
+    """Validate every shard of the raw store that has no verdict yet.
+
+    Shards go through in groups of up to :data:`GROUP_SHARDS`, in ingest order. Each gets its summary suite
+    as soon as the reader hands it over (while the reader reads the next); the row-wise suites then run once
+    on the group, and the verdicts are given in order. A shard's summary suite counts the objids of the
+    shards before it in the group that passed their own as accepted; at its verdict they are looked up again
+    in the ledger, where the group's earlier verdicts now are, and the suite runs again if that changes the
+    look-up (an earlier shard failed a row-wise suite). So the verdicts are those of one shard after another.
+    """
     started = time.perf_counter()
     result = ValidationResult()
-    with gate_lock(settings), Ledger(settings.ledger_path) as ledger:
+    with (
+        gate_lock(settings),
+        Ledger(settings.ledger_path) as ledger,
+        Sandbox(Limits.from_settings(settings)) as sandbox,
+    ):
         pending = ledger.with_status(RAW)
         if not pending:
             log.info("validate: nothing pending")
             return result
+        sandbox.start()  # the reader imports numpy and h5py while GE sets up
         judging = Judging(
             settings,
             ledger,
@@ -525,32 +554,15 @@ def validate_pending(settings: Settings) -> ValidationResult:
         result.reference = judging.reference.source
         log.info("validate: %d pending shard(s); flux reference: %s", len(pending), result.reference)
         paths = [locate(settings, record) for record in pending]
-        with Sandbox(Limits.from_settings(settings)) as sandbox:
-            readings = sandbox.read_all(paths, ahead=BATCH_SHARDS)
-            judged = 0
-            for batch in _batches(pending, readings):
-                for verdict, checked in _judge_batch(judging, batch):
-                    judged += 1
-                    result.cutouts += checked
-                    if verdict.accepted:
-                        result.accepted.append(str(settings.accepted_dir / verdict.shard))
-                    else:
-                        result.quarantined.append(
-                            {
-                                k: getattr(verdict, k)
-                                for k in ("shard", "sha256", "reason", "failed", "report")
-                            }
-                        )
-                    log.info(
-                        "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
-                        judged,
-                        len(pending),
-                        verdict.shard,
-                        "accepted" if verdict.accepted else "QUARANTINED",
-                        checked,
-                        result.cutouts / max(time.perf_counter() - started, 1e-9),
-                        "" if verdict.accepted else f": {verdict.reason}",
-                    )
+        group: list[Held] = []
+        provisional: dict[int, str] = {}  # objid -> the shard of this group holding it, not yet refuted
+        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
+        for index, (record, reading) in enumerate(zip(pending, readings, strict=True)):
+            group.append(_first_look(judging, record, reading, provisional))
+            if len(group) == GROUP_SHARDS or index == len(pending) - 1:
+                for verdict, checked in _finish_group(judging, group):
+                    _tally(result, settings, verdict, checked, len(pending), started)
+                group, provisional = [], {}
     result.seconds = time.perf_counter() - started
     log.info(
         "validate: %d accepted, %d quarantined, %d cutouts in %.1f s (%.0f cutouts/s)",
@@ -563,72 +575,125 @@ def validate_pending(settings: Settings) -> ValidationResult:
     return result
 
 
-Item = tuple[ShardRecord, Reading]
+def _tally(
+    result: ValidationResult, settings: Settings, verdict: Verdict, checked: int, pending: int, started: float
+) -> None:
+    result.cutouts += checked
+    if verdict.accepted:
+        result.accepted.append(str(settings.accepted_dir / verdict.shard))
+    else:
+        result.quarantined.append(
+            {k: getattr(verdict, k) for k in ("shard", "sha256", "reason", "failed", "report")}
+        )
+    log.info(
+        "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
+        len(result.accepted) + len(result.quarantined),
+        pending,
+        verdict.shard,
+        "accepted" if verdict.accepted else "QUARANTINED",
+        checked,
+        result.cutouts / max(time.perf_counter() - started, 1e-9),
+        "" if verdict.accepted else f": {verdict.reason}",
+    )
 
 
-def _batches(records: Sequence[ShardRecord], readings: Iterator[Reading]) -> Iterator[list[Item]]:
-    """Consecutive shards in ingest order, up to :data:`BATCH_SHARDS` shards or :data:`BATCH_CUTOUTS`."""
-    batch: list[Item] = []
-    cutouts = 0
-    for record, reading in zip(records, readings, strict=True):
-        batch.append((record, reading))
-        cutouts += reading.info.n if reading.columns is not None and reading.info else 0
-        if len(batch) >= BATCH_SHARDS or cutouts >= BATCH_CUTOUTS:
-            yield batch
-            batch, cutouts = [], 0
-    if batch:
-        yield batch
-
-
-def _judge_batch(judging: Judging, batch: list[Item]) -> Iterator[tuple[Verdict, int]]:
-    """Run the row-wise suites once on the whole batch, then judge its shards one by one in ingest order
-    (so each shard's objids are looked up after the shards before it were admitted)."""
-    gate = judging.gate
+def _first_look(judging: Judging, record: ShardRecord, reading: Reading, provisional: dict[int, str]) -> Held:
+    """The summary suite of one shard, as soon as it is read."""
+    held = Held(record, reading)
+    if reading.columns is None:
+        return held
     try:
-        structure = pd.DataFrame([structure_row(record.name, reading) for record, reading in batch])
-        failing = gate.failing_shards(STRUCTURE_SUITE, structure)
-        tables = {
-            record.name: summary_table(reading.columns)
-            for record, reading in batch
-            if record.name not in failing and reading.columns is not None
-        }
-        if tables:
-            statistics = pd.DataFrame(
-                [statistics_row(name, table, judging.colours) for name, table in tables.items()]
+        held.table = summary_table(reading.columns)
+        looked_up = with_ledger_lookup(held.table, judging.ledger, provisional)
+        held.owners = looked_up["objid_accepted_in"].tolist()
+        held.summary = judging.gate.run(SUMMARY_SUITE, looked_up, record.name, judging.reference.parameters())
+    except Exception as error:  # judging this shard's content failed: its quarantine, not the run's end
+        log.exception("validate: %s could not be judged", record.name)
+        held.error = error
+        return held
+    if held.summary.success:
+        provisional.update(dict.fromkeys(held.table["objid"].tolist(), record.name))
+    return held
+
+
+def _finish_group(judging: Judging, group: list[Held]) -> Iterator[tuple[Verdict, int]]:
+    """Run the row-wise suites once on the group, then give the verdicts in order."""
+    try:
+        failing = _failing_rows(judging, group)
+    except Exception as error:  # a suite run on the group failed: find the shard that breaks it
+        if len(group) == 1:
+            log.exception("validate: %s could not be judged", group[0].record.name)
+            group[0].error = error
+            failing = set()
+        else:
+            log.exception(
+                "validate: a group of %d shards could not be judged together; one by one", len(group)
             )
-            values = pd.concat(
-                [table.assign(shard=name) for name, table in tables.items()], ignore_index=True
-            )
-            failing |= gate.failing_shards(STATISTICS_SUITE, statistics)
-            failing |= gate.failing_shards(VALUES_SUITE, values)
-    except Exception as error:  # a suite run on this batch failed: find the shard that breaks it
-        if len(batch) == 1:
-            log.exception("validate: %s could not be judged", batch[0][0].name)
-            yield _conclude(judging, *batch[0], None, {}, [_judging_failure(error)])
+            for held in group:
+                yield from _finish_group(judging, [held])
             return
-        log.exception("validate: a batch of %d shards could not be judged together; one by one", len(batch))
-        for item in batch:
-            yield from _judge_batch(judging, [item])
-        return
-    for record, reading in batch:
-        yield _judge(judging, record, reading, tables.get(record.name), record.name in failing)
+    for held in group:
+        yield _verdict(judging, held, held.record.name in failing)
 
 
-def _judge(
-    judging: Judging, record: ShardRecord, reading: Reading, table: pd.DataFrame | None, failed_batch: bool
-) -> tuple[Verdict, int]:
-    """Finish one shard (its summary suite) and move it. ``failed_batch``: it broke a row-wise suite."""
-    if table is not None:
-        table = with_ledger_lookup(table, judging.ledger)
+def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
+    """The shards of ``group`` that fail a row-wise suite (structure, statistics, values)."""
+    gate = judging.gate
+    structure = pd.DataFrame([structure_row(held.record.name, held.reading) for held in group])
+    failing = gate.failing_shards(STRUCTURE_SUITE, structure)
+    tables = {
+        held.record.name: held.table
+        for held in group
+        if held.table is not None and held.error is None and held.record.name not in failing
+    }
+    if tables:
+        statistics = [statistics_row(name, table, judging.colours) for name, table in tables.items()]
+        failing |= gate.failing_shards(STATISTICS_SUITE, pd.DataFrame(statistics))
+        values = pd.concat([table.assign(shard=name) for name, table in tables.items()], ignore_index=True)
+        failing |= gate.failing_shards(VALUES_SUITE, values)
+    return failing
+
+
+def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, int]:
+    """Judge one shard of a finished group (the group's shards before it have their verdicts) and move it."""
+    record, reading = held.record, held.reading
+    if held.error is not None:
+        return _conclude(judging, record, reading, None, {}, [_judging_failure(held.error)])
+    table = None if held.table is None else with_ledger_lookup(held.table, judging.ledger)
     try:
-        results = _assess(judging, record, reading, table, failed_batch)
+        summary = held.summary
+        if table is not None and table["objid_accepted_in"].tolist() != held.owners:
+            summary = judging.gate.run(SUMMARY_SUITE, table, record.name, judging.reference.parameters())
+        results = _results(judging, held, table, summary, failed_rows)
         failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
-    except (
-        Exception
-    ) as error:  # judging this shard's content failed: that is its quarantine, not the run's end
+    except Exception as error:  # as in _first_look
         log.exception("validate: %s could not be judged", record.name)
         return _conclude(judging, record, reading, None, {}, [_judging_failure(error)])
     return _conclude(judging, record, reading, table, results, failures)
+
+
+def _results(
+    judging: Judging,
+    held: Held,
+    table: pd.DataFrame | None,
+    summary: ExpectationSuiteValidationResult | None,
+    failed_rows: bool,
+) -> dict[str, ExpectationSuiteValidationResult]:
+    """The suites' results for one shard: only its summary suite when it passed everything (the usual case);
+    every suite on this shard's own rows, with example rows, when anything failed."""
+    if summary is not None and summary.success and not failed_rows:
+        return {SUMMARY_SUITE: summary}
+    gate, name = judging.gate, held.record.name
+    results = {
+        STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, held.reading)]), name)
+    }
+    if table is not None and summary is not None:
+        statistics = pd.DataFrame([statistics_row(name, table, judging.colours)])
+        results[STATISTICS_SUITE] = gate.run(STATISTICS_SUITE, statistics, name)
+        values = table.drop(columns="objid_accepted_in").assign(shard=name)
+        results[VALUES_SUITE] = gate.run(VALUES_SUITE, values, name)
+        results[SUMMARY_SUITE] = summary
+    return results
 
 
 def _conclude(
@@ -669,27 +734,6 @@ def _conclude(
         result=str(result_path),
     )
     return verdict, checked
-
-
-def _assess(
-    judging: Judging, record: ShardRecord, reading: Reading, table: pd.DataFrame | None, failed_batch: bool
-) -> dict[str, ExpectationSuiteValidationResult]:
-    """The suites' results for one shard: only the summary suite when the batch passed it (the usual case);
-    every suite on this shard's own rows, with example rows, when anything failed."""
-    gate, name = judging.gate, record.name
-    summary = None
-    if table is not None:
-        summary = gate.run(SUMMARY_SUITE, table, name, judging.reference.parameters())
-        if summary.success and not failed_batch:
-            return {SUMMARY_SUITE: summary}
-    results = {STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, reading)]), name)}
-    if table is not None and summary is not None:
-        statistics = pd.DataFrame([statistics_row(name, table, judging.colours)])
-        results[STATISTICS_SUITE] = gate.run(STATISTICS_SUITE, statistics, name)
-        values = table.drop(columns="objid_accepted_in").assign(shard=name)
-        results[VALUES_SUITE] = gate.run(VALUES_SUITE, values, name)
-        results[SUMMARY_SUITE] = summary
-    return results
 
 
 def _judging_failure(error: Exception) -> dict[str, Any]:

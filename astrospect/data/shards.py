@@ -306,19 +306,22 @@ def iter_shard(
         info,
         handle,
     ):
-        labelled = info.has_labels
-        for start in range(0, info.n, chunk_size):
-            stop = min(start + chunk_size, info.n)
-            yield Cutouts(
-                images=to_model_layout(handle["images"][start:stop], source=str(info.path)),
-                objid=handle["objid"][start:stop].astype(np.int64),
-                redshift=handle["specz_redshift"][start:stop].astype(np.float32) if labelled else None,
-                redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32)
-                if labelled
-                else None,
-                ra=handle["ra"][start:stop] if "ra" in handle else None,
-                dec=handle["dec"][start:stop] if "dec" in handle else None,
-            )
+        yield from chunks_of(info, handle, chunk_size)
+
+
+def chunks_of(info: ShardInfo, handle: h5py.File, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Cutouts]:
+    """The cutouts of a shard opened by :func:`open_shard`, in chunks of ``chunk_size``."""
+    labelled = info.has_labels
+    for start in range(0, info.n, chunk_size):
+        stop = min(start + chunk_size, info.n)
+        yield Cutouts(
+            images=to_model_layout(handle["images"][start:stop], source=str(info.path)),
+            objid=handle["objid"][start:stop].astype(np.int64),
+            redshift=handle["specz_redshift"][start:stop].astype(np.float32) if labelled else None,
+            redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32) if labelled else None,
+            ra=handle["ra"][start:stop] if "ra" in handle else None,
+            dec=handle["dec"][start:stop] if "dec" in handle else None,
+        )
 
 
 def read_shard(path: Path | str, *, require_labels: bool = True) -> Cutouts:

@@ -11,14 +11,14 @@ robust scatter (1.4826 MAD) and ``finite_frac_b`` the fraction of finite pixels.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.data.shards import MAX_DECLARED_BYTES, iter_shard
+from astrospect.data.shards import MAX_DECLARED_BYTES, Cutouts, iter_shard
 from astrospect.photometry import luptitudes
 from astrospect.settings import BANDS, CUTOUT_SIZE
 
@@ -89,12 +89,18 @@ def summarize_columns(
     path: Path | str, *, max_declared_bytes: int = MAX_DECLARED_BYTES
 ) -> dict[str, npt.NDArray[np.generic]]:
     """The summary table of a structurally valid shard as plain arrays, one per column of :data:`COLUMNS`
-    (what the data gate's sandboxed reader returns; see :func:`astrospect.data.shards.inspect_shard`)."""
+    (see :func:`astrospect.data.shards.inspect_shard`)."""
+    return summarize_cutouts(iter_shard(path, max_declared_bytes=max_declared_bytes))
+
+
+def summarize_cutouts(chunks: Iterable[Cutouts]) -> dict[str, npt.NDArray[np.generic]]:
+    """The summary columns of a labelled shard's cutouts, chunk by chunk."""
     parts: dict[str, list[npt.NDArray[np.generic]]] = {column: [] for column in COLUMNS}
     start = 0
-    for chunk in iter_shard(path, max_declared_bytes=max_declared_bytes):
+    for chunk in chunks:
         n = len(chunk)
-        assert chunk.redshift is not None and chunk.redshift_err is not None  # iter_shard requires labels
+        if chunk.redshift is None or chunk.redshift_err is None:
+            raise ValueError("summaries need labelled cutouts (specz_redshift, specz_redshift_err)")
         part = {
             "row": np.arange(start, start + n, dtype=np.int64),
             "objid": chunk.objid,

@@ -185,3 +185,24 @@ def test_an_exception_while_judging_one_shard_is_its_quarantine(
     assert "ValueError: a table this suite cannot take" in refused["reason"]
     assert (settings.quarantine_dir / victim).is_file()
     assert "ValueError: a table this suite cannot take" in Path(refused["report"]).read_text()
+
+
+def test_shards_judged_together_get_the_verdicts_of_one_after_another(tmp_path: Path, settings: Settings) -> None:
+    """Within one run the summary suite of a shard counts the objids of the shards before it; when one of
+    those is refused later (here for a NaN pixel, found by the row-wise suite), the ones after it that
+    shared its objids are judged again without it."""
+    landing = tmp_path / "landing"
+    refused = write_fake_shard(landing / "a-nan-pixel.h5", ROWS, seed=1, objid_start=1000)
+    with h5py.File(refused, "r+") as handle:
+        handle["images"][3, 2, 10, 10] = np.nan
+    same_ids = write_fake_shard(landing / "b-same-objids.h5", ROWS, seed=2, objid_start=1000)
+    accepted = write_fake_shard(landing / "c-good.h5", ROWS, seed=3, objid_start=5000)
+    duplicate = write_fake_shard(landing / "d-objids-of-c.h5", ROWS, seed=4, objid_start=5000)
+    ingest(landing, settings)
+
+    verdicts = validate_pending(settings)
+    names = {path.stem.split(".")[0]: store_name(path.name, sha256_file(path)) for path in (refused, same_ids, accepted, duplicate)}
+    assert sorted(Path(p).name for p in verdicts.accepted) == sorted([names["b-same-objids"], names["c-good"]])
+    reasons = {q["shard"]: q["failed"] for q in verdicts.quarantined}
+    assert reasons[names["a-nan-pixel"]] == ["expect_column_values_to_be_between(finite_frac_r)"]
+    assert reasons[names["d-objids-of-c"]] == ["expect_column_values_to_be_null(objid_accepted_in)"]

@@ -72,7 +72,9 @@ def test_ingest_from_s3_copies_new_content_once_and_leaves_the_source_untouched(
     with Ledger(settings.ledger_path) as ledger:
         record = ledger.get(sha256_file(big))
     # Ingest copies bytes and never parses them: the row count comes with validation's verdict.
-    assert record is not None and record.source == f"s3://{BUCKET}/{PREFIX}nested/big.h5" and record.rows is None
+    assert (
+        record is not None and record.source == f"s3://{BUCKET}/{PREFIX}nested/big.h5" and record.rows is None
+    )
 
     second = ingest(f"s3://{BUCKET}/{PREFIX}", settings)
     assert second.new == [] and second.skipped == 5
