@@ -17,6 +17,7 @@ cache and checks its sha256 before anything trains on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -46,13 +47,27 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 def s3_client() -> Any:
     """A boto3 S3 client from the standard AWS environment (``AWS_ENDPOINT_URL`` for MinIO, moto or any
-    S3-compatible store, which on a plain host:port needs path-style addressing)."""
+    S3-compatible store, which on a plain host:port needs path-style addressing).
+
+    Each call reads the environment and credentials afresh (a new session); only botocore's parsed service
+    models are shared, which is most of the cost of a new client (about 0.1 s of JSON each time otherwise).
+    """
     import boto3
+    import botocore.session
     from botocore.config import Config
 
     custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
     config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
-    return boto3.session.Session().client("s3", config=config)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _service_models())
+    return boto3.session.Session(botocore_session=session).client("s3", config=config)
+
+
+@functools.cache
+def _service_models() -> Any:
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
 
 
 def sha256_file(path: Path) -> str:

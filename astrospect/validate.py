@@ -24,6 +24,7 @@ shard's quarantine. Nothing is deleted: files only move (hard link, then unlink)
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -256,6 +257,21 @@ class Gate:
         if shard is not None:  # names the page of a report
             result.meta["run_id"] = RunIdentifier(run_name=shard)
         return result
+
+
+def gate_for(expectations_dir: Path) -> Gate:
+    """The :class:`Gate` of ``expectations_dir``, built once per process while its suites stay as they are
+    (a long-lived process, such as a worker validating night after night, pays GE's set-up once)."""
+    files = tuple(
+        (path.name, path.stat().st_mtime_ns, path.stat().st_size)
+        for path in sorted(expectations_dir.glob("*.json"))
+    )
+    return _cached_gate(expectations_dir, files)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_gate(expectations_dir: Path, files: tuple[tuple[str, int, int], ...]) -> Gate:
+    return Gate(expectations_dir)
 
 
 def _require_row_wise(path: Path, suite: Any) -> None:
@@ -546,7 +562,7 @@ def validate_pending(settings: Settings) -> ValidationResult:
         judging = Judging(
             settings,
             ledger,
-            Gate(settings.expectations_dir),
+            gate_for(settings.expectations_dir),
             flux_reference(settings, ledger),
             colour_redshift(settings),
             open_store(settings),
