@@ -1,10 +1,10 @@
 """The data gate's reader of untrusted shards: a child process with limits on time, memory and writes.
 
 Every file in the landing zone is untrusted, and the HDF5 library that parses it is large C code. So the
-gate never opens a shard in its own process: a child (``python -m astrospect.sandbox``) inspects it
-(:func:`astrospect.data.shards.inspect_shard`, which refuses outside references and declared sizes the
-file cannot back) and summarises its pixels (:func:`astrospect.data.summaries.summarize_columns`). The
-limits, per file:
+gate never opens a shard in its own process: a child (``python -m astrospect.sandbox``) opens it once,
+inspects it (:func:`astrospect.data.shards.open_shard`, which refuses outside references, and declared
+sizes beyond ``ASTROSPECT_GATE_MAX_DECLARED_MB`` or what the file stores, before reading anything) and
+summarises its pixels (:func:`astrospect.data.summaries.summarize_cutouts`). The limits, per file:
 
 - **time**: the parent waits ``seconds`` (``ASTROSPECT_GATE_TIMEOUT_S``) of wall-clock time for an answer,
   then kills the child and starts a fresh one for the next file; a CPU-time rlimit of the same length is a
@@ -17,8 +17,10 @@ limits, per file:
 Whatever happens in the child (a format error, any exception, a crash, a timeout) comes back as a
 :class:`Reading` with a reason naming the exception class and its message: the gate quarantines that file
 and goes on. Answers are JSON and ``.npz`` arrays loaded without pickle, checked before use: the parent
-trusts nothing the child sends. One child serves a whole run, one file at a time; :meth:`Sandbox.submit`
-returns at once, so the gate can judge one shard while the child reads the next.
+trusts nothing the child sends. One child serves a whole run, one file at a time, and
+:meth:`Sandbox.read_all` keeps it reading ahead while the gate judges. What it costs (measured by
+``make bench-ingest``, 2 cores): about 0.35 s to start per run, and reading a shard through it runs at
+about 0.9 of the same reading in the gate's own process (the answer's encoding and the pipe).
 """
 
 from __future__ import annotations

@@ -103,19 +103,27 @@ def inspect_shard(
 ) -> ShardInfo:
     """Check a shard's structure (not its pixel values) and describe it. Raises :class:`ShardFormatError`.
 
-    Nothing the file declares is trusted: links and storage that point outside the file are refused, and each
-    dataset's declared size is checked against what the file really stores and ``max_declared_bytes`` before
-    any of it is read (see :func:`_check_storage`).
+    Nothing the file declares is trusted: links and storage that point outside the file are refused, and the
+    declared size of each dataset read here (the labels) is checked against what the file really stores and
+    ``max_declared_bytes`` before any of it is read (see :func:`_check_storage`). :func:`open_shard`, which
+    opens a shard to read its cutouts, checks every dataset it reads the same way.
     """
-    with open_shard(path, require_labels=require_labels, max_declared_bytes=max_declared_bytes) as (info, _):
+    with open_shard(
+        path, require_labels=require_labels, max_declared_bytes=max_declared_bytes, to_read=False
+    ) as (info, _):
         return info
 
 
 @contextlib.contextmanager
 def open_shard(
-    path: Path | str, *, require_labels: bool = True, max_declared_bytes: int = MAX_DECLARED_BYTES
+    path: Path | str,
+    *,
+    require_labels: bool = True,
+    max_declared_bytes: int = MAX_DECLARED_BYTES,
+    to_read: bool = True,
 ) -> Iterator[tuple[ShardInfo, h5py.File]]:
-    """Open a shard read-only after :func:`inspect_shard`'s checks; yields its description and the handle."""
+    """Open a shard read-only after :func:`inspect_shard`'s checks; yields its description and the handle.
+    ``to_read``: every dataset :func:`chunks_of` reads has its storage checked too, not only the labels."""
     path = Path(path)
     if not path.is_file():
         raise ShardFormatError(path, "<file>", "no such file")
@@ -131,7 +139,12 @@ def open_shard(
     with handle:
         _refuse_outside_references(path, handle)
         info = _inspect_open(
-            path, handle, file_size, require_labels=require_labels, max_declared_bytes=max_declared_bytes
+            path,
+            handle,
+            file_size,
+            require_labels=require_labels,
+            max_declared_bytes=max_declared_bytes,
+            to_read=to_read,
         )
         yield info, handle
 
@@ -170,7 +183,13 @@ def _refuse_outside_references(path: Path, handle: h5py.File) -> None:
 
 
 def _inspect_open(
-    path: Path, handle: h5py.File, file_size: int, *, require_labels: bool, max_declared_bytes: int
+    path: Path,
+    handle: h5py.File,
+    file_size: int,
+    *,
+    require_labels: bool,
+    max_declared_bytes: int,
+    to_read: bool,
 ) -> ShardInfo:
     for name in ("images", "objid"):
         if name not in handle:
@@ -210,7 +229,7 @@ def _inspect_open(
             )
         if not _is_real_number(dataset.dtype):
             raise ShardFormatError(path, name, f"expected real numbers, got dtype {dataset.dtype}")
-    for name in ("images", "objid", *columns):
+    for name in ("images", "objid", *columns) if to_read else present_labels:
         _check_storage(path, name, handle[name], file_size, max_declared_bytes)
     for name in present_labels:
         values = handle[name][()]

@@ -90,6 +90,18 @@ def test_an_invalid_expectation_is_an_error_not_silently_dropped(tmp_path: Path)
         load_suite(tmp_path / "bad.json")
 
 
+def test_a_suite_run_on_batches_of_shards_takes_only_row_wise_expectations(tmp_path: Path) -> None:
+    """cutout_values runs once on many shards: an expectation judging the table as a whole (or with
+    'mostly') would judge the batch, not each shard, so Gate refuses it."""
+    folder = tmp_path / "expectations"
+    shutil.copytree(load_settings().expectations_dir, folder)
+    spec = load_suite_json(folder / "cutout_values.json")
+    spec["expectations"][0]["kwargs"]["mostly"] = 0.9
+    (folder / "cutout_values.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"cutout_values.json: expect_column_values_to_be_between\(redshift\) does not judge rows one by one"):
+        Gate(folder)
+
+
 def test_the_summary_suite_reads_only_columns_the_table_has_and_parameters_the_reference_gives(
     shipped: FluxReference,
 ) -> None:

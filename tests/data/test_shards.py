@@ -231,8 +231,10 @@ def test_terabytes_declared_in_a_few_kilobytes_are_refused_before_reading(tmp_pa
         ),
     )
     assert path.stat().st_size < 100_000
+    with pytest.raises(ShardFormatError, match=r"field 'specz_redshift': only 0 of its 24415 chunks"):
+        inspect_shard(path)  # the labels it reads: never written
     with pytest.raises(ShardFormatError, match=r"field 'images': declares 2048000000000 bytes .* more than the limit"):
-        inspect_shard(path)
+        read_shard(path)
 
 
 def test_chunks_that_were_never_written_are_refused(tmp_path: Path) -> None:
@@ -241,7 +243,7 @@ def test_chunks_that_were_never_written_are_refused(tmp_path: Path) -> None:
         images=lambda h: h.create_dataset("images", shape=(10, 5, 32, 32), chunks=(2, 5, 32, 32), dtype="f4"),
     )
     with pytest.raises(ShardFormatError, match=r"field 'images': only 0 of its 5 chunks are written"):
-        inspect_shard(path)
+        read_shard(path)
 
 
 def test_contiguous_data_that_was_never_written_is_refused(tmp_path: Path) -> None:
@@ -264,7 +266,7 @@ def test_a_chunk_too_big_to_hold_is_refused(tmp_path: Path, monkeypatch: pytest.
         ),
     )
     with pytest.raises(ShardFormatError, match=r"field 'images': chunks of 204800 bytes, more than 100000"):
-        inspect_shard(path)
+        read_shard(path)
 
 
 def test_external_links_storage_and_virtual_datasets_are_refused_and_never_followed(tmp_path: Path) -> None:
