@@ -24,8 +24,6 @@ shard's quarantine. Nothing is deleted: files only move (hard link, then unlink)
 
 from __future__ import annotations
 
-import functools
-import html
 import json
 import os
 import time
@@ -33,14 +31,28 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from astrospect.atomic import write_replacing
 from astrospect.data.summaries import magnitudes, summary_table
+from astrospect.gate_suites import (
+    STATISTICS_SUITE,
+    STRUCTURE_SUITE,
+    SUMMARY_SUITE,
+    VALUES_SUITE,
+    Gate,
+    gate_for,
+)
 from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
+from astrospect.quarantine_reports import (
+    failed_expectations,
+    judging_failure,
+    label,
+    reason_text,
+    write_report,
+)
 from astrospect.sandbox import Limits, Reading, Sandbox
 from astrospect.settings import BANDS, Settings, get_logger
 from astrospect.store import S3Store, open_store
@@ -50,31 +62,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-STRUCTURE_SUITE = "shard_structure"
-STATISTICS_SUITE = "shard_statistics"
-VALUES_SUITE = "cutout_values"
-SUMMARY_SUITE = "cutout_summaries"
-BATCHED_SUITES = (STRUCTURE_SUITE, STATISTICS_SUITE, VALUES_SUITE)  # row by row: one run per batch
-SUITES = (*BATCHED_SUITES, SUMMARY_SUITE)
 REFERENCE_FILE = "flux_reference.json"
 LABEL_REFERENCE_FILE = "label_reference.json"
-EXAMPLE_ROWS = 10  # unexpected rows quoted per failed expectation
-# Which columns identify an unexpected row in the reports.
-INDEX_COLUMNS = {
-    STRUCTURE_SUITE: ["shard", "format_error"],
-    STATISTICS_SUITE: ["shard"],
-    VALUES_SUITE: ["shard", "row", "objid"],
-    SUMMARY_SUITE: ["row", "objid"],
-}
-# Expectations that judge each row on its own: on a batch of shards they fail exactly when they fail on one.
-ROW_WISE = frozenset(
-    {
-        "expect_column_values_to_be_between",
-        "expect_column_values_to_be_in_set",
-        "expect_column_values_to_be_null",
-        "expect_column_values_to_not_be_null",
-    }
-)
 # Shards judged as a group: the row-wise suites run once per group (their summary tables are held in memory).
 GROUP_SHARDS = 16
 
@@ -177,127 +166,6 @@ def colour_redshift(settings: Settings) -> ColourRedshift:
     return ColourRedshift(tuple(float(value) for value in shipped["coefficients"]))
 
 
-# -- Great Expectations -----------------------------------------------------------------------------------
-def load_suite_json(path: Path) -> dict[str, Any]:
-    suite: dict[str, Any] = json.loads(path.read_text())
-    return suite
-
-
-class Gate:
-    """An ephemeral GE context holding the suites, each bound to a pandas dataframe batch."""
-
-    def __init__(self, expectations_dir: Path) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        source = self.context.data_sources.add_pandas("astrospect")
-        self.batches = {}
-        self.suites = {}
-        for name in SUITES:
-            asset = source.add_dataframe_asset(name)
-            self.batches[name] = asset.add_batch_definition_whole_dataframe(f"{name}_table")
-            path = expectations_dir / f"{name}.json"
-            suite = load_suite(path)
-            if name in BATCHED_SUITES:
-                _require_row_wise(path, suite)
-            self.suites[name] = self.context.suites.add(suite)
-
-    def run(
-        self, suite: str, table: pd.DataFrame, shard: str, parameters: dict[str, float] | None = None
-    ) -> ExpectationSuiteValidationResult:
-        """Validate ``table``; a failing result carries the example rows. Most shards pass, and a pass/fail
-        run costs half of one that collects unexpected rows (measured), so the rows are collected only on
-        a second run of a failing shard."""
-        quick = self._validate(suite, table, parameters, "BOOLEAN_ONLY")
-        if quick.success:
-            return quick
-        detailed = {
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": INDEX_COLUMNS[suite],
-            "partial_unexpected_count": EXAMPLE_ROWS,
-        }
-        return self._validate(suite, table, parameters, detailed, shard=shard)
-
-    def failing_shards(self, suite: str, table: pd.DataFrame) -> set[str]:
-        """The shards (``shard`` column) with a row that fails a row-wise suite: none after one pass/fail run
-        when the whole batch passes, else every unexpected row's shard from a complete run."""
-        if table.empty or self._validate(suite, table.drop(columns="shard"), None, "BOOLEAN_ONLY").success:
-            return set()  # (without the text column of names, which only slows GE down by a fifth)
-        complete = self._validate(
-            suite, table, None, {"result_format": "COMPLETE", "unexpected_index_column_names": ["shard"]}
-        )
-        failing: set[str] = set()
-        for item in complete.results:
-            if item.success:
-                continue
-            rows = (item.result or {}).get("unexpected_index_list") or []
-            if not rows:  # the expectation raised: GE names no row, so every shard of the batch is suspect
-                return set(table["shard"])
-            failing |= {str(row["shard"]) for row in rows}
-        return failing
-
-    def _validate(
-        self,
-        suite: str,
-        table: pd.DataFrame,
-        parameters: dict[str, float] | None,
-        result_format: Literal["BOOLEAN_ONLY"] | dict[str, Any],
-        shard: str | None = None,
-    ) -> ExpectationSuiteValidationResult:
-        from great_expectations.core.run_identifier import RunIdentifier
-
-        # Batch.validate, not ValidationDefinition.run: the latter also stores every result in the context,
-        # which costs a tenth of a run and keeps all of a night's results in memory.
-        batch = self.batches[suite].get_batch(batch_parameters={"dataframe": table})
-        result = batch.validate(
-            self.suites[suite], result_format=result_format, expectation_parameters=parameters or {}
-        )
-        if shard is not None:  # names the page of a report
-            result.meta["run_id"] = RunIdentifier(run_name=shard)
-        return result
-
-
-def gate_for(expectations_dir: Path) -> Gate:
-    """The :class:`Gate` of ``expectations_dir``, built once per process while its suites stay as they are
-    (a long-lived process, such as a worker validating night after night, pays GE's set-up once)."""
-    files = tuple(
-        (path.name, path.stat().st_mtime_ns, path.stat().st_size)
-        for path in sorted(expectations_dir.glob("*.json"))
-    )
-    return _cached_gate(expectations_dir, files)
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_gate(expectations_dir: Path, files: tuple[tuple[str, int, int], ...]) -> Gate:
-    return Gate(expectations_dir)
-
-
-def _require_row_wise(path: Path, suite: Any) -> None:
-    for expectation in suite.expectations:
-        configuration = expectation.configuration
-        if configuration.type not in ROW_WISE or "mostly" in configuration.kwargs:
-            raise ValueError(
-                f"{path}: {configuration.type}({configuration.kwargs.get('column')}) does not judge rows one by "
-                "one; this suite runs on batches of shards, so only row-wise expectations without 'mostly' belong here"
-            )
-
-
-def load_suite(path: Path) -> Any:
-    """An ExpectationSuite from its JSON. GE logs and drops an invalid expectation; here that is an error."""
-    import great_expectations as gx
-
-    spec = load_suite_json(path)
-    suite = gx.ExpectationSuite(**spec)
-    if len(suite.expectations) != len(spec["expectations"]):
-        raise ValueError(
-            f"{path}: {len(spec['expectations']) - len(suite.expectations)} expectation(s) are not valid "
-            "Great Expectations 1.x configurations (see the log above)"
-        )
-    return suite
-
-
 # -- tables -------------------------------------------------------------------------------------------------
 def structure_row(name: str, reading: Reading) -> dict[str, Any]:
     """One shard's row of the structure table: the reader's verdict (a structural error, or the header's
@@ -357,139 +225,6 @@ def with_ledger_lookup(
     table = table.copy()
     table["objid_accepted_in"] = pd.Series([owners.get(int(o)) for o in objids], dtype=object)
     return table
-
-
-# -- reports --------------------------------------------------------------------------------------------------
-def failed_expectations(result: ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
-    """The failed expectations of a GE result: type, column, why, unexpected count, example rows."""
-    if result.success:  # the usual case: no need to turn the whole result into JSON
-        return []
-    failed = []
-    for item in to_jsonable(result.to_json_dict())["results"]:
-        if item["success"]:
-            continue
-        config = item["expectation_config"]
-        outcome = item.get("result", {})
-        failed.append(
-            {
-                "expectation": config["type"],
-                "column": config["kwargs"].get("column"),
-                "why": config.get("meta", {}).get("why"),
-                "unexpected_count": outcome.get("unexpected_count"),
-                "observed_value": outcome.get("observed_value"),
-                "examples": outcome.get("partial_unexpected_index_list", [])[:EXAMPLE_ROWS],
-                "exception": item.get("exception_info", {}).get("exception_message"),
-            }
-        )
-    return failed
-
-
-def label(failure: dict[str, Any]) -> str:
-    column = f"({failure['column']})" if failure["column"] else ""
-    return f"{failure['expectation']}{column}"
-
-
-def reason_text(failures: list[dict[str, Any]]) -> str:
-    parts = []
-    for failure in failures:
-        if failure["column"] == "format_error_field" and failure["examples"]:
-            example = failure["examples"][0]
-            parts.append(f"structure: field '{example['format_error_field']}': {example['format_error']}")
-            continue
-        detail = (
-            f"{failure['unexpected_count']} row(s)"
-            if failure["unexpected_count"] is not None
-            else f"observed {failure['observed_value']}"
-        )
-        parts.append(f"{label(failure)}: {detail}")
-    return "; ".join(parts)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types (GE's results carry numpy scalars that json cannot write)."""
-    if isinstance(value, dict):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def render_data_docs(result: ExpectationSuiteValidationResult, header: str) -> str:
-    """GE's Data Docs validation page for one result, with a short plain header of what failed and why."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    # GE 1.24's number formatting parses repr(value); numpy 2 writes repr(np.float64(1.5)) as
-    # "np.float64(1.5)", which it cannot parse. The legacy repr is scoped to this block.
-    with np.printoptions(legacy="1.25"):
-        document = ValidationResultsPageRenderer().render(result)
-        page = str(DefaultJinjaPageView().render(document))
-    body = page.find("<body")
-    insert_at = page.find(">", body) + 1 if body >= 0 else 0
-    return page[:insert_at] + header + page[insert_at:]
-
-
-def report_header(record: ShardRecord, failures: list[dict[str, Any]], reference: FluxReference) -> str:
-    items = []
-    for failure in failures:
-        examples = ", ".join(
-            "{" + ", ".join(f"{key}: {value}" for key, value in example.items()) + "}"
-            for example in failure["examples"][:5]
-        )
-        facts = [
-            f"{name}: {failure[key]}"
-            for name, key in (("unexpected rows", "unexpected_count"), ("observed", "observed_value"))
-            if failure[key] is not None
-        ]
-        if examples:
-            facts.append(f"example rows: {examples}")
-        items.append(
-            f"<li><b>{html.escape(label(failure))}</b>: {html.escape(str(failure['why']))}"
-            + "".join(f"<br>{html.escape(fact)}" for fact in facts)
-            + "</li>"
-        )
-    return (
-        '<div style="margin:1em;padding:1em;border:2px solid #c00;font-family:sans-serif">'
-        f"<h2>AstroSpect quarantine: {html.escape(record.name)}</h2>"
-        f"<p>sha256 {record.sha256}<br>source {html.escape(record.source)}<br>"
-        f"flux reference: {html.escape(reference.source)}</p>"
-        f"<p>Failed expectations:</p><ul>{''.join(items)}</ul>"
-        f"<p>Release a false positive with <code>astrospect quarantine release {html.escape(record.name)}"
-        ' --reason "..."</code></p></div>'
-    )
-
-
-def write_report(
-    settings: Settings,
-    record: ShardRecord,
-    results: dict[str, ExpectationSuiteValidationResult],
-    failures: list[dict[str, Any]],
-    reference: FluxReference,
-) -> tuple[Path, Path]:
-    """``quarantine/<shard>.result.json`` (the GE results and the failures) and ``<shard>.report.html``: GE's
-    Data Docs page of the first failing suite, or the header alone when the shard could not be judged."""
-    folder = settings.quarantine_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "shard": record.name,
-        "sha256": record.sha256,
-        "source": record.source,
-        "failed": failures,
-        "flux_reference": asdict(reference),
-        "great_expectations": {name: result.to_json_dict() for name, result in results.items()},
-    }
-    result_path = folder / f"{record.name}.result.json"
-    write_replacing(result_path, json.dumps(to_jsonable(payload), indent=2).encode())
-    header = report_header(record, failures, reference)
-    failing = next((result for result in results.values() if not result.success), None)
-    page = render_data_docs(failing, header) if failing is not None else f"<html><body>{header}</body></html>"
-    report_path = folder / f"{record.name}.report.html"
-    write_replacing(report_path, page.encode())  # reports are ours to refresh; shards are never replaced
-    return result_path, report_path
 
 
 # -- moving shards ----------------------------------------------------------------------------------------
@@ -674,7 +409,7 @@ def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, 
     """Judge one shard of a finished group (the group's shards before it have their verdicts) and move it."""
     record, reading = held.record, held.reading
     if held.error is not None:
-        return _conclude(judging, record, reading, None, {}, [_judging_failure(held.error)])
+        return _conclude(judging, record, reading, None, {}, [judging_failure(held.error)])
     table = None if held.table is None else with_ledger_lookup(held.table, judging.ledger)
     try:
         summary = held.summary
@@ -684,7 +419,7 @@ def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, 
         failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
     except Exception as error:  # as in _first_look
         log.exception("validate: %s could not be judged", record.name)
-        return _conclude(judging, record, reading, None, {}, [_judging_failure(error)])
+        return _conclude(judging, record, reading, None, {}, [judging_failure(error)])
     return _conclude(judging, record, reading, table, results, failures)
 
 
@@ -750,19 +485,6 @@ def _conclude(
         result=str(result_path),
     )
     return verdict, checked
-
-
-def _judging_failure(error: Exception) -> dict[str, Any]:
-    """A failure entry (as :func:`failed_expectations` makes them) for a shard no suite could judge."""
-    return {
-        "expectation": "judged_by_the_gate",
-        "column": None,
-        "why": "the gate could not run its suites on this shard; the exception names why",
-        "unexpected_count": None,
-        "observed_value": f"{type(error).__name__}: {error}",
-        "examples": [],
-        "exception": f"{type(error).__name__}: {error}",
-    }
 
 
 # -- quarantine -----------------------------------------------------------------------------------------------

@@ -21,17 +21,12 @@ from astrospect.ingest import ingest, sha256_file
 from astrospect.ledger import ACCEPTED, QUARANTINED, RELEASED, Ledger
 from astrospect.settings import Settings, load_settings
 from astrospect.snapshot import create_snapshot
+from astrospect.gate_suites import STRUCTURE_SUITE, SUMMARY_SUITE, Gate, load_suite, load_suite_json
+from astrospect.quarantine_reports import failed_expectations, label
 from astrospect.validate import (
-    STRUCTURE_SUITE,
-    SUMMARY_SUITE,
     FluxReference,
-    Gate,
     ValidationResult,
-    failed_expectations,
     flux_reference,
-    label,
-    load_suite,
-    load_suite_json,
     quarantine_list,
     release,
     validate_pending,

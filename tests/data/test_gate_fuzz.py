@@ -103,7 +103,7 @@ def near(shape: tuple[int, ...]) -> st.SearchStrategy[tuple[int, ...]]:
 
 
 attribute_values = st.one_of(
-    st.text(max_size=20),
+    st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20),
     st.binary(max_size=20),
     st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True),

@@ -16,7 +16,8 @@ import pytest
 from astrospect.ingest import INCOMING, FolderLanding, ingest, sha256_file, store_name
 from astrospect.ledger import QUARANTINED, SKIPPED, Ledger
 from astrospect.settings import Settings, load_settings
-from astrospect.validate import Gate, validate_pending
+from astrospect.gate_suites import Gate
+from astrospect.validate import validate_pending
 from harness.corpus import write_fake_shard
 
 ROWS = 40
