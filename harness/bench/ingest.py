@@ -111,12 +111,16 @@ def main(
             # what an Airflow task pays), the others warm (best kept); beside reading + summarising the same
             # shards in this process (the ceiling, best of the rounds between them) and in the gate's
             # sandboxed reader (what the child process costs).
-            summarise_s = [_summarise(sorted(homes[0].raw_dir.glob("*.h5")))]
+            summarise_s = [_summarise(sorted(homes[0].raw_dir.glob("*.h5")))[0]]
             cold = validate_pending(homes[0])
-            warm = []
+            warm, summarise_cpu, warm_cpu = [], [], []
             for home in homes[1:]:
-                summarise_s.append(_summarise(sorted(home.raw_dir.glob("*.h5"))))
-                warm.append(validate_pending(home))
+                seconds, cpu = _summarise(sorted(home.raw_dir.glob("*.h5")))
+                summarise_s.append(seconds)
+                summarise_cpu.append(cpu)
+                before = _cpu_seconds()
+                warm.append(validate_pending(home))  # its sandboxed reader is a child: counted once reaped
+                warm_cpu.append(_cpu_seconds() - before)
             sandboxed_s = _summarise_sandboxed(sorted(homes[-1].accepted_dir.glob("*.h5")), base)
             for verdicts in (cold, *warm):
                 assert len(verdicts.accepted) == shards, verdicts.quarantined
@@ -142,16 +146,28 @@ def main(
     ]
     for name, rate in rows_out:
         print(f"{name:<44}{rate:>10.0f}{rate / summarise_rate:>10.2f}")
+    # CPU seconds (this process and its reaped children), robust to other jobs on the cores: the ratio of the
+    # ceiling's CPU to validation's, per cutout. The wall-clock ratio also gains from the reader's own core.
+    cpu_ratio = min(summarise_cpu) / min(warm_cpu)
+    print(f"{'validate, warm: CPU per cutout vs ceiling':<44}{'':>10}{cpu_ratio:>10.2f}")
     print(f"\nload average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
 
 
-def _summarise(paths: list[Path]) -> float:
+def _summarise(paths: list[Path]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of reading and summarising ``paths`` in this process."""
     from astrospect.data.summaries import summarize_shard
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     for path in paths:
         summarize_shard(path)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds() - cpu
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _summarise_sandboxed(paths: list[Path], settings: Settings) -> float:
