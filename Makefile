@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test: setup ## the whole test suite (unit, data, model, integration)
 
 test-fast: setup ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
+
+FUZZ_EXAMPLES ?= 200
+fuzz: setup ## the data gate's property-based test with FUZZ_EXAMPLES random landing zones (make test runs 5 fixed ones)
+	ASTROSPECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/data/test_gate_fuzz.py -p no:cacheprovider --hypothesis-show-statistics -q
 
 # ---- the main job: the nightly DAG, for real, on the embedded default ----
 # Size and training length of the demo; raise them for a better model (see README).

@@ -1,30 +1,40 @@
 """Ingest: copy new shards from the landing zone (``s3://bucket/prefix/`` or a folder) into the raw store.
 
 New means new content (sha256), not a new name: a re-run, or the same bytes under another name, copies
-nothing. The source is only ever read. Each object streams into a temp file under ``raw/.incoming`` (S3:
-boto3's transfer manager, multipart ranged GETs, never the whole object in memory), is hashed, fsynced and
-then published under ``raw/<stem>.<sha256[:12]>.h5`` with a hard link, which fails rather than overwrite.
-A killed ingest leaves at most a temp file, removed by the next run; the ledger row is written after the
-file is in place, and a file found in place without its row is verified and adopted. With a shard store
-(``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new shard is also written to its ``raw/`` there
-before the ledger row, so workers on other machines can read it.
+nothing. The source is only ever read. Ingest moves bytes and never parses them: judging a file's content is
+validation's job (:mod:`astrospect.validate`, which reads every file in a sandboxed child process), so no
+file's content can make ingest fail. Each object streams into a temp file under ``raw/.incoming`` (S3:
+boto3's transfer manager, multipart ranged GETs, never the whole object in memory) and is hashed on the way
+in; it is then fsynced and published under ``raw/<stem>.<sha256[:12]>.h5`` with a hard link, which fails
+rather than overwrite (:mod:`astrospect.atomic`). A killed ingest leaves at most a temp file, removed by the
+next run; the ledger row is written after the file is in place, and a file found in place without its row
+(an interrupted run) is kept only if its bytes hash to the same sha256 as the fresh copy, then recorded and
+validated like any other. With a shard store (``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new
+shard is also written to its ``raw/`` there before the ledger row, so workers on other machines can read it.
+
+Whatever one landing entry does, the run goes on with the others, and the ledger records why:
+
+- a directory, a symbolic link (never followed) or another entry that is not a regular file, named like a
+  shard, is **skipped**, with its reason;
+- an object that cannot be copied (any exception: it vanished, changed while copying, a read error) is
+  **quarantined** in the ledger with the exception's class and message; no bytes are kept, and the next
+  run tries it again.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import os
 import re
 import shutil
-import tempfile
+import stat
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from astrospect.data.shards import ShardFormatError, inspect_shard
-from astrospect.ledger import Ledger, gate_lock
+from astrospect.atomic import publish, remove_stale_temp_files, temp_file
+from astrospect.ledger import QUARANTINED, SKIPPED, Ledger, gate_lock
 from astrospect.settings import Settings, get_logger
 from astrospect.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
 
@@ -44,10 +54,28 @@ class LandingObject:
     fingerprint: str  # changes whenever the content may have: size + ETag (S3), size + mtime + inode (folder)
 
 
-class Landing(Protocol):
-    def list(self) -> list[LandingObject]: ...
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A landing entry named like a shard that is not a file ingest copies, and why."""
 
-    def download(self, obj: LandingObject, sink: IO[bytes]) -> None: ...
+    uri: str
+    reason: str
+
+
+@dataclass
+class Listing:
+    objects: list[LandingObject] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> int: ...
+
+
+class Landing(Protocol):
+    def list(self) -> Listing: ...
+
+    def download(self, obj: LandingObject, sink: Sink) -> None: ...
 
 
 @dataclass
@@ -55,6 +83,8 @@ class IngestResult:
     source: str
     new: list[str] = field(default_factory=list)  # raw store paths of the shards copied this run
     skipped: int = 0  # objects already held (same source unchanged, or same content under another name)
+    skipped_entries: list[dict[str, str]] = field(default_factory=list)  # source, reason: not regular files
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # source, reason: could not be copied
     bytes_copied: int = 0
     seconds: float = 0.0
 
@@ -67,28 +97,73 @@ class IngestResult:
 
 
 class FolderLanding:
-    """A local landing folder, searched recursively for ``*.h5``/``*.hdf5`` (hidden files skipped)."""
+    """A local landing folder, searched recursively for ``*.h5``/``*.hdf5`` (hidden entries skipped).
+
+    Symbolic links are never followed (a link could lead anywhere on the worker's disk): one named like a
+    shard, or leading to a folder, is reported as skipped, as is any other non-regular entry named like a shard.
+    """
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: landing folder does not exist")
         self.folder = folder.resolve()
 
-    def list(self) -> list[LandingObject]:
-        found = []
-        for path in sorted(self.folder.rglob("*")):
-            if path.suffix not in SHARD_SUFFIXES or path.name.startswith(".") or not path.is_file():
-                continue
-            stat = path.stat()
-            found.append(
-                LandingObject(
-                    str(path), path.name, stat.st_size, f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
-                )
-            )
-        return found
+    def list(self) -> Listing:
+        listing = Listing()
+        self._scan(self.folder, listing)
+        listing.objects.sort(key=lambda obj: obj.uri)
+        listing.skipped.sort(key=lambda entry: entry.uri)
+        return listing
 
-    def download(self, obj: LandingObject, sink: IO[bytes]) -> None:
-        with open(obj.uri, "rb") as source:
+    def _scan(self, folder: Path, listing: Listing) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            listing.skipped.append(SkippedEntry(_display(folder), f"folder not listed: {_describe(error)}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            uri = _display(path)
+            shard_like = path.suffix in SHARD_SUFFIXES
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    if shard_like or path.is_dir():
+                        listing.skipped.append(
+                            SkippedEntry(uri, f"a symbolic link to {os.readlink(path)}: not followed")
+                        )
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    if shard_like:
+                        listing.skipped.append(
+                            SkippedEntry(
+                                uri, "a directory named like a shard (its files are listed on their own)"
+                            )
+                        )
+                    self._scan(path, listing)
+                    continue
+                if not shard_like:
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    listing.skipped.append(
+                        SkippedEntry(uri, f"not a regular file ({_file_kind(info.st_mode)})")
+                    )
+                    continue
+                if uri != str(path):
+                    listing.skipped.append(SkippedEntry(uri, "the file name is not valid UTF-8"))
+                    continue
+            except OSError as error:  # vanished or unreadable between listing and stat
+                listing.skipped.append(SkippedEntry(uri, f"not listed: {_describe(error)}"))
+                continue
+            fingerprint = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+            listing.objects.append(LandingObject(uri, path.name, info.st_size, fingerprint))
+
+    def download(self, obj: LandingObject, sink: Sink) -> None:
+        # O_NOFOLLOW: the entry was listed as a regular file; if it became a link since, refuse it.
+        descriptor = os.open(obj.uri, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, "rb") as source:
             shutil.copyfileobj(source, sink, HASH_BLOCK)
 
 
@@ -108,23 +183,50 @@ class S3Landing:
             max_bandwidth=settings.ingest_max_bandwidth,
         )
 
-    def list(self) -> list[LandingObject]:
-        found = []
+    def list(self) -> Listing:
+        listing = Listing()
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 key = str(item["Key"])
+                uri = f"s3://{self.bucket}/{key}"
+                if key.endswith("/"):  # a "folder" marker some tools write
+                    if key.rstrip("/").endswith(SHARD_SUFFIXES):
+                        listing.skipped.append(
+                            SkippedEntry(uri, "a folder marker named like a shard, not a file")
+                        )
+                    continue
                 name = key.rsplit("/", 1)[-1]
                 if not name.endswith(SHARD_SUFFIXES) or name.startswith("."):
                     continue
                 size = int(item["Size"])
-                found.append(LandingObject(f"s3://{self.bucket}/{key}", name, size, f"{size}:{item['ETag']}"))
-        return sorted(found, key=lambda obj: obj.uri)
+                listing.objects.append(LandingObject(uri, name, size, f"{size}:{item['ETag']}"))
+        listing.objects.sort(key=lambda obj: obj.uri)
+        return listing
 
-    def download(self, obj: LandingObject, sink: IO[bytes]) -> None:
+    def download(self, obj: LandingObject, sink: Sink) -> None:
         key = obj.uri.removeprefix(f"s3://{self.bucket}/")
-        # Ranged GETs of multipart_chunksize, written at their offsets: memory stays at a few chunks.
+        # Ranged GETs of multipart_chunksize; the sink is not seekable, so the transfer manager hands the
+        # parts over in order (holding early arrivals in memory: a few parts at most).
         self.client.download_fileobj(self.bucket, key, sink, Config=self.transfer)
+
+
+class HashingSink:
+    """Writes bytes in order to a file and hashes them on the way: the copy is never read back to hash it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.handle.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def seekable(self) -> bool:  # boto3 then writes sequentially instead of at offsets
+        return False
 
 
 def open_landing(source: str | Path, settings: Settings) -> Landing:
@@ -142,14 +244,32 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
     incoming = settings.raw_dir / INCOMING
     store = open_store(settings)
     with gate_lock(settings), Ledger(settings.ledger_path) as ledger:
-        _remove_stale_temp_files(incoming)
-        objects = landing.list()
-        log.info("ingest: %d shard file(s) in %s", len(objects), source)
-        for obj in objects:
+        removed = remove_stale_temp_files(incoming)  # we hold the gate lock: none is in use
+        if removed:
+            log.info("ingest: removed %d partial file(s) left by an interrupted run", removed)
+        listing = landing.list()
+        log.info(
+            "ingest: %d shard file(s) in %s, %d other entries skipped",
+            len(listing.objects),
+            source,
+            len(listing.skipped),
+        )
+        for entry in listing.skipped:
+            log.warning("ingest: skipped %s: %s", entry.uri, entry.reason)
+            ledger.record_landing_entry(entry.uri, "", SKIPPED, entry.reason)
+            result.skipped_entries.append({"source": entry.uri, "reason": entry.reason})
+        for obj in listing.objects:
             if ledger.sighting(obj.uri, obj.fingerprint) is not None:
                 result.skipped += 1
                 continue
-            path = _copy_one(landing, obj, ledger, settings, store)
+            try:
+                path = _copy_one(landing, obj, ledger, settings, store)
+            except Exception as error:  # one object's failure is its quarantine; the run goes on
+                reason = _describe(error)
+                log.warning("ingest: %s quarantined: %s", obj.uri, reason, exc_info=True)
+                ledger.record_landing_entry(obj.uri, obj.fingerprint, QUARANTINED, reason)
+                result.quarantined.append({"source": obj.uri, "reason": reason})
+                continue
             if path is None:
                 result.skipped += 1
                 continue
@@ -161,14 +281,16 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
                 obj.uri,
                 path.name,
                 len(result.new),
-                len(objects),
+                len(listing.objects),
                 result.bytes_copied / 1e6 / max(elapsed, 1e-9),
             )
     result.seconds = time.perf_counter() - started
     log.info(
-        "ingest: %d new, %d already held, %.1f MB in %.1f s (%.1f MB/s)",
+        "ingest: %d new, %d already held, %d skipped, %d quarantined, %.1f MB in %.1f s (%.1f MB/s)",
         len(result.new),
         result.skipped,
+        len(result.skipped_entries),
+        len(result.quarantined),
         result.bytes_copied / 1e6,
         result.seconds,
         result.mb_per_s,
@@ -181,16 +303,15 @@ def _copy_one(
 ) -> Path | None:
     """Copy one object into the raw store (and the shard store, when there is one); None when its content
     is already held. The ledger row comes last, so a run killed before it redoes this shard next time."""
-    with _temp_file(settings.raw_dir / INCOMING, obj.name) as (temp_path, handle):
-        landing.download(obj, handle)
+    with temp_file(settings.raw_dir / INCOMING, obj.name) as (temp_path, handle):
+        sink = HashingSink(handle)
+        landing.download(obj, sink)
         handle.flush()
-        os.fsync(handle.fileno())
-        size = os.fstat(handle.fileno()).st_size
-        if size != obj.size:
+        if sink.size != obj.size:
             raise OSError(
-                f"{obj.uri}: copied {size} bytes but the listing said {obj.size}: changed while copying?"
+                f"{obj.uri}: copied {sink.size} bytes but the listing said {obj.size}: changed while copying?"
             )
-        sha256 = sha256_file(temp_path)
+        sha256 = sink.digest.hexdigest()
         held = ledger.get(sha256)
         if held is not None:
             log.info(
@@ -202,16 +323,16 @@ def _copy_one(
             ledger.record_sighting(obj.uri, obj.fingerprint, sha256)
             return None
         final = settings.raw_dir / store_name(obj.name, sha256)
-        _publish(temp_path, final, sha256)
+        if not publish(temp_path, final):
+            # A run killed after publishing but before its ledger row: keep that file only if it holds
+            # exactly the bytes just copied; it is then validated like any other.
+            if sha256_file(final) != sha256:
+                raise FileExistsError(f"{final}: exists with different content; refusing to overwrite")
+            log.info("ingest: %s was already in place from an interrupted run: same sha256, kept", final.name)
     if store is not None:
         store.put_shard(final, "raw", sha256)
     ledger.add_shard(
-        sha256=sha256,
-        name=final.name,
-        source=obj.uri,
-        fingerprint=obj.fingerprint,
-        size=size,
-        rows=_rows(final),
+        sha256=sha256, name=final.name, source=obj.uri, fingerprint=obj.fingerprint, size=obj.size, rows=None
     )
     return final
 
@@ -224,52 +345,22 @@ def store_name(original: str, sha256: str) -> str:
     return f"{stem}.{sha256[:12]}{suffix}"
 
 
-def _publish(temp_path: Path, final: Path, sha256: str) -> None:
-    """Give the temp file its final name without ever replacing a file (link fails if the name exists)."""
-    try:
-        os.link(temp_path, final)
-    except FileExistsError:
-        # A previous run was killed after publishing but before writing the ledger: adopt its file.
-        if sha256_file(final) != sha256:
-            raise FileExistsError(f"{final}: exists with different content; refusing to overwrite") from None
-        log.info("ingest: %s was already in place from an interrupted run: adopted", final.name)
-    _fsync_dir(final.parent)
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
-def _remove_stale_temp_files(incoming: Path) -> None:
-    """Temp files left by a killed ingest (we hold the gate lock, so none is in use)."""
-    incoming.mkdir(parents=True, exist_ok=True)
-    stale = sorted(incoming.glob("*.part"))
-    for path in stale:
-        path.unlink()
-    if stale:
-        log.info("ingest: removed %d partial file(s) left by an interrupted run", len(stale))
+def _display(path: Path) -> str:
+    """A path as text the ledger can store: undecodable bytes of a file name shown as escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
-@contextlib.contextmanager
-def _temp_file(folder: Path, name: str) -> Iterator[tuple[Path, IO[bytes]]]:
-    """A temp file in ``folder``; gone on exit (a published copy lives on under its final name: a hard link)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f"{name}.", suffix=".part", dir=folder)
-    path = Path(temp_name)
-    try:
-        with os.fdopen(descriptor, "w+b") as handle:
-            yield path, handle
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _rows(path: Path) -> int | None:
-    """Cutouts in the shard from its header; None when the structure is broken (validation says why)."""
-    try:
-        return inspect_shard(path).n
-    except ShardFormatError:
-        return None
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return f"mode {oct(mode)}"

@@ -2,7 +2,9 @@
 
 One row per distinct content (sha256) in ``shards``; ``sightings`` remembers each (source, fingerprint) seen
 so a re-run skips unchanged objects without reading them again; ``events`` is the append-only history
-(ingested, accepted, quarantined, released with the person's reason); ``accepted_cutouts`` holds the objid
+(ingested, accepted, quarantined, released with the person's reason); ``landing_entries`` records each
+landing entry ingest did not copy and why (skipped: not a regular file; quarantined: the copy failed), once
+per distinct reason; ``accepted_cutouts`` holds the objid
 and per-band magnitudes of every accepted cutout: the cross-shard objid check and the flux reference both
 read it, so validation never re-opens accepted shards.
 
@@ -29,6 +31,8 @@ log = get_logger(__name__)
 
 RAW, ACCEPTED, QUARANTINED, RELEASED = "raw", "accepted", "quarantined", "released"
 STATUSES = (RAW, ACCEPTED, QUARANTINED, RELEASED)
+SKIPPED = "skipped"  # a landing entry that is not a file ingest copies (a directory, a symbolic link, ...)
+LANDING_VERDICTS = (SKIPPED, QUARANTINED)  # QUARANTINED here: an object that could not be copied
 MAG_COLUMNS = tuple(f"mag_{band}" for band in BANDS)
 
 _SCHEMA = f"""
@@ -37,7 +41,7 @@ CREATE TABLE IF NOT EXISTS shards (
     name TEXT NOT NULL UNIQUE,          -- file name in the stores: <stem>.<sha256[:12]>.h5
     source TEXT NOT NULL,               -- where it was first seen: s3://bucket/key or an absolute path
     size INTEGER NOT NULL,              -- bytes
-    rows INTEGER,                       -- cutouts; NULL while the header is unreadable
+    rows INTEGER,                       -- cutouts; NULL until validation has read the header
     ingested_at TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
     reason TEXT,                        -- why quarantined, or the person's reason for a release
@@ -64,6 +68,14 @@ CREATE TABLE IF NOT EXISTS accepted_cutouts (
     {", ".join(f"{column} REAL NOT NULL" for column in MAG_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS accepted_cutouts_objid ON accepted_cutouts (objid);
+CREATE TABLE IF NOT EXISTS landing_entries (
+    source TEXT NOT NULL,               -- s3://bucket/key or an absolute path
+    fingerprint TEXT NOT NULL,          -- as listed; '' for an entry that is not a file
+    verdict TEXT NOT NULL CHECK (verdict IN ({", ".join(repr(s) for s in LANDING_VERDICTS)})),
+    reason TEXT NOT NULL,               -- names the entry's kind, or the exception's class and message
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (source, fingerprint, verdict, reason)
+);
 """
 
 
@@ -139,7 +151,23 @@ class Ledger:
                 "INSERT OR IGNORE INTO sightings (source, fingerprint, sha256, seen_at) VALUES (?, ?, ?, ?)",
                 (source, fingerprint, sha256, stamp),
             )
-            self._event(sha256, "ingested", f"from {source} ({size} bytes, {rows} rows)")
+            counted = "" if rows is None else f", {rows} rows"
+            self._event(sha256, "ingested", f"from {source} ({size} bytes{counted})")
+
+    def record_landing_entry(self, source: str, fingerprint: str, verdict: str, reason: str) -> bool:
+        """Record why a landing entry was not ingested; True when this is new (the same entry, verdict and
+        reason are recorded once, so a re-run over an unchanged landing zone changes nothing)."""
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO landing_entries (source, fingerprint, verdict, reason, first_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (source, fingerprint, verdict, reason, now()),
+            )
+        return cursor.rowcount == 1
+
+    def landing_entries(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM landing_entries ORDER BY first_seen, rowid")
+        return [dict(row) for row in rows]
 
     # -- queries --------------------------------------------------------------------------------------------
     def get(self, sha256: str) -> ShardRecord | None:

@@ -50,6 +50,11 @@ class Settings:
     ingest_max_concurrency: int = 4
     ingest_max_bandwidth: int | None = None
     reference_min_rows: int = 500
+    # Data gate: what reading one untrusted file may cost (astrospect/sandbox.py enforces them): wall-clock
+    # seconds, memory of the reading process, and the most bytes any dataset it reads may declare.
+    gate_timeout_s: float = 300.0
+    gate_memory_bytes: int = 2048 * 1024 * 1024
+    gate_max_declared_bytes: int = 8192 * 1024 * 1024
     # Serving (docs/architecture.md, "Serving"): the largest JSON batch, the largest request body, the loopback address.
     serving_max_cutouts: int = 1024
     serving_max_body_bytes: int = 64 * 1024 * 1024
@@ -157,6 +162,11 @@ def load_settings() -> Settings:
             else None
         ),
         reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
+        gate_timeout_s=float(os.environ.get("ASTROSPECT_GATE_TIMEOUT_S", "300")),
+        gate_memory_bytes=int(float(os.environ.get("ASTROSPECT_GATE_MEMORY_MB", "2048")) * 1024 * 1024),
+        gate_max_declared_bytes=int(
+            float(os.environ.get("ASTROSPECT_GATE_MAX_DECLARED_MB", "8192")) * 1024 * 1024
+        ),
         serving_max_cutouts=int(os.environ.get("ASTROSPECT_SERVING_MAX_CUTOUTS", "1024")),
         serving_max_body_bytes=int(
             float(os.environ.get("ASTROSPECT_SERVING_MAX_BODY_MB", "64")) * 1024 * 1024

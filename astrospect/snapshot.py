@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from astrospect.atomic import write_once, write_replacing
 from astrospect.ledger import ACCEPTED, RELEASED, Ledger, ShardRecord
 from astrospect.settings import Settings, get_logger
 from astrospect.store import S3Store, open_store
@@ -165,24 +164,12 @@ def _resolve(path_or_version: str | Path, settings: Settings | None) -> Path:
 
 
 def _write_json_once(path: Path, payload: dict[str, Any]) -> None:
-    """Write a manifest atomically; an existing manifest is never replaced (its version names its content)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    temp = Path(temp_name)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        pass  # written by a concurrent call for the same accepted set: identical shards, keep the first
-    finally:
-        temp.unlink()
+    """Write a manifest atomically; an existing manifest is never replaced (its version names its content).
+    One written by a concurrent call for the same accepted set lists the same shards: the first is kept."""
+    write_once(path, (json.dumps(payload, indent=2) + "\n").encode())
 
 
 def _point_latest(settings: Settings, version: str, store: S3Store | None) -> None:
-    latest = settings.snapshots_dir / LATEST
-    temp = latest.with_name(f".{LATEST}.part")
-    temp.write_text(version + "\n")
-    os.replace(temp, latest)
+    write_replacing(settings.snapshots_dir / LATEST, (version + "\n").encode())  # a pointer: meant to move
     if store is not None:
         store.put_text(f"snapshots/{LATEST}", version + "\n", once=False)

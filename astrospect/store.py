@@ -17,16 +17,16 @@ cache and checks its sha256 before anything trains on it.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import os
 import re
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from astrospect.atomic import publish, temp_file
 from astrospect.settings import Settings, get_logger
 
 log = get_logger(__name__)
@@ -47,13 +47,27 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 def s3_client() -> Any:
     """A boto3 S3 client from the standard AWS environment (``AWS_ENDPOINT_URL`` for MinIO, moto or any
-    S3-compatible store, which on a plain host:port needs path-style addressing)."""
+    S3-compatible store, which on a plain host:port needs path-style addressing).
+
+    Each call reads the environment and credentials afresh (a new session); only botocore's parsed service
+    models are shared, which is most of the cost of a new client (about 0.1 s of JSON each time otherwise).
+    """
     import boto3
+    import botocore.session
     from botocore.config import Config
 
     custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
     config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
-    return boto3.session.Session().client("s3", config=config)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _service_models())
+    return boto3.session.Session(botocore_session=session).client("s3", config=config)
+
+
+@functools.cache
+def _service_models() -> Any:
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
 
 
 def sha256_file(path: Path) -> str:
@@ -160,12 +174,13 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         # only ever renamed into place after its hash was checked.
         target = cache / f"{sha256}{Path(key).suffix}"
         if not target.is_file():
-            with _temp_file(cache, target.name) as temp:
-                client.download_file(bucket, key, str(temp))
+            with temp_file(cache, target.name) as (temp, handle):
+                client.download_fileobj(bucket, key, handle)
+                handle.flush()
                 got = sha256_file(temp)
                 if got != sha256:
                     raise ValueError(f"{shard}: sha256 {got} but the snapshot says {sha256}; not used")
-                os.replace(temp, target)
+                publish(temp, target)  # False only if another task cached the same verified bytes first
             fetched_bytes += target.stat().st_size
             log.info(
                 "store: fetched %s (%d/%d, %.1f MB/s)",
@@ -177,14 +192,3 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         paths.append(target)
     log.info("store: %d shard(s) ready in %s (%.1f MB fetched)", len(paths), cache, fetched_bytes / 1e6)
     return paths
-
-
-@contextlib.contextmanager
-def _temp_file(folder: Path, name: str) -> Iterator[Path]:
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(descriptor)
-    path = Path(temp_name)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)

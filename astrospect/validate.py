@@ -1,30 +1,59 @@
 """Validate: gate every pending shard of the raw store with the Great Expectations suites in ``expectations/``.
 
-Per shard, in ingest order: the structure suite runs on a one-row table from the HDF5 header (the DESIGN.md
-§3 check of :func:`~astrospect.data.shards.inspect_shard` plus the file attributes); a shard that passes is
-summarised per cutout (:mod:`astrospect.data.summaries`) and the summary suite runs on that table, its flux
-bounds filled in from the flux reference. A shard that passes everything moves to ``accepted/`` and its
-objids and magnitudes go into the ledger; any other moves to ``quarantine/`` beside its GE result (JSON) and
-a Data Docs page (HTML) that names the failed expectations and example rows. One bad shard never stops the
-others, and nothing is deleted: files only move (hard link, then unlink), never over an existing file.
+Every file came from the landing zone, so none is trusted: the gate never opens one in its own process. A
+child process with limits on time and memory (:mod:`astrospect.sandbox`) inspects each shard's header
+(:func:`~astrospect.data.shards.inspect_shard`: the DESIGN.md §3 structure, no references outside the file, no
+declared size the file cannot back) and summarises its cutouts (:mod:`astrospect.data.summaries`), one
+shard ahead of the judging. Then, in ingest order and in batches, four suites:
+
+- ``shard_structure``: one row per shard, from the header (or the reader's reason for having none);
+- ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours);
+- ``cutout_values``: one row per cutout, each value on its own;
+- ``cutout_summaries``: one shard at a time, as a whole: size, objids against the ledger, distributions
+  against the flux reference.
+
+The first three hold row by row, so each runs once on a group of shards (a group passes exactly when each
+shard does; a failing group is searched for its failing shards); only the fourth runs per shard, as soon as
+the reader hands the shard over. A shard that
+passes everything moves to ``accepted/`` and its objids and magnitudes go into the ledger; any other moves to
+``quarantine/`` beside its GE results (JSON) and a Data Docs page (HTML) that names the failed expectations
+and example rows. Whatever a file holds, it cannot stop the run: the reader's failures (any exception, a
+crash, a timeout) are that file's structural error, and an exception while judging one shard is that
+shard's quarantine. Nothing is deleted: files only move (hard link, then unlink), never over an existing file.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from astrospect.data.shards import ShardFormatError, ShardInfo, inspect_shard
-from astrospect.data.summaries import magnitudes, summarize_shard
+from astrospect.data.summaries import magnitudes, summary_table
+from astrospect.gate_suites import (
+    STATISTICS_SUITE,
+    STRUCTURE_SUITE,
+    SUMMARY_SUITE,
+    VALUES_SUITE,
+    Gate,
+    gate_for,
+)
 from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
+from astrospect.quarantine_reports import (
+    failed_expectations,
+    judging_failure,
+    label,
+    reason_text,
+    write_report,
+)
+from astrospect.sandbox import Limits, Reading, Sandbox
 from astrospect.settings import BANDS, Settings, get_logger
 from astrospect.store import S3Store, open_store
 
@@ -33,12 +62,10 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-STRUCTURE_SUITE = "shard_structure"
-SUMMARY_SUITE = "cutout_summaries"
 REFERENCE_FILE = "flux_reference.json"
-EXAMPLE_ROWS = 10  # unexpected rows quoted per failed expectation
-# Which columns identify an unexpected row in the reports.
-INDEX_COLUMNS = {STRUCTURE_SUITE: ["shard", "format_error"], SUMMARY_SUITE: ["row", "objid"]}
+LABEL_REFERENCE_FILE = "label_reference.json"
+# Shards judged as a group: the row-wise suites run once per group (their summary tables are held in memory).
+GROUP_SHARDS = 16
 
 
 # -- results ----------------------------------------------------------------------------------------------
@@ -118,101 +145,65 @@ def flux_reference(settings: Settings, ledger: Ledger) -> FluxReference:
     )
 
 
-# -- Great Expectations -----------------------------------------------------------------------------------
-def load_suite_json(path: Path) -> dict[str, Any]:
-    suite: dict[str, Any] = json.loads(path.read_text())
-    return suite
+@dataclass(frozen=True)
+class ColourRedshift:
+    """A linear redshift from four colours and r (``expectations/label_reference.json``): only its ranks are
+    used, to see whether a shard's labels belong to its galaxies."""
+
+    coefficients: tuple[float, ...]  # for (1, u-g, g-r, r-i, i-z, r)
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        mags = magnitudes(table)
+        features = np.column_stack([np.ones(len(mags)), -np.diff(mags, axis=1), mags[:, BANDS.index("r")]])
+        return np.asarray(features @ np.asarray(self.coefficients), dtype=np.float64)
 
 
-class Gate:
-    """An ephemeral GE context holding the two suites, each bound to a pandas dataframe batch."""
-
-    def __init__(self, expectations_dir: Path) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        source = self.context.data_sources.add_pandas("astrospect")
-        self.definitions = {}
-        for name in (STRUCTURE_SUITE, SUMMARY_SUITE):
-            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}_table")
-            suite = self.context.suites.add(load_suite(expectations_dir / f"{name}.json"))
-            self.definitions[name] = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch, suite=suite)
-            )
-
-    def run(
-        self, suite: str, table: pd.DataFrame, shard: str, parameters: dict[str, float] | None = None
-    ) -> ExpectationSuiteValidationResult:
-        """Validate ``table``; a failing result carries the example rows. Most shards pass, and a pass/fail
-        run costs half of one that collects unexpected rows (measured), so the rows are collected only on
-        a second run of a failing shard."""
-        quick = self._validate(suite, table, shard, parameters, "BOOLEAN_ONLY")
-        if quick.success:
-            return quick
-        detailed = {
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": INDEX_COLUMNS[suite],
-            "partial_unexpected_count": EXAMPLE_ROWS,
-        }
-        return self._validate(suite, table, shard, parameters, detailed)
-
-    def _validate(
-        self,
-        suite: str,
-        table: pd.DataFrame,
-        shard: str,
-        parameters: dict[str, float] | None,
-        result_format: Literal["BOOLEAN_ONLY"] | dict[str, Any],
-    ) -> ExpectationSuiteValidationResult:
-        from great_expectations.core.run_identifier import RunIdentifier
-
-        return self.definitions[suite].run(
-            batch_parameters={"dataframe": table},
-            expectation_parameters=parameters or {},
-            result_format=result_format,
-            run_id=RunIdentifier(run_name=shard),
-        )
-
-
-def load_suite(path: Path) -> Any:
-    """An ExpectationSuite from its JSON. GE logs and drops an invalid expectation; here that is an error."""
-    import great_expectations as gx
-
-    spec = load_suite_json(path)
-    suite = gx.ExpectationSuite(**spec)
-    if len(suite.expectations) != len(spec["expectations"]):
-        raise ValueError(
-            f"{path}: {len(spec['expectations']) - len(suite.expectations)} expectation(s) are not valid "
-            "Great Expectations 1.x configurations (see the log above)"
-        )
-    return suite
+def colour_redshift(settings: Settings) -> ColourRedshift:
+    shipped = json.loads((settings.expectations_dir / LABEL_REFERENCE_FILE).read_text())
+    features = ["1", "u-g", "g-r", "r-i", "i-z", "r"]
+    if shipped["features"] != features or len(shipped["coefficients"]) != len(features):
+        raise ValueError(f"{LABEL_REFERENCE_FILE}: field 'features': expected {features}")
+    return ColourRedshift(tuple(float(value) for value in shipped["coefficients"]))
 
 
 # -- tables -------------------------------------------------------------------------------------------------
-def structure_table(
-    path: Path, name: str, read_error: ShardFormatError | None = None
-) -> tuple[pd.DataFrame, ShardInfo | None]:
-    """One row describing the shard's structure: the inspect_shard verdict (or ``read_error``, when the
-    header was fine but the pixels could not be read) and the file attributes."""
-    info: ShardInfo | None = None
-    error = read_error
-    try:
-        info = inspect_shard(path)
-    except ShardFormatError as caught:
-        error = caught
+def structure_row(name: str, reading: Reading) -> dict[str, Any]:
+    """One shard's row of the structure table: the reader's verdict (a structural error, or the header's
+    description) and the file attributes."""
+    info, error = reading.info, reading.error
     attrs = info.attrs if info else {}
-    row = {
+    return {
         "shard": name,
         "format_error_field": error.field if error else None,
         "format_error": error.reason if error else None,
         "n_cutouts": info.n if info else None,
         "cutout_size": info.size if info else None,
+        "objid_dtype": info.objid_dtype if info else None,
         "bands_attr": str(attrs["bands"]) if "bands" in attrs else None,
         "pixel_scale_arcsec": _number(attrs["pixel_scale_arcsec"]) if "pixel_scale_arcsec" in attrs else None,
     }
-    return pd.DataFrame([row]), info
+
+
+def statistics_row(name: str, table: pd.DataFrame, colours: ColourRedshift) -> dict[str, Any]:
+    """One shard's row of the statistics table: how well its labels follow its galaxies' colours, as the
+    Spearman rank correlation of redshift with the colour redshift and that correlation times sqrt(N - 1)
+    (about a standard normal for labels unrelated to the galaxies). Nothing measurable (fewer than three
+    cutouts, a constant column) counts as no agreement: 0."""
+    from scipy.stats import spearmanr
+
+    n = len(table)
+    rho = 0.0
+    if n >= 3:
+        with warnings.catch_warnings():  # a constant column has no correlation: 0 below, no warning
+            warnings.simplefilter("ignore")
+            statistic = float(spearmanr(table["redshift"], colours.predict(table)).statistic)
+        rho = statistic if np.isfinite(statistic) else 0.0
+    return {
+        "shard": name,
+        "n_cutouts": n,
+        "redshift_colour_rank_correlation": rho,
+        "redshift_colour_significance": rho * float(np.sqrt(max(n - 1, 0))),
+    }
 
 
 def _number(value: object) -> float:
@@ -223,149 +214,17 @@ def _number(value: object) -> float:
         return -1.0
 
 
-def with_ledger_lookup(table: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
-    """Add ``objid_accepted_in``: the accepted shard already holding each objid (None when new). Shards are
-    admitted to the ledger one by one, so this also catches a duplicate of a shard accepted earlier in the batch.
+def with_ledger_lookup(
+    table: pd.DataFrame, ledger: Ledger, provisional: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """Add ``objid_accepted_in``: the accepted shard already holding each objid (None when new), from the
+    ledger and from ``provisional`` (shards judged earlier in the same run whose verdict is not written yet).
     """
     objids = table["objid"].to_numpy(dtype=np.int64)
-    owners = ledger.accepted_owner(objids)
+    owners = {**(provisional or {}), **ledger.accepted_owner(objids)}
     table = table.copy()
     table["objid_accepted_in"] = pd.Series([owners.get(int(o)) for o in objids], dtype=object)
     return table
-
-
-# -- reports --------------------------------------------------------------------------------------------------
-def failed_expectations(result: ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
-    """The failed expectations of a GE result: type, column, why, unexpected count, example rows."""
-    failed = []
-    for item in to_jsonable(result.to_json_dict())["results"]:
-        if item["success"]:
-            continue
-        config = item["expectation_config"]
-        outcome = item.get("result", {})
-        failed.append(
-            {
-                "expectation": config["type"],
-                "column": config["kwargs"].get("column"),
-                "why": config.get("meta", {}).get("why"),
-                "unexpected_count": outcome.get("unexpected_count"),
-                "observed_value": outcome.get("observed_value"),
-                "examples": outcome.get("partial_unexpected_index_list", [])[:EXAMPLE_ROWS],
-                "exception": item.get("exception_info", {}).get("exception_message"),
-            }
-        )
-    return failed
-
-
-def label(failure: dict[str, Any]) -> str:
-    column = f"({failure['column']})" if failure["column"] else ""
-    return f"{failure['expectation']}{column}"
-
-
-def reason_text(failures: list[dict[str, Any]]) -> str:
-    parts = []
-    for failure in failures:
-        if failure["column"] == "format_error_field" and failure["examples"]:
-            example = failure["examples"][0]
-            parts.append(f"structure: field '{example['format_error_field']}': {example['format_error']}")
-            continue
-        detail = (
-            f"{failure['unexpected_count']} row(s)"
-            if failure["unexpected_count"] is not None
-            else f"observed {failure['observed_value']}"
-        )
-        parts.append(f"{label(failure)}: {detail}")
-    return "; ".join(parts)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types (GE's results carry numpy scalars that json cannot write)."""
-    if isinstance(value, dict):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def render_data_docs(result: ExpectationSuiteValidationResult, header: str) -> str:
-    """GE's Data Docs validation page for one result, with a short plain header of what failed and why."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    # GE 1.24's number formatting parses repr(value); numpy 2 writes repr(np.float64(1.5)) as
-    # "np.float64(1.5)", which it cannot parse. The legacy repr is scoped to this block.
-    with np.printoptions(legacy="1.25"):
-        document = ValidationResultsPageRenderer().render(result)
-        page = str(DefaultJinjaPageView().render(document))
-    body = page.find("<body")
-    insert_at = page.find(">", body) + 1 if body >= 0 else 0
-    return page[:insert_at] + header + page[insert_at:]
-
-
-def report_header(record: ShardRecord, failures: list[dict[str, Any]], reference: FluxReference) -> str:
-    items = []
-    for failure in failures:
-        examples = ", ".join(
-            "{" + ", ".join(f"{key}: {value}" for key, value in example.items()) + "}"
-            for example in failure["examples"][:5]
-        )
-        facts = [
-            f"{name}: {failure[key]}"
-            for name, key in (("unexpected rows", "unexpected_count"), ("observed", "observed_value"))
-            if failure[key] is not None
-        ]
-        if examples:
-            facts.append(f"example rows: {examples}")
-        items.append(
-            f"<li><b>{html.escape(label(failure))}</b>: {html.escape(str(failure['why']))}"
-            + "".join(f"<br>{html.escape(fact)}" for fact in facts)
-            + "</li>"
-        )
-    return (
-        '<div style="margin:1em;padding:1em;border:2px solid #c00;font-family:sans-serif">'
-        f"<h2>AstroSpect quarantine: {html.escape(record.name)}</h2>"
-        f"<p>sha256 {record.sha256}<br>source {html.escape(record.source)}<br>"
-        f"flux reference: {html.escape(reference.source)}</p>"
-        f"<p>Failed expectations:</p><ul>{''.join(items)}</ul>"
-        f"<p>Release a false positive with <code>astrospect quarantine release {html.escape(record.name)}"
-        ' --reason "..."</code></p></div>'
-    )
-
-
-def write_report(
-    settings: Settings,
-    record: ShardRecord,
-    results: dict[str, ExpectationSuiteValidationResult],
-    failures: list[dict[str, Any]],
-    reference: FluxReference,
-) -> tuple[Path, Path]:
-    """``quarantine/<shard>.result.json`` (the GE results and the failures) and ``<shard>.report.html``."""
-    folder = settings.quarantine_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "shard": record.name,
-        "sha256": record.sha256,
-        "source": record.source,
-        "failed": failures,
-        "flux_reference": asdict(reference),
-        "great_expectations": {name: result.to_json_dict() for name, result in results.items()},
-    }
-    result_path = folder / f"{record.name}.result.json"
-    _write_text_atomic(result_path, json.dumps(to_jsonable(payload), indent=2))
-    failing = next(result for result in results.values() if not result.success)
-    report_path = folder / f"{record.name}.report.html"
-    _write_text_atomic(report_path, render_data_docs(failing, report_header(record, failures, reference)))
-    return result_path, report_path
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(text)
-    os.replace(temp, path)  # reports are ours to refresh; shards are never replaced
 
 
 # -- moving shards ----------------------------------------------------------------------------------------
@@ -389,40 +248,72 @@ def move(source: Path, folder: Path) -> Path:
 
 
 # -- the gate -----------------------------------------------------------------------------------------------
+@dataclass
+class Judging:
+    """What judging a run's shards needs, gathered once per run."""
+
+    settings: Settings
+    ledger: Ledger
+    gate: Gate
+    reference: FluxReference
+    colours: ColourRedshift
+    store: S3Store | None
+
+
+@dataclass
+class Held:
+    """A shard read and given its summary suite, waiting for its group's row-wise suites."""
+
+    record: ShardRecord
+    reading: Reading
+    table: pd.DataFrame | None = None  # the summary table, when the reader produced one
+    owners: list[str | None] | None = None  # objid_accepted_in as its summary suite saw it
+    summary: ExpectationSuiteValidationResult | None = None
+    error: Exception | None = None  # judging it raised
+
+
 def validate_pending(settings: Settings) -> ValidationResult:
-    """Validate every shard of the raw store that has no verdict yet."""
+    """Validate every shard of the raw store that has no verdict yet.
+
+    Shards go through in groups of up to :data:`GROUP_SHARDS`, in ingest order. Each gets its summary suite
+    as soon as the reader hands it over (while the reader reads the next); the row-wise suites then run once
+    on the group, and the verdicts are given in order. A shard's summary suite counts the objids of the
+    shards before it in the group that passed their own as accepted; at its verdict they are looked up again
+    in the ledger, where the group's earlier verdicts now are, and the suite runs again if that changes the
+    look-up (an earlier shard failed a row-wise suite). So the verdicts are those of one shard after another.
+    """
     started = time.perf_counter()
     result = ValidationResult()
-    with gate_lock(settings), Ledger(settings.ledger_path) as ledger:
+    with (
+        gate_lock(settings),
+        Ledger(settings.ledger_path) as ledger,
+        Sandbox(Limits.from_settings(settings)) as sandbox,
+    ):
         pending = ledger.with_status(RAW)
         if not pending:
             log.info("validate: nothing pending")
             return result
-        gate = Gate(settings.expectations_dir)
-        store = open_store(settings)
-        reference = flux_reference(settings, ledger)
-        result.reference = reference.source
-        log.info("validate: %d pending shard(s); flux reference: %s", len(pending), reference.source)
-        for index, record in enumerate(pending, start=1):
-            verdict, checked = _judge(settings, ledger, gate, reference, record, store)
-            result.cutouts += checked
-            if verdict.accepted:
-                result.accepted.append(str(settings.accepted_dir / verdict.shard))
-            else:
-                result.quarantined.append(
-                    {k: getattr(verdict, k) for k in ("shard", "sha256", "reason", "failed", "report")}
-                )
-            elapsed = time.perf_counter() - started
-            log.info(
-                "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
-                index,
-                len(pending),
-                verdict.shard,
-                "accepted" if verdict.accepted else "QUARANTINED",
-                checked,
-                result.cutouts / max(elapsed, 1e-9),
-                "" if verdict.accepted else f": {verdict.reason}",
-            )
+        sandbox.start()  # the reader imports numpy and h5py while GE sets up
+        judging = Judging(
+            settings,
+            ledger,
+            gate_for(settings.expectations_dir),
+            flux_reference(settings, ledger),
+            colour_redshift(settings),
+            open_store(settings),
+        )
+        result.reference = judging.reference.source
+        log.info("validate: %d pending shard(s); flux reference: %s", len(pending), result.reference)
+        paths = [locate(settings, record) for record in pending]
+        group: list[Held] = []
+        provisional: dict[int, str] = {}  # objid -> the shard of this group holding it, not yet refuted
+        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
+        for index, (record, reading) in enumerate(zip(pending, readings, strict=True)):
+            group.append(_first_look(judging, record, reading, provisional))
+            if len(group) == GROUP_SHARDS or index == len(pending) - 1:
+                for verdict, checked in _finish_group(judging, group):
+                    _tally(result, settings, verdict, checked, len(pending), started)
+                group, provisional = [], {}
     result.seconds = time.perf_counter() - started
     log.info(
         "validate: %d accepted, %d quarantined, %d cutouts in %.1f s (%.0f cutouts/s)",
@@ -435,48 +326,159 @@ def validate_pending(settings: Settings) -> ValidationResult:
     return result
 
 
-def _judge(
-    settings: Settings,
-    ledger: Ledger,
-    gate: Gate,
-    reference: FluxReference,
+def _tally(
+    result: ValidationResult, settings: Settings, verdict: Verdict, checked: int, pending: int, started: float
+) -> None:
+    result.cutouts += checked
+    if verdict.accepted:
+        result.accepted.append(str(settings.accepted_dir / verdict.shard))
+    else:
+        result.quarantined.append(
+            {k: getattr(verdict, k) for k in ("shard", "sha256", "reason", "failed", "report")}
+        )
+    log.info(
+        "validate: %d/%d %s %s (%d cutouts, %.0f cutouts/s)%s",
+        len(result.accepted) + len(result.quarantined),
+        pending,
+        verdict.shard,
+        "accepted" if verdict.accepted else "QUARANTINED",
+        checked,
+        result.cutouts / max(time.perf_counter() - started, 1e-9),
+        "" if verdict.accepted else f": {verdict.reason}",
+    )
+
+
+def _first_look(judging: Judging, record: ShardRecord, reading: Reading, provisional: dict[int, str]) -> Held:
+    """The summary suite of one shard, as soon as it is read."""
+    held = Held(record, reading)
+    if reading.columns is None:
+        return held
+    try:
+        held.table = summary_table(reading.columns)
+        looked_up = with_ledger_lookup(held.table, judging.ledger, provisional)
+        held.owners = looked_up["objid_accepted_in"].tolist()
+        held.summary = judging.gate.run(SUMMARY_SUITE, looked_up, record.name, judging.reference.parameters())
+    except Exception as error:  # judging this shard's content failed: its quarantine, not the run's end
+        log.exception("validate: %s could not be judged", record.name)
+        held.error = error
+        return held
+    if held.summary.success:
+        provisional.update(dict.fromkeys(held.table["objid"].tolist(), record.name))
+    return held
+
+
+def _finish_group(judging: Judging, group: list[Held]) -> Iterator[tuple[Verdict, int]]:
+    """Run the row-wise suites once on the group, then give the verdicts in order."""
+    try:
+        failing = _failing_rows(judging, group)
+    except Exception as error:  # a suite run on the group failed: find the shard that breaks it
+        if len(group) == 1:
+            log.exception("validate: %s could not be judged", group[0].record.name)
+            group[0].error = error
+            failing = set()
+        else:
+            log.exception(
+                "validate: a group of %d shards could not be judged together; one by one", len(group)
+            )
+            for held in group:
+                yield from _finish_group(judging, [held])
+            return
+    for held in group:
+        yield _verdict(judging, held, held.record.name in failing)
+
+
+def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
+    """The shards of ``group`` that fail a row-wise suite (structure, statistics, values)."""
+    gate = judging.gate
+    structure = pd.DataFrame([structure_row(held.record.name, held.reading) for held in group])
+    failing = gate.failing_shards(STRUCTURE_SUITE, structure)
+    tables = {
+        held.record.name: held.table
+        for held in group
+        if held.table is not None and held.error is None and held.record.name not in failing
+    }
+    if tables:
+        statistics = [statistics_row(name, table, judging.colours) for name, table in tables.items()]
+        failing |= gate.failing_shards(STATISTICS_SUITE, pd.DataFrame(statistics))
+        values = pd.concat([table.assign(shard=name) for name, table in tables.items()], ignore_index=True)
+        failing |= gate.failing_shards(VALUES_SUITE, values)
+    return failing
+
+
+def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, int]:
+    """Judge one shard of a finished group (the group's shards before it have their verdicts) and move it."""
+    record, reading = held.record, held.reading
+    if held.error is not None:
+        return _conclude(judging, record, reading, None, {}, [judging_failure(held.error)])
+    table = None if held.table is None else with_ledger_lookup(held.table, judging.ledger)
+    try:
+        summary = held.summary
+        if table is not None and table["objid_accepted_in"].tolist() != held.owners:
+            summary = judging.gate.run(SUMMARY_SUITE, table, record.name, judging.reference.parameters())
+        results = _results(judging, held, table, summary, failed_rows)
+        failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
+    except Exception as error:  # as in _first_look
+        log.exception("validate: %s could not be judged", record.name)
+        return _conclude(judging, record, reading, None, {}, [judging_failure(error)])
+    return _conclude(judging, record, reading, table, results, failures)
+
+
+def _results(
+    judging: Judging,
+    held: Held,
+    table: pd.DataFrame | None,
+    summary: ExpectationSuiteValidationResult | None,
+    failed_rows: bool,
+) -> dict[str, ExpectationSuiteValidationResult]:
+    """The suites' results for one shard: only its summary suite when it passed everything (the usual case);
+    every suite on this shard's own rows, with example rows, when anything failed."""
+    if summary is not None and summary.success and not failed_rows:
+        return {SUMMARY_SUITE: summary}
+    gate, name = judging.gate, held.record.name
+    results = {
+        STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, held.reading)]), name)
+    }
+    if table is not None and summary is not None:
+        statistics = pd.DataFrame([statistics_row(name, table, judging.colours)])
+        results[STATISTICS_SUITE] = gate.run(STATISTICS_SUITE, statistics, name)
+        values = table.drop(columns="objid_accepted_in").assign(shard=name)
+        results[VALUES_SUITE] = gate.run(VALUES_SUITE, values, name)
+        results[SUMMARY_SUITE] = summary
+    return results
+
+
+def _conclude(
+    judging: Judging,
     record: ShardRecord,
-    store: S3Store | None,
+    reading: Reading,
+    table: pd.DataFrame | None,
+    results: dict[str, ExpectationSuiteValidationResult],
+    failures: list[dict[str, Any]],
 ) -> tuple[Verdict, int]:
-    """Run both suites on one shard and move it; returns the verdict and the number of cutouts checked."""
-    path = locate(settings, record)
-    structure, info = structure_table(path, record.name)
-    table = None
-    if info is not None:
-        try:
-            table = with_ledger_lookup(summarize_shard(path), ledger)
-        except OSError as error:  # the header reads but the pixels do not (e.g. a corrupt compressed chunk)
-            unreadable = ShardFormatError(path, "images", f"pixel data unreadable: {error}")
-            structure, info = structure_table(path, record.name, read_error=unreadable)
-    results = {STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, structure, record.name)}
-    if results[STRUCTURE_SUITE].success and table is not None:
-        results[SUMMARY_SUITE] = gate.run(SUMMARY_SUITE, table, record.name, reference.parameters())
+    """Accept the shard (no failure) or quarantine it with its report; returns the verdict and the number
+    of cutouts checked."""
+    settings, ledger = judging.settings, judging.ledger
     checked = 0 if table is None else len(table)
-    if all(outcome.success for outcome in results.values()) and table is not None:
-        move(path, settings.accepted_dir)
+    if table is not None and not failures:
+        move(reading.path, settings.accepted_dir)
         objids = table["objid"].to_numpy(dtype=np.int64)
         ledger.mark_accepted(
-            record.sha256, len(table), objids, magnitudes(table), f"passed ({reference.source})"
+            record.sha256, len(table), objids, magnitudes(table), f"passed ({judging.reference.source})"
         )
         return Verdict(record.name, record.sha256, True, len(table), ""), checked
-    failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
     reason = reason_text(failures)
-    result_path, report_path = write_report(settings, record, results, failures, reference)
-    if store is not None:  # the reports are readable wherever the shard store is (the shard is in raw/ there)
+    result_path, report_path = write_report(settings, record, results, failures, judging.reference)
+    if judging.store is not None:  # the reports are readable wherever the shard store is
         for path in (result_path, report_path):
-            store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
-    move(path, settings.quarantine_dir)
-    ledger.mark_quarantined(record.sha256, info.n if info else None, reason, str(report_path))
+            judging.store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
+    move(reading.path, settings.quarantine_dir)
+    rows = reading.info.n if reading.info else None
+    ledger.mark_quarantined(record.sha256, rows, reason, str(report_path))
     verdict = Verdict(
         record.name,
         record.sha256,
         False,
-        info.n if info else None,
+        rows,
         reason,
         failed=[label(failure) for failure in failures],
         report=str(report_path),
@@ -505,11 +507,12 @@ def release(settings: Settings, shard: str, reason: str) -> dict[str, Any]:
                 f"{record.name}: status is '{record.status}', only quarantined shards can be released"
             )
         path = locate(settings, record)
-        inspect_shard(path)  # raises ShardFormatError naming the field
-        try:
-            table = summarize_shard(path)
-        except OSError as error:
-            raise ShardFormatError(path, "images", f"pixel data unreadable: {error}") from error
+        with Sandbox(Limits.from_settings(settings)) as sandbox:
+            reading = sandbox.read(path)
+        if reading.columns is None:
+            assert reading.error is not None
+            raise reading.error  # a ShardFormatError naming the field
+        table = summary_table(reading.columns)
         move(path, settings.accepted_dir)
         objids = table["objid"].to_numpy(dtype=np.int64)
         ledger.mark_released(record.sha256, len(table), objids, magnitudes(table), reason.strip())

@@ -22,18 +22,33 @@ import numpy.typing as npt
 
 from astrospect.data.shards import write_shard
 from astrospect.settings import BANDS, CUTOUT_SIZE
+from astrospect.simulate.targets import COLOURS, load_targets
 
 OBJID_STRIDE = 10_000_000  # objid offset between mutants, so none shares an objid with another
 SKY_NOISE_NMGY = np.array([0.045, 0.015, 0.02, 0.03, 0.07])  # per pixel, u and z noisiest as in SDSS
-MEDIAN_COLOURS = np.array([1.49, 0.76, 0.40, 0.29])  # u-g, g-r, r-i, i-z of SDSS spectroscopic galaxies
-COLOUR_SCATTER = np.array([0.37, 0.21, 0.07, 0.09])
+COLOUR_SCATTER = np.array([0.37, 0.21, 0.07, 0.09])  # u-g, g-r, r-i, i-z of SDSS galaxies at one redshift
+SCATTER_FRACTION = (
+    0.25  # of the real scatter in colour and r: fakes show their colour-redshift relation clearly
+)
 STRUCTURE = "expect_column_values_to_be_null(format_error_field)"
 
 
 def fake_cutouts(n: int, rng: np.random.Generator, objid_start: int) -> dict[str, npt.NDArray[np.generic]]:
-    """``n`` band-first cutouts (N, 5, 32, 32) in nanomaggies with labels, as :func:`write_shard` takes them."""
-    r_mag = np.clip(rng.normal(16.9, 0.55, n), 14.3, 17.77)
-    colours = MEDIAN_COLOURS + rng.normal(0.0, 1.0, (n, 4)) * COLOUR_SCATTER
+    """``n`` band-first cutouts (N, 5, 32, 32) in nanomaggies with labels, as :func:`write_shard` takes them.
+
+    Colours and r follow the real SDSS medians at each galaxy's redshift (the per-bin p50 of the simulator's
+    calibration targets) with a quarter of the real scatter, so the labels agree with the colours (the gate
+    checks that) clearly enough to show it in a shard of 20 galaxies.
+    """
+    redshift = np.clip(rng.lognormal(np.log(0.08), 0.5, n), 0.005, 0.6)
+    bins = load_targets().bins
+    centres = ((bins["z_lo"] + bins["z_hi"]) / 2).to_numpy()
+    median = {name: np.interp(redshift, centres, bins[f"{name}_p50"]) for name in (*COLOURS, "r")}
+    r_mag = np.clip(median["r"] + rng.normal(0.0, SCATTER_FRACTION * 0.55, n), 14.3, 17.77)
+    colours = (
+        np.column_stack([median[name] for name in COLOURS])
+        + rng.normal(0.0, SCATTER_FRACTION, (n, 4)) * COLOUR_SCATTER
+    )
     g = r_mag + colours[:, 1]
     mags = np.column_stack(
         [g + colours[:, 0], g, r_mag, r_mag - colours[:, 2], r_mag - colours[:, 2] - colours[:, 3]]
@@ -48,7 +63,6 @@ def fake_cutouts(n: int, rng: np.random.Generator, objid_start: int) -> dict[str
         rng.normal(0.0, 1.0, (n, len(BANDS), CUTOUT_SIZE, CUTOUT_SIZE)) * SKY_NOISE_NMGY[None, :, None, None]
     )
     images = flux[:, :, None, None] * profile[:, None, :, :] + noise
-    redshift = np.clip(rng.lognormal(np.log(0.08), 0.5, n), 0.005, 0.6)
     return {
         "images": images.astype(np.float32),
         "objid": np.arange(objid_start, objid_start + n, dtype=np.int64),
@@ -127,6 +141,30 @@ def _duplicate_first_objid(arrays: Arrays) -> None:
     arrays["objid"][1] = arrays["objid"][0]
 
 
+def _shuffle_labels(arrays: Arrays) -> None:
+    """A join on the wrong key: every galaxy gets another galaxy's redshift and error."""
+    order = np.random.default_rng(15).permutation(len(arrays["objid"]))
+    for name in ("specz_redshift", "specz_redshift_err"):
+        arrays[name] = arrays[name][order]
+
+
+def _constant_labels(arrays: Arrays) -> None:
+    """A join that found nothing and filled in a default redshift."""
+    arrays["specz_redshift"][:] = 0.1
+
+
+def _labels_from_another_sample(arrays: Arrays) -> None:
+    """Redshifts of another survey's galaxies (a luminous red sample at z ~ 0.45-0.75)."""
+    n = len(arrays["objid"])
+    arrays["specz_redshift"] = np.random.default_rng(16).uniform(0.45, 0.75, n).astype(np.float32)
+
+
+def _error_beside_redshift(arrays: Arrays) -> None:
+    """An error small in absolute terms but 80% of its (low) redshift: a failed fit."""
+    arrays["specz_redshift"][2] = 0.005
+    arrays["specz_redshift_err"][2] = 0.004
+
+
 # (file, change, caught_by, field, description); the structural ones are written as raw bytes below.
 ARRAY_MUTATIONS: list[tuple[str, Callable[[Arrays], None], str, str | None, str]] = [
     ("wrong-band-count.h5", _reshape_images(lambda a: a[:, :4]), STRUCTURE, "images", "4 bands instead of 5"),
@@ -203,6 +241,42 @@ ARRAY_MUTATIONS: list[tuple[str, Callable[[Arrays], None], str, str | None, str]
         None,
         "the same objid twice in one shard",
     ),
+    (
+        "error-beside-redshift.h5",
+        _error_beside_redshift,
+        "expect_column_values_to_be_between(redshift_err_rel)",
+        None,
+        "z = 0.005 with an error of 0.004",
+    ),
+    (
+        "labels-shuffled.h5",
+        _shuffle_labels,
+        "expect_column_values_to_be_between(redshift_colour_significance)",
+        None,
+        "a broken label join: each galaxy has another one's redshift",
+    ),
+    (
+        "labels-constant.h5",
+        _constant_labels,
+        "expect_column_stdev_to_be_between(redshift)",
+        None,
+        "a broken label join: every redshift is the default 0.1",
+    ),
+    (
+        "labels-from-another-sample.h5",
+        _labels_from_another_sample,
+        "expect_column_quantile_values_to_be_between(redshift)",
+        None,
+        "a broken label join: redshifts of another survey's galaxies (0.45-0.75)",
+    ),
+    ("objid-zero.h5", _set("objid", (3,), 0), "expect_column_values_to_be_between(objid)", None, "objid 0"),
+    (
+        "objid-negative.h5",
+        _set("objid", (4,), -1_237_650_000_000_000_000),
+        "expect_column_values_to_be_between(objid)",
+        None,
+        "a negative objid (a wrapped 64-bit id)",
+    ),
 ]
 
 
@@ -241,6 +315,16 @@ def build_corpus(base: Path, accepted_twin: Path, out_dir: Path) -> list[CorpusC
             "bands attribute 'zirgu': images not in ugriz order",
         )
     )
+    offset += 2 * OBJID_STRIDE
+    _write_arrays(out_dir / "objid-int32.h5", _mutant(arrays, lambda a: None, offset), objid_dtype=np.int32)
+    cases.append(
+        CorpusCase(
+            "objid-int32.h5",
+            "expect_column_values_to_be_in_set(objid_dtype)",
+            None,
+            "objids stored as 32-bit integers (SDSS objids need 64 bits)",
+        )
+    )
     twin = read_arrays(accepted_twin)
     fresh = _mutant(arrays, lambda a: None, offset + OBJID_STRIDE)
     fresh["objid"] = twin["objid"][: len(fresh["objid"])]
@@ -271,8 +355,16 @@ def reuse_name(landing_file: Path) -> CorpusCase:
     )
 
 
-def _write_arrays(path: Path, arrays: Arrays, bands: str | None = None) -> None:
+def _write_arrays(
+    path: Path, arrays: Arrays, bands: str | None = None, objid_dtype: type[np.integer[Any]] | None = None
+) -> None:
     extra = {"bands": bands} if bands else None
+    if objid_dtype is not None:  # write_shard always stores int64: write this one by hand
+        with h5py.File(path, "w") as handle:
+            for name, values in arrays.items():
+                handle.create_dataset(name, data=values.astype(objid_dtype) if name == "objid" else values)
+            handle.attrs["bands"] = BANDS
+        return
     write_shard(
         path,
         arrays["images"],

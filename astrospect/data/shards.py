@@ -7,8 +7,8 @@ used by training, prediction and serving alike.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,17 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from astrospect.atomic import publish, temp_file
 from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS, PIXEL_SCALE_ARCSEC
 
 ACCEPTED_SIZES = (CUTOUT_SIZE, 2 * CUTOUT_SIZE)
 LABEL_FIELDS = ("specz_redshift", "specz_redshift_err")
 OPTIONAL_FIELDS = ("ra", "dec", "ebv")  # ebv: Galactic foreground E(B-V), float32, never required
 DEFAULT_CHUNK = 1024  # cutouts per read: ~20 MB of float32 at 32x32x5
+# What a reader of an untrusted file accepts before reading anything (the gate configures the first):
+MAX_DECLARED_BYTES = 8 * 1024**3  # per dataset: 100,000 cutouts of 64x64x5 float32
+MAX_CHUNK_BYTES = 64 * 1024**2  # an HDF5 chunk is decompressed whole; the writer's are 5-20 MB
+MAX_LINKS = 10_000  # HDF5 objects in one file; a shard has about 30
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -61,6 +66,7 @@ class ShardInfo:
     n: int
     size: int  # H = W on disk (32 or 64)
     has_labels: bool
+    objid_dtype: str = "int64"  # as stored; SDSS objids need 64 bits
     attrs: dict[str, object] = field(default_factory=dict)
 
 
@@ -93,12 +99,37 @@ def to_model_layout(images: npt.ArrayLike, *, source: str = "images") -> FloatAr
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def inspect_shard(path: Path | str, *, require_labels: bool = True) -> ShardInfo:
-    """Check a shard's structure (not its pixel values) and describe it. Raises :class:`ShardFormatError`."""
+def inspect_shard(
+    path: Path | str, *, require_labels: bool = True, max_declared_bytes: int = MAX_DECLARED_BYTES
+) -> ShardInfo:
+    """Check a shard's structure (not its pixel values) and describe it. Raises :class:`ShardFormatError`.
+
+    Nothing the file declares is trusted: links and storage that point outside the file are refused, and the
+    declared size of each dataset read here (the labels) is checked against what the file really stores and
+    ``max_declared_bytes`` before any of it is read (see :func:`_check_storage`). :func:`open_shard`, which
+    opens a shard to read its cutouts, checks every dataset it reads the same way.
+    """
+    with open_shard(
+        path, require_labels=require_labels, max_declared_bytes=max_declared_bytes, to_read=False
+    ) as (info, _):
+        return info
+
+
+@contextlib.contextmanager
+def open_shard(
+    path: Path | str,
+    *,
+    require_labels: bool = True,
+    max_declared_bytes: int = MAX_DECLARED_BYTES,
+    to_read: bool = True,
+) -> Iterator[tuple[ShardInfo, h5py.File]]:
+    """Open a shard read-only after :func:`inspect_shard`'s checks; yields its description and the handle.
+    ``to_read``: every dataset :func:`chunks_of` reads has its storage checked too, not only the labels."""
     path = Path(path)
     if not path.is_file():
         raise ShardFormatError(path, "<file>", "no such file")
-    if path.stat().st_size == 0:
+    file_size = path.stat().st_size
+    if file_size == 0:
         raise ShardFormatError(path, "<file>", "file is empty (0 bytes)")
     if not h5py.is_hdf5(path):
         raise ShardFormatError(path, "<file>", "not an HDF5 file (bad signature)")
@@ -107,10 +138,60 @@ def inspect_shard(path: Path | str, *, require_labels: bool = True) -> ShardInfo
     except OSError as error:  # h5py raises OSError for truncated or corrupt files
         raise ShardFormatError(path, "<file>", f"unreadable HDF5 (truncated or corrupt): {error}") from error
     with handle:
-        return _inspect_open(path, handle, require_labels=require_labels)
+        _refuse_outside_references(path, handle)
+        info = _inspect_open(
+            path,
+            handle,
+            file_size,
+            require_labels=require_labels,
+            max_declared_bytes=max_declared_bytes,
+            to_read=to_read,
+        )
+        yield info, handle
 
 
-def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> ShardInfo:
+def _refuse_outside_references(path: Path, handle: h5py.File) -> None:
+    """A shard is self-contained: no external links, external raw storage or virtual datasets anywhere in it.
+
+    Each would make a reader open another file on the worker's disk, and the shard's sha256 would not cover
+    the bytes trained on. The walk uses HDF5's link iteration, which follows hard links only, so nothing
+    outside the file is opened while looking.
+    """
+    links: list[tuple[str, int]] = []
+
+    def visit(name: bytes, link: h5py.h5l.LinkInfo) -> int | None:
+        links.append((name.decode(errors="backslashreplace"), link.type))
+        return 1 if len(links) > MAX_LINKS else None  # non-None stops the walk
+
+    handle.id.links.visit(visit, info=True)
+    if len(links) > MAX_LINKS:
+        raise ShardFormatError(path, "<file>", f"more than {MAX_LINKS} HDF5 links: not a shard")
+    for name, kind in links:
+        if kind == h5py.h5l.TYPE_EXTERNAL:
+            raise ShardFormatError(path, name, "an external link to another file (a shard is self-contained)")
+        if kind not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
+            raise ShardFormatError(path, name, f"a user-defined HDF5 link (type {kind}): not followed")
+        if kind != h5py.h5l.TYPE_HARD:
+            continue
+        target = h5py.h5o.open(handle.id, name.encode(errors="surrogateescape"))
+        if not isinstance(target, h5py.h5d.DatasetID):
+            continue
+        creation = target.get_create_plist()
+        if creation.get_layout() == h5py.h5d.VIRTUAL:
+            raise ShardFormatError(path, name, "a virtual dataset (its data lives in other files)")
+        if creation.get_external_count() > 0:
+            raise ShardFormatError(path, name, "external raw storage (its data lives in another file)")
+
+
+def _inspect_open(
+    path: Path,
+    handle: h5py.File,
+    file_size: int,
+    *,
+    require_labels: bool,
+    max_declared_bytes: int,
+    to_read: bool,
+) -> ShardInfo:
     for name in ("images", "objid"):
         if name not in handle:
             raise ShardFormatError(path, name, "required dataset is missing")
@@ -142,12 +223,17 @@ def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> Sha
         raise ShardFormatError(
             path, missing[0], "required dataset is missing (labels are needed for training)"
         )
-    for name in (*present_labels, *[f for f in OPTIONAL_FIELDS if f in handle]):
+    columns = [*present_labels, *[name for name in OPTIONAL_FIELDS if name in handle]]
+    for name in columns:
         dataset = handle[name]
         if dataset.shape != (n,):
             raise ShardFormatError(
                 path, name, f"length mismatch: expected shape ({n},) to match images, got {dataset.shape}"
             )
+        if not _is_real_number(dataset.dtype):
+            raise ShardFormatError(path, name, f"expected real numbers, got dtype {dataset.dtype}")
+    for name in ("images", "objid", *columns) if to_read else present_labels:
+        _check_storage(path, name, handle[name], file_size, max_declared_bytes)
     for name in present_labels:
         values = handle[name][()]
         bad = ~np.isfinite(values)
@@ -159,38 +245,106 @@ def _inspect_open(path: Path, handle: h5py.File, *, require_labels: bool) -> Sha
         n=int(n),
         size=int(height),
         has_labels=len(present_labels) == len(LABEL_FIELDS),
-        attrs={key: _plain(value) for key, value in handle.attrs.items()},
+        objid_dtype=objid.dtype.name,
+        attrs=_attributes(path, handle),
     )
+
+
+def _is_real_number(dtype: np.dtype[np.generic]) -> bool:
+    return bool(np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer))
+
+
+def _check_storage(path: Path, name: str, dataset: h5py.Dataset, file_size: int, limit: int) -> None:
+    """Refuse a dataset whose declared size the file cannot back, before reading any of it.
+
+    A few kilobytes of HDF5 can declare terabytes in chunks that were never written: reading them gives fill
+    values for hours, or exhausts memory. So: the declared size is at most ``limit``; contiguous data is
+    stored in full inside the file; every chunk of chunked data is written, and no chunk is larger than
+    :data:`MAX_CHUNK_BYTES` (a reader holds a whole chunk in memory). Compressed chunks may expand, but only
+    up to ``limit`` in all.
+    """
+    declared = math.prod(dataset.shape) * dataset.dtype.itemsize
+    if declared > limit:
+        raise ShardFormatError(
+            path,
+            name,
+            f"declares {declared} bytes ({dataset.dtype} {dataset.shape}), more than the limit of {limit}",
+        )
+    layout = dataset.id.get_create_plist().get_layout()
+    stored = dataset.id.get_storage_size()
+    if stored > file_size:
+        raise ShardFormatError(path, name, f"claims {stored} stored bytes in a file of {file_size}")
+    if layout == h5py.h5d.CONTIGUOUS and declared > 0:
+        offset = dataset.id.get_offset()
+        if offset is None or stored < declared:
+            raise ShardFormatError(path, name, f"declares {declared} bytes but stores {stored} (never written)")
+        if offset + declared > file_size:
+            raise ShardFormatError(path, name, f"data runs past the end of the file ({file_size} bytes)")
+    elif layout == h5py.h5d.CHUNKED:
+        chunk = dataset.chunks
+        chunk_bytes = math.prod(chunk) * dataset.dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise ShardFormatError(
+                path, name, f"chunks of {chunk_bytes} bytes, more than {MAX_CHUNK_BYTES} (one is read whole)"
+            )
+        expected = math.prod(-(-size // step) for size, step in zip(dataset.shape, chunk, strict=True))
+        written = dataset.id.get_num_chunks()
+        if written < expected:
+            raise ShardFormatError(
+                path, name, f"only {written} of its {expected} chunks are written (the rest would read as fill)"
+            )
+
+
+def _attributes(path: Path, handle: h5py.File) -> dict[str, object]:
+    """The file's attributes as plain values; one h5py cannot read (an odd type) is a format error."""
+    attrs = {}
+    for key in handle.attrs:
+        try:
+            attrs[key] = _plain(handle.attrs[key])
+        except (OSError, TypeError, ValueError) as error:
+            raise ShardFormatError(
+                path, f"attribute '{key}'", f"unreadable: {type(error).__name__}: {error}"
+            ) from error
+    return attrs
 
 
 def _plain(value: object) -> object:
     if isinstance(value, bytes):
-        return value.decode()
+        return value.decode(errors="backslashreplace")
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
 def iter_shard(
-    path: Path | str, *, chunk_size: int = DEFAULT_CHUNK, require_labels: bool = True
+    path: Path | str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    require_labels: bool = True,
+    max_declared_bytes: int = MAX_DECLARED_BYTES,
 ) -> Iterator[Cutouts]:
     """Stream a shard in chunks of ``chunk_size`` cutouts, each in the model's layout."""
-    info = inspect_shard(path, require_labels=require_labels)
-    with h5py.File(info.path, "r") as handle:
-        labelled = all(name in handle for name in LABEL_FIELDS)
-        for start in range(0, info.n, chunk_size):
-            stop = min(start + chunk_size, info.n)
-            yield Cutouts(
-                images=to_model_layout(handle["images"][start:stop], source=str(info.path)),
-                objid=handle["objid"][start:stop].astype(np.int64),
-                redshift=handle["specz_redshift"][start:stop].astype(np.float32) if labelled else None,
-                redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32)
-                if labelled
-                else None,
-                ra=handle["ra"][start:stop] if "ra" in handle else None,
-                dec=handle["dec"][start:stop] if "dec" in handle else None,
-                ebv=handle["ebv"][start:stop].astype(np.float32) if "ebv" in handle else None,
-            )
+    with open_shard(path, require_labels=require_labels, max_declared_bytes=max_declared_bytes) as (
+        info,
+        handle,
+    ):
+        yield from chunks_of(info, handle, chunk_size)
+
+
+def chunks_of(info: ShardInfo, handle: h5py.File, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Cutouts]:
+    """The cutouts of a shard opened by :func:`open_shard`, in chunks of ``chunk_size``."""
+    labelled = info.has_labels
+    for start in range(0, info.n, chunk_size):
+        stop = min(start + chunk_size, info.n)
+        yield Cutouts(
+            images=to_model_layout(handle["images"][start:stop], source=str(info.path)),
+            objid=handle["objid"][start:stop].astype(np.int64),
+            redshift=handle["specz_redshift"][start:stop].astype(np.float32) if labelled else None,
+            redshift_err=handle["specz_redshift_err"][start:stop].astype(np.float32) if labelled else None,
+            ra=handle["ra"][start:stop] if "ra" in handle else None,
+            dec=handle["dec"][start:stop] if "dec" in handle else None,
+            ebv=handle["ebv"][start:stop].astype(np.float32) if "ebv" in handle else None,
+        )
 
 
 def read_shard(path: Path | str, *, require_labels: bool = True) -> Cutouts:
@@ -232,7 +386,8 @@ def write_shard(
     survey: str = "SDSS",
     attrs: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write a shard atomically (temp file in the same folder, then rename), never over an existing file.
+    """Write a shard atomically (a temp file in the same folder, fsynced, then published by a hard link), never
+    over an existing file.
 
     ``images`` are band-first ``(N, 5, H, W)`` nanomaggies, as stored. ``truth`` becomes the ``truth/`` group
     that simulated shards carry and the system never trains on. ``ebv`` (optional) is each cutout's
@@ -243,37 +398,33 @@ def write_shard(
         raise FileExistsError(f"{path}: refusing to overwrite an existing shard")
     images_array = np.asarray(images, dtype=np.float32)
     n = images_array.shape[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(descriptor)
-    try:
-        with h5py.File(temp_name, "w") as handle:
+    with temp_file(path.parent, path.name) as (temp, handle):
+        handle.close()  # h5py writes the file by its name
+        with h5py.File(temp, "w") as shard:
             chunk_rows = max(1, min(n, 256))
-            handle.create_dataset("images", data=images_array, chunks=(chunk_rows, *images_array.shape[1:]))
-            handle.create_dataset("objid", data=np.asarray(objid, dtype=np.int64))
+            shard.create_dataset("images", data=images_array, chunks=(chunk_rows, *images_array.shape[1:]))
+            shard.create_dataset("objid", data=np.asarray(objid, dtype=np.int64))
             if redshift is not None:
-                handle.create_dataset("specz_redshift", data=np.asarray(redshift, dtype=np.float32))
+                shard.create_dataset("specz_redshift", data=np.asarray(redshift, dtype=np.float32))
             if redshift_err is not None:
-                handle.create_dataset("specz_redshift_err", data=np.asarray(redshift_err, dtype=np.float32))
+                shard.create_dataset("specz_redshift_err", data=np.asarray(redshift_err, dtype=np.float32))
             if ra is not None:
-                handle.create_dataset("ra", data=np.asarray(ra, dtype=np.float64))
+                shard.create_dataset("ra", data=np.asarray(ra, dtype=np.float64))
             if dec is not None:
-                handle.create_dataset("dec", data=np.asarray(dec, dtype=np.float64))
+                shard.create_dataset("dec", data=np.asarray(dec, dtype=np.float64))
             if ebv is not None:
-                handle.create_dataset("ebv", data=np.asarray(ebv, dtype=np.float32))
+                shard.create_dataset("ebv", data=np.asarray(ebv, dtype=np.float32))
             if truth:
-                group = handle.create_group("truth")
+                group = shard.create_group("truth")
                 for name, values in truth.items():
                     group.create_dataset(name, data=np.asarray(values))
-            handle.attrs["survey"] = survey
-            handle.attrs["bands"] = BANDS
-            handle.attrs["pixel_scale_arcsec"] = PIXEL_SCALE_ARCSEC
+            shard.attrs["survey"] = survey
+            shard.attrs["bands"] = BANDS
+            shard.attrs["pixel_scale_arcsec"] = PIXEL_SCALE_ARCSEC
             for key, value in (attrs or {}).items():
-                handle.attrs[key] = value
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+                shard.attrs[key] = value
+        if not publish(temp, path):
+            raise FileExistsError(f"{path}: refusing to overwrite an existing shard")
     return path
 
 

@@ -1,6 +1,7 @@
 """Per-cutout summaries: the table the Great Expectations suites check instead of raw pixels.
 
-One row per cutout: ``row`` (index in the shard), ``objid``, ``redshift``, ``redshift_err`` and, per band b:
+One row per cutout: ``row`` (index in the shard), ``objid``, ``redshift``, ``redshift_err``,
+``redshift_err_rel`` (the error over the redshift) and, per band b:
 ``flux_b`` total flux in the 32x32 cutout (nanomaggies), ``mag_b`` its SDSS asinh magnitude, ``peak_b`` the
 brightest pixel, ``sky_b`` the background level (median of the 2-pixel border), ``noise_b`` the border's
 robust scatter (1.4826 MAD) and ``finite_frac_b`` the fraction of finite pixels. Non-finite pixels count as
@@ -10,15 +11,19 @@ robust scatter (1.4826 MAD) and ``finite_frac_b`` the fraction of finite pixels.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from astrospect.data.shards import iter_shard
+from astrospect.data.shards import MAX_DECLARED_BYTES, Cutouts, iter_shard
 from astrospect.photometry import luptitudes
 from astrospect.settings import BANDS, CUTOUT_SIZE
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: the sandboxed reader never needs it
+    import pandas as pd
 
 BORDER_WIDTH = 2  # pixels: the sky ring, far from a centred galaxy
 PER_BAND = ("flux", "mag", "peak", "sky", "noise", "finite_frac")
@@ -27,6 +32,7 @@ COLUMNS = (
     "objid",
     "redshift",
     "redshift_err",
+    "redshift_err_rel",
     *(f"{quantity}_{band}" for band in BANDS for quantity in PER_BAND),
 )
 
@@ -72,24 +78,53 @@ def summarize_images(images: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[n
     }
 
 
-def summarize_shard(path: Path | str) -> pd.DataFrame:
-    """The summary table of a structurally valid shard (see :func:`astrospect.data.shards.inspect_shard`)."""
-    parts = []
+def relative_error(redshift: npt.ArrayLike, error: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The redshift error as a fraction of the redshift (inf at z = 0, where no error is small enough)."""
+    z, err = np.asarray(redshift, np.float64), np.asarray(error, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, err / np.where(z > 0, z, 1.0), np.inf)
+
+
+def summarize_columns(
+    path: Path | str, *, max_declared_bytes: int = MAX_DECLARED_BYTES
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The summary table of a structurally valid shard as plain arrays, one per column of :data:`COLUMNS`
+    (see :func:`astrospect.data.shards.inspect_shard`)."""
+    return summarize_cutouts(iter_shard(path, max_declared_bytes=max_declared_bytes))
+
+
+def summarize_cutouts(chunks: Iterable[Cutouts]) -> dict[str, npt.NDArray[np.generic]]:
+    """The summary columns of a labelled shard's cutouts, chunk by chunk."""
+    parts: dict[str, list[npt.NDArray[np.generic]]] = {column: [] for column in COLUMNS}
     start = 0
-    for chunk in iter_shard(path):
+    for chunk in chunks:
         n = len(chunk)
-        assert chunk.redshift is not None and chunk.redshift_err is not None  # iter_shard requires labels
+        if chunk.redshift is None or chunk.redshift_err is None:
+            raise ValueError("summaries need labelled cutouts (specz_redshift, specz_redshift_err)")
         part = {
             "row": np.arange(start, start + n, dtype=np.int64),
             "objid": chunk.objid,
             "redshift": chunk.redshift.astype(np.float64),
             "redshift_err": chunk.redshift_err.astype(np.float64),
+            "redshift_err_rel": relative_error(chunk.redshift, chunk.redshift_err),
             **summarize_images(chunk.images),
         }
-        parts.append(pd.DataFrame(part))
+        for column in COLUMNS:
+            parts[column].append(part[column])
         start += n
-    table = pd.concat(parts, ignore_index=True)
-    return table[list(COLUMNS)]
+    return {column: np.concatenate(values) for column, values in parts.items()}
+
+
+def summary_table(columns: Mapping[str, npt.NDArray[np.generic]]) -> pd.DataFrame:
+    """The summary columns as the dataframe the expectation suites run on, in :data:`COLUMNS` order."""
+    import pandas as pd
+
+    return pd.DataFrame({column: columns[column] for column in COLUMNS})
+
+
+def summarize_shard(path: Path | str) -> pd.DataFrame:
+    """The summary table of a structurally valid shard (see :func:`astrospect.data.shards.inspect_shard`)."""
+    return summary_table(summarize_columns(path))
 
 
 def magnitudes(table: pd.DataFrame) -> npt.NDArray[np.float64]:

@@ -21,17 +21,12 @@ from astrospect.ingest import ingest, sha256_file
 from astrospect.ledger import ACCEPTED, QUARANTINED, RELEASED, Ledger
 from astrospect.settings import Settings, load_settings
 from astrospect.snapshot import create_snapshot
+from astrospect.gate_suites import STRUCTURE_SUITE, SUMMARY_SUITE, Gate, load_suite, load_suite_json
+from astrospect.quarantine_reports import failed_expectations, label
 from astrospect.validate import (
-    STRUCTURE_SUITE,
-    SUMMARY_SUITE,
     FluxReference,
-    Gate,
     ValidationResult,
-    failed_expectations,
     flux_reference,
-    label,
-    load_suite,
-    load_suite_json,
     quarantine_list,
     release,
     validate_pending,
@@ -90,6 +85,18 @@ def test_an_invalid_expectation_is_an_error_not_silently_dropped(tmp_path: Path)
         load_suite(tmp_path / "bad.json")
 
 
+def test_a_suite_run_on_batches_of_shards_takes_only_row_wise_expectations(tmp_path: Path) -> None:
+    """cutout_values runs once on many shards: an expectation judging the table as a whole (or with
+    'mostly') would judge the batch, not each shard, so Gate refuses it."""
+    folder = tmp_path / "expectations"
+    shutil.copytree(load_settings().expectations_dir, folder)
+    spec = load_suite_json(folder / "cutout_values.json")
+    spec["expectations"][0]["kwargs"]["mostly"] = 0.9
+    (folder / "cutout_values.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"cutout_values.json: expect_column_values_to_be_between\(redshift\) does not judge rows one by one"):
+        Gate(folder)
+
+
 def test_the_summary_suite_reads_only_columns_the_table_has_and_parameters_the_reference_gives(
     shipped: FluxReference,
 ) -> None:
@@ -113,6 +120,7 @@ def test_a_good_shard_passes_both_suites(
                 "format_error": None,
                 "n_cutouts": 40,
                 "cutout_size": 32,
+                "objid_dtype": "int64",
                 "bands_attr": "ugriz",
                 "pixel_scale_arcsec": 0.396,
             }
@@ -126,6 +134,7 @@ def test_row_count_limit(good_table: pd.DataFrame, gate: Gate, shipped: FluxRefe
     big = table.iloc[np.arange(100_001) % len(table)].reset_index(drop=True)
     big["objid"] = np.arange(len(big))
     big["row"] = np.arange(len(big))
+    big["redshift"] += np.arange(len(big)) * 1e-9  # distinct labels, as a real shard's are
     result = gate.run(SUMMARY_SUITE, big, "too-big", shipped.parameters())
     assert [label(failure) for failure in failed_expectations(result)] == [
         "expect_table_row_count_to_be_between"

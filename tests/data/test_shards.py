@@ -196,3 +196,126 @@ def test_ebv_round_trips_and_is_optional(tmp_path: Path) -> None:
     short = write_shard(tmp_path / "short.h5", **arrays, ebv=ebv[:7])
     with pytest.raises(ShardFormatError, match="'ebv': length mismatch"):
         inspect_shard(short)
+
+
+# -- nothing a file declares is trusted ----------------------------------------------------------------------
+def _labelled(path: Path, **overrides: object) -> Path:
+    """A valid small shard, with some datasets replaced by what ``overrides`` writes (a callable of the file)."""
+    arrays = _valid()
+    with h5py.File(path, "w") as handle:
+        for name, data in arrays.items():
+            if name not in overrides:
+                handle.create_dataset(name, data=data)
+        for write in overrides.values():
+            write(handle)  # type: ignore[operator]
+    return path
+
+
+NOT_NUMBERS: dict[str, Callable[[h5py.File], object]] = {
+    "bytes": lambda h: h.create_dataset("specz_redshift", data=np.array([b"0.1"] * 10)),
+    "strings": lambda h: h.create_dataset("specz_redshift", data=["0.1"] * 10, dtype=h5py.string_dtype()),
+    "compound": lambda h: h.create_dataset(
+        "specz_redshift", data=np.zeros(10, dtype=[("z", "f4"), ("err", "f4")])
+    ),
+    "bool": lambda h: h.create_dataset("specz_redshift", data=np.ones(10, bool)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_NUMBERS))
+def test_labels_that_are_not_numbers_are_a_format_error_not_a_crash(tmp_path: Path, kind: str) -> None:
+    """The reported crash: a non-numeric redshift reached np.isfinite (TypeError) instead of a clear error."""
+    path = _labelled(tmp_path / "bad.h5", specz_redshift=NOT_NUMBERS[kind])
+    with pytest.raises(ShardFormatError, match=r"field 'specz_redshift': expected real numbers, got dtype"):
+        inspect_shard(path)
+
+
+def test_optional_columns_must_be_numbers_too(tmp_path: Path) -> None:
+    path = _labelled(tmp_path / "bad.h5", ra=lambda h: h.create_dataset("ra", data=np.array([b"x"] * 10)))
+    with pytest.raises(ShardFormatError, match=r"field 'ra': expected real numbers"):
+        inspect_shard(path)
+
+
+def test_optional_datasets_the_format_does_not_name_are_allowed(tmp_path: Path) -> None:
+    path = _labelled(tmp_path / "extra.h5", ebv=lambda h: h.create_dataset("ebv", data=np.zeros(10, np.float32)))
+    assert inspect_shard(path).n == 10
+
+
+def test_terabytes_declared_in_a_few_kilobytes_are_refused_before_reading(tmp_path: Path) -> None:
+    path = _labelled(
+        tmp_path / "huge.h5",
+        images=lambda h: h.create_dataset(
+            "images", shape=(10**8, 5, 32, 32), chunks=(64, 5, 32, 32), dtype="f4", compression="gzip"
+        ),
+        objid=lambda h: h.create_dataset("objid", shape=(10**8,), chunks=(4096,), dtype="i8"),
+        specz_redshift=lambda h: h.create_dataset("specz_redshift", shape=(10**8,), chunks=(4096,), dtype="f4"),
+        specz_redshift_err=lambda h: h.create_dataset(
+            "specz_redshift_err", shape=(10**8,), chunks=(4096,), dtype="f4"
+        ),
+    )
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ShardFormatError, match=r"field 'specz_redshift': only 0 of its 24415 chunks"):
+        inspect_shard(path)  # the labels it reads: never written
+    with pytest.raises(ShardFormatError, match=r"field 'images': declares 2048000000000 bytes .* more than the limit"):
+        read_shard(path)
+
+
+def test_chunks_that_were_never_written_are_refused(tmp_path: Path) -> None:
+    path = _labelled(
+        tmp_path / "fill.h5",
+        images=lambda h: h.create_dataset("images", shape=(10, 5, 32, 32), chunks=(2, 5, 32, 32), dtype="f4"),
+    )
+    with pytest.raises(ShardFormatError, match=r"field 'images': only 0 of its 5 chunks are written"):
+        read_shard(path)
+
+
+def test_contiguous_data_that_was_never_written_is_refused(tmp_path: Path) -> None:
+    path = _labelled(
+        tmp_path / "empty.h5",
+        specz_redshift=lambda h: h.create_dataset("specz_redshift", shape=(10,), dtype="f4"),
+    )
+    with pytest.raises(ShardFormatError, match=r"field 'specz_redshift': declares 40 bytes but stores 0"):
+        inspect_shard(path)
+
+
+def test_a_chunk_too_big_to_hold_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import astrospect.data.shards as shards
+
+    monkeypatch.setattr(shards, "MAX_CHUNK_BYTES", 100_000)  # 64 MiB in production: a smaller file here
+    path = _labelled(
+        tmp_path / "chunky.h5",
+        images=lambda h: h.create_dataset(
+            "images", data=np.zeros((10, 5, 32, 32), np.float32), chunks=(10, 5, 32, 32), compression="gzip"
+        ),
+    )
+    with pytest.raises(ShardFormatError, match=r"field 'images': chunks of 204800 bytes, more than 100000"):
+        read_shard(path)
+
+
+def test_external_links_storage_and_virtual_datasets_are_refused_and_never_followed(tmp_path: Path) -> None:
+    """Each points at a file that does not exist: had HDF5 followed it, the error would be HDF5's, not ours."""
+    elsewhere = str(tmp_path / "not-here" / "elsewhere.h5")
+
+    def external_link(handle: h5py.File) -> None:
+        handle["images"] = h5py.ExternalLink(elsewhere, "/images")
+
+    def external_storage(handle: h5py.File) -> None:
+        handle.create_dataset("specz_redshift", shape=(10,), dtype="f4", external=[(elsewhere, 0, 40)])
+
+    def virtual(handle: h5py.File) -> None:
+        layout = h5py.VirtualLayout(shape=(10, 5, 32, 32), dtype="f4")
+        layout[:] = h5py.VirtualSource(elsewhere, "images", shape=(10, 5, 32, 32))
+        handle.create_virtual_dataset("images", layout)
+
+    def buried_link(handle: h5py.File) -> None:
+        handle.create_group("truth")["more"] = h5py.ExternalLink(elsewhere, "/")
+
+    cases = [
+        ("images", external_link, "images", "an external link to another file"),
+        ("specz_redshift", external_storage, "specz_redshift", "external raw storage"),
+        ("images", virtual, "images", "a virtual dataset"),
+        ("truth", buried_link, "truth/more", "an external link to another file"),
+    ]
+    for replaced, write, field, reason in cases:
+        path = _labelled(tmp_path / f"{write.__name__}.h5", **{replaced: write})
+        with pytest.raises(ShardFormatError, match=rf"field '{field}': {reason}"):
+            read_shard(path)

@@ -53,9 +53,10 @@ def test_ingest_copies_new_shards_and_a_rerun_is_a_noop(tmp_path: Path, settings
         assert path.name.split(".")[1] == sha256_file(path)[:12]
     with Ledger(settings.ledger_path) as ledger:
         records = ledger.with_status(RAW)
+    # Ingest never parses a file (validation reads it, sandboxed): the row count comes with the verdict.
     assert sorted((r.source, r.rows) for r in records) == [
-        (str(landing / "a.h5"), 6),
-        (str(landing / "night2" / "b.h5"), 4),
+        (str(landing / "a.h5"), None),
+        (str(landing / "night2" / "b.h5"), None),
     ]
     raw_before = snapshot_tree(settings.raw_dir)
 
@@ -120,12 +121,22 @@ def test_a_different_file_under_the_final_name_is_never_overwritten(
 ) -> None:
     landing = tmp_path / "landing"
     shard = write_fake_shard(landing / "a.h5", 5, seed=1, objid_start=100)
+    other = write_fake_shard(landing / "b.h5", 5, seed=2, objid_start=200)
     squatter = settings.raw_dir / store_name("a.h5", sha256_file(shard))
     squatter.parent.mkdir(parents=True)
     squatter.write_bytes(b"something else")
-    with pytest.raises(FileExistsError, match="refusing to overwrite"):
-        ingest(landing, settings)
+
+    result = ingest(landing, settings)  # that object's quarantine, not the run's end
+    [refused] = result.quarantined
+    assert refused["source"] == str(shard)
+    assert refused["reason"].startswith("FileExistsError: ") and "refusing to overwrite" in refused["reason"]
+    assert [Path(p).name for p in result.new] == [store_name("b.h5", sha256_file(other))]
     assert squatter.read_bytes() == b"something else"
+    with Ledger(settings.ledger_path) as ledger:
+        assert [(e["source"], e["verdict"]) for e in ledger.landing_entries()] == [
+            (str(shard), "quarantined")
+        ]
+        assert ledger.sighting(str(shard), f"{shard.stat().st_size}") is None  # tried again next run
 
 
 def test_missing_landing_folder_is_an_error_naming_it(tmp_path: Path, settings: Settings) -> None:
