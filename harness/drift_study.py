@@ -5,7 +5,7 @@ per condition, each its own seed, all simulated with :func:`astrospect.simulate.
 
 * ``same``: the reference's own settings. Every flag here is a false alarm (target: at most 5%).
 * ``seeing +0.3"``: the median r-band PSF FWHM 1.40" -> 1.70".
-* ``deeper r < 18.0``: the target limit 17.77 -> 18.0 (the completeness roll-off moves with it).
+* ``deeper r < 18.3``: the target limit 17.77 -> 18.3 (the completeness roll-off moves with it).
 * ``calibration +0.05 mag in <band>``, one band at a time: the ``same`` nights' pixels through
   :meth:`ObservingConditions.calibrate`, the very function ``synthesize`` applies after rendering (so these
   nights cost no rendering, and each is the ``same`` night observed with a wrong zero point).
@@ -73,7 +73,7 @@ SAME = Condition("same", 1000, ObservingConditions())
 RENDERED = (
     SAME,
     Condition('seeing +0.3"', 2000, ObservingConditions(seeing_fwhm_arcsec=1.70)),
-    Condition("deeper r < 18.0", 3000, ObservingConditions(r_limit_mag=18.0)),
+    Condition("deeper r < 18.3", 3000, ObservingConditions(r_limit_mag=18.3)),
 )
 CALIBRATED = tuple(
     Condition(

@@ -21,6 +21,7 @@ from astrospect.settings import BANDS, N_BANDS
 from astrospect.simulate.population import (
     R_FAINT_LIMIT,
     PopulationModel,
+    faint_extension,
     population_model,
     selection_table,
     shares_to_mix,
@@ -95,5 +96,7 @@ def population_for(r_limit_mag: float) -> PopulationModel:
     return replace(
         model,
         selection=selection_table(model.mixture.knot_redshift, knot_mixes, r_limit_mag),
-        r_faint_limit=r_limit_mag,
+        faint=faint_extension(model.mixture.knot_redshift, knot_mixes, r_limit_mag)
+        if r_limit_mag > R_FAINT_LIMIT
+        else None,
     )

@@ -340,6 +340,55 @@ def selection_table(
 ) -> SelectionTable:
     """``r_faint_limit`` other than the SDSS one makes a deeper (or shallower) survey: the completeness
     roll-off moves with the limit, since it is what makes the effective depth."""
+    z, m, cumulative = _selected_counts(median_mix_z, median_mixes, r_faint_limit)
+    volume = np.asarray(cosmology().differential_comoving_volume(z).value)  # type: ignore[attr-defined]
+    return SelectionTable(z=z, m=m, z_density=volume * cumulative[:, -1])
+
+
+@dataclass(frozen=True)
+class FaintExtension:
+    """A night deeper than the calibration set: its galaxies fainter than R_FAINT_LIMIT.
+
+    The calibration set stops at the SDSS limit, so the fitted mixture says nothing about apparent r beyond
+    it; there, only the luminosity function does. At each z, this is the share of the deeper sample that is
+    fainter than R_FAINT_LIMIT and the distribution of their r.
+    """
+
+    z: FloatArray  # (nz,)
+    fraction: FloatArray  # (nz,)
+    m: FloatArray  # (nm,) from R_FAINT_LIMIT to the night's limit
+    cumulative: FloatArray  # (nz, nm): the CDF of m at each z, 0 at R_FAINT_LIMIT, 1 at the limit
+
+    def extend(self, rng: np.random.Generator, z: FloatArray, apparent_r: FloatArray) -> FloatArray:
+        """Replace the r of the galaxies that fall in the deeper part by an r drawn from the LF there."""
+        rows = np.clip(np.searchsorted(self.z, z), 0, len(self.z) - 1)
+        fainter = rng.random(len(z)) < self.fraction[rows]
+        rank = rng.random(len(z))
+        drawn = np.array(
+            [np.interp(q, self.cumulative[row], self.m) for q, row in zip(rank, rows, strict=True)]
+        )
+        return np.where(fainter, drawn, apparent_r)
+
+
+def faint_extension(
+    median_mix_z: FloatArray, median_mixes: FloatArray, r_faint_limit: float
+) -> FaintExtension:
+    if not r_faint_limit > R_FAINT_LIMIT:
+        raise ValueError(f"a faint extension needs a limit fainter than {R_FAINT_LIMIT}, got {r_faint_limit}")
+    z, m, cumulative = _selected_counts(median_mix_z, median_mixes, r_faint_limit)
+    at_limit = np.array([np.interp(R_FAINT_LIMIT, m, row) for row in cumulative])
+    total = cumulative[:, -1]
+    fraction = np.where(total > 0, (total - at_limit) / np.where(total > 0, total, 1.0), 0.0)
+    deeper = np.linspace(R_FAINT_LIMIT, r_faint_limit, 50)
+    rows = np.array([np.interp(deeper, m, row) for row in cumulative]) - at_limit[:, None]
+    span = np.maximum(rows[:, -1:], 1e-300)
+    return FaintExtension(z=z, fraction=fraction, m=deeper, cumulative=np.clip(rows / span, 0.0, 1.0))
+
+
+def _selected_counts(
+    median_mix_z: FloatArray, median_mixes: FloatArray, r_faint_limit: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(z, m, cumulative): per unit comoving volume, the selected galaxies at z brighter than each m."""
     grid = template_grid()
     z = np.linspace(Z_MIN, Z_MAX_MAIN, 900)
     m = np.linspace(R_BRIGHT_LIMIT, r_faint_limit, 200)
@@ -353,9 +402,7 @@ def selection_table(
         [np.zeros((len(z), 1)), np.cumsum(0.5 * (density[:, 1:] + density[:, :-1]) * np.diff(m), axis=1)],
         axis=1,
     )
-    total = cumulative[:, -1]
-    volume = np.asarray(cosmology().differential_comoving_volume(z).value)  # type: ignore[attr-defined]
-    return SelectionTable(z=z, m=m, z_density=volume * total)
+    return z, m, cumulative
 
 
 def _interp_mixes(knot_z: FloatArray, mixes: FloatArray, z: FloatArray) -> FloatArray:
@@ -381,7 +428,7 @@ class PopulationModel:
     red_mix: FloatArray  # (N_TEMPLATES,) unit rest-r mix of the red galaxies
     mean_disk_dust_r: float  # mean attenuation of disks over random inclinations (rest r, mag)
     mean_bulge_dust_r: float
-    r_faint_limit: float = R_FAINT_LIMIT  # the survey's r limit (a drift night may go deeper)
+    faint: FaintExtension | None = None  # a night deeper than the calibration set (drift studies)
 
 
 @cache
@@ -451,7 +498,9 @@ def draw_population(
     main_z = _sample_from_density(rng, model.selection.z, model.selection.z_density, n)
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
-    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, model.r_faint_limit))
+    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_FAINT_LIMIT))
+    if model.faint is not None:
+        apparent_r = model.faint.extend(rng, z, apparent_r)
 
     # The mix, given redshift and magnitude; its rest-frame colour sets the bulge fraction.
     shares = log_ratios_to_shares(model.conditional.sample(rng, z, apparent_r), mixture.log_ratio_floor)

@@ -1,7 +1,7 @@
 """Drift on small simulated nights (fixed seeds): the shifted nights drift, a night like the reference does not.
 
 A reference of 1,000 galaxies and nights of 500, simulated once for the module. The shifts are the issue's:
-seeing +0.3", a deeper target limit (r < 18.0), a +0.05 mag calibration offset in r. The calibrated night is
+seeing +0.3", a deeper target limit (r < 18.3), a +0.05 mag calibration offset in r. The calibrated night is
 the ``same`` night's pixels through ``ObservingConditions.calibrate``, after a check that ``synthesize``
 with that knob gives exactly those pixels.
 """
@@ -68,7 +68,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
         reference=simulate(root / "reference", REFERENCE_N, 11),
         same=same,
         seeing=simulate(root / "seeing", NIGHT_N, 13, ObservingConditions(seeing_fwhm_arcsec=1.70)),
-        deeper=simulate(root / "deeper", NIGHT_N, 14, ObservingConditions(r_limit_mag=18.0)),
+        deeper=simulate(root / "deeper", NIGHT_N, 14, ObservingConditions(r_limit_mag=18.3)),
         calibrated=[calibrated_copy(shard, root / "calibrated", CALIBRATION) for shard in same],
     )
 

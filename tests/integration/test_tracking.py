@@ -408,7 +408,8 @@ def test_first_promotion_makes_the_best_challenger_champion_and_it_loads_back(
     assert result.decision.promote and result.decision.reason.startswith("first model")
     # Re-scored on the holdout, each version reproduces the metrics logged at training time.
     for candidate in result.candidates:
-        logged_metrics = session.outcomes[by_version[candidate.version]].evaluation.metrics
+        evaluation = session.outcomes[by_version[candidate.version]].evaluation
+        logged_metrics = {**evaluation.metrics, **evaluation.pdf_metrics}
         assert candidate.metrics == pytest.approx(logged_metrics, rel=1e-6, nan_ok=True)
     assert client.get_registered_model(settings.registered_model_name).aliases["champion"] == best
 
@@ -572,12 +573,22 @@ def test_report_command_prints_the_latest_comparison_beside_the_seed(
         monkeypatch.setenv(key, value)
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
+    # The point table comes first, then (for the challengers that give PDFs) the PDF table.
+    rows: dict[str, list[str]] = {}
+    for line in result.output.splitlines():
+        if line.count("│") > 2:
+            rows.setdefault(line.split("│")[1].strip(), []).append(line)
     for name, outcome in session.outcomes.items():
         evaluation = outcome.evaluation
-        assert f"{evaluation.metrics['mae']:.4f}" in rows[name]
-        assert f"{evaluation.metrics['sigma_mad']:.4f}" in rows[name]
-        assert "ours: simulated" in rows[name]
-    assert "0.0304" in rows["seed CNN full"] and "real SDSS" in rows["seed CNN full"]
-    assert "0.0556" in rows["seed CNN clipped"]
+        point_row = rows[name][0]
+        assert f"{evaluation.metrics['mae']:.4f}" in point_row
+        assert f"{evaluation.metrics['sigma_mad']:.4f}" in point_row
+        assert "ours: simulated" in point_row
+        if evaluation.pdf_metrics:
+            (pdf_row,) = rows[name][1:]
+            assert f"{evaluation.pdf_metrics['crps']:.4f}" in pdf_row
+        else:
+            assert len(rows[name]) == 1
+    assert "0.0304" in rows["seed CNN full"][0] and "real SDSS" in rows["seed CNN full"][0]
+    assert "0.0556" in rows["seed CNN clipped"][0]
     assert session.compare_url in result.output.replace("\n", "")

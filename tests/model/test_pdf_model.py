@@ -173,8 +173,18 @@ def test_calibrating_a_model_stores_the_result_in_it_and_changes_the_pdfs(raw_cu
 
 
 def test_calibration_refuses_redshifts_its_pdfs_cannot_describe(raw_cutouts: np.ndarray) -> None:
-    model = build_pdf_cnn(fit_input_scaling(raw_cutouts), RedshiftBins.uniform(0.0, 0.7, 70))
-    z = np.random.default_rng(4).uniform(0.1, 0.6, len(raw_cutouts))  # unrelated to the untrained model
+    """PDFs all near z = 0.04 and spec-z near 0.55: no temperature and no shift within bounds maps one onto
+    the other, so the fit must refuse rather than store a calibration (built so, not left to chance)."""
+    from astrospect.model import PDF_LOGITS
+
+    bins = RedshiftBins.uniform(0.0, 0.7, 70)
+    model = build_pdf_cnn(fit_input_scaling(raw_cutouts), bins)
+    logits = model.get_layer(PDF_LOGITS)
+    kernel, bias = logits.get_weights()
+    peaked = np.full_like(bias, -10.0)
+    peaked[4] = 10.0  # the bin 0.04-0.05
+    logits.set_weights([np.zeros_like(kernel), peaked])
+    z = np.random.default_rng(4).uniform(0.5, 0.6, len(raw_cutouts))
     with pytest.raises(RuntimeError, match="far from the validation redshifts"):
         calibrate_pdf_model(model, [(raw_cutouts, z)])
     assert model_calibration(model) == Calibration()  # nothing stored

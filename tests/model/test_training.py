@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from astrospect import challengers
 from astrospect.data.clipping import CLIPPED_Z_MAX
 from astrospect.data.dataset import make_tf_dataset, read_labels, select_holdout, select_splits
 from astrospect.data.shards import write_shard
 from astrospect.metrics import metric_table
 from astrospect.simulate import synthesize
-from astrospect.train import TrainConfig, train
+from astrospect.train import TrainConfig, fit_seed_cnn
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +85,14 @@ def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp
     from astrospect.evaluate import evaluate_model
 
     splits = select_splits(simulated, "full")
-    result = train(splits, TrainConfig(out_dir=tmp_path / "run", epochs=12, patience=12, seed=0))
-    assert result.model_path.exists() and len(result.history["loss"]) <= 12
-    assert result.history["val_loss"][-1] < result.history["val_loss"][0]
-    evaluation = evaluate_model(result.model, splits.holdout, name="full")
+    trained = fit_seed_cnn(
+        challengers.get("full"), splits, TrainConfig(out_dir=tmp_path / "run", epochs=12, patience=12, seed=0)
+    )
+    assert trained.model_path is not None and trained.model_path.exists()
+    assert len(trained.history["loss"]) <= 12
+    assert trained.history["val_loss"][-1] < trained.history["val_loss"][0]
+    assert trained.keras_model is not None
+    evaluation = evaluate_model(trained.keras_model, splits.holdout, name="full")
     mean_guess = np.full_like(evaluation.z_true, splits.train.redshift.mean())
     assert evaluation.metrics["mae"] < 0.8 * metric_table(evaluation.z_true, mean_guess)["mae"]
     assert evaluation.metrics["r2"] > 0.2
