@@ -180,17 +180,45 @@ def colour_sweep(
 def predict(
     source: Path = typer.Argument(..., help="A shard or a folder of shards (labels optional)."),
     model: Path = typer.Option(..., "--model", help="A saved .keras model."),
-    output: Path = typer.Option(
-        Path("predictions.csv"), "-o", "--output", help="CSV to write, one row per cutout."
+    pdf: bool = typer.Option(
+        False, "--pdf", help="Write each cutout's redshift PDF as a qp HDF5 file (a PDF model only)."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="File to write: a CSV, one row per cutout (default predictions.csv); with --pdf a qp file"
+        " ending .hdf5 or .h5 (default predictions.hdf5).",
     ),
 ) -> None:
-    """Predict redshifts for every cutout of a shard or folder; writes objid, z_pred (and z_spec if known)."""
-    from astrospect.predict import predict_to_csv
+    """Predict redshifts for every cutout of a shard or folder; writes objid, z_pred (and z_spec if known).
 
+    With --pdf, writes the PDFs instead, as a file qp.read opens (objid, and z_spec if known, as ancillary
+    data), for RAIL and qp without conversion.
+    """
+    from astrospect.pdf import QP_SUFFIXES
+
+    output = output or Path("predictions.hdf5" if pdf else "predictions.csv")
     if output.exists():
         raise typer.BadParameter(f"{output} exists; choose another --output (nothing is overwritten)")
-    predictions = predict_to_csv(model, source, output)
-    typer.echo(f"{len(predictions)} predictions written to {output}")
+    if pdf and output.suffix not in QP_SUFFIXES:
+        raise typer.BadParameter(
+            f"{output}: a qp file needs the suffix .hdf5 or .h5 (qp.read chooses its reader by it)",
+            param_hint="--output",
+        )
+    if not pdf:
+        from astrospect.predict import predict_to_csv
+
+        predictions = predict_to_csv(model, source, output)
+        typer.echo(f"{len(predictions)} predictions written to {output}")
+        return
+    from astrospect.predict import NotAPdfModelError, predict_to_qp
+
+    try:
+        count = predict_to_qp(model, source, output)
+    except NotAPdfModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--pdf") from error
+    typer.echo(f"{count} PDFs written to {output} (qp.read opens it)")
 
 
 # -- the data gate: ingest, validate, snapshot, quarantine (issue 5) -------------------------------------------

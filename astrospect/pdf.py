@@ -9,7 +9,10 @@ and interval here follows it, so our summaries and a qp / RAIL user's agree.
 from __future__ import annotations
 
 import os
+import tempfile
+import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,18 +50,20 @@ class RedshiftBins:
     def n(self) -> int:
         return len(self.edges) - 1
 
-    @property
+    # Cached (read-only): serving summarises every batch, and rebuilding these from the tuple cost more
+    # than the arithmetic (measured ~15-20 us each per call for 280 bins).
+    @cached_property
     def edge_array(self) -> npt.NDArray[np.float64]:
-        return np.asarray(self.edges, dtype=np.float64)
+        return _read_only(np.asarray(self.edges, dtype=np.float64))
 
-    @property
+    @cached_property
     def centres(self) -> npt.NDArray[np.float64]:
         edges = self.edge_array
-        return 0.5 * (edges[:-1] + edges[1:])
+        return _read_only(0.5 * (edges[:-1] + edges[1:]))
 
-    @property
+    @cached_property
     def widths(self) -> npt.NDArray[np.float64]:
-        return np.diff(self.edge_array)
+        return _read_only(np.diff(self.edge_array))
 
     def index(self, z: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The bin holding each redshift; values outside the range go to the first or last bin."""
@@ -72,6 +77,11 @@ class RedshiftBins:
         if total <= 0:
             raise ValueError("cannot make a redshift histogram of no galaxies")
         return counts / total
+
+
+def _read_only(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    array.flags.writeable = False
+    return array
 
 
 # Chosen on the make-run-sized simulated set (`astrospect synth --n 12000 --seed 1 --lrg-fraction 0.05`):
@@ -100,18 +110,26 @@ def check_pdfs(probabilities: npt.ArrayLike, bins: RedshiftBins) -> npt.NDArray[
 
 def cdf_at_edges(probabilities: npt.ArrayLike, bins: RedshiftBins) -> npt.NDArray[np.float64]:
     """(N, n_bins + 1): the CDF at every bin edge, 0 at the first and 1 at the last."""
-    probs = check_pdfs(probabilities, bins)
-    cdf = np.zeros((len(probs), bins.n + 1))
-    cdf[:, 1:] = np.cumsum(probs, axis=1)
-    cdf[:, -1] = 1.0
-    return cdf
+    return _cdf_of_checked(check_pdfs(probabilities, bins))
+
+
+def _cdf_of_checked(probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    at_edges = np.zeros((len(probs), probs.shape[1] + 1))
+    at_edges[:, 1:] = np.cumsum(probs, axis=1)
+    at_edges[:, -1] = 1.0
+    return at_edges
 
 
 def quantile(probabilities: npt.ArrayLike, bins: RedshiftBins, q: float) -> npt.NDArray[np.float64]:
     """The redshift below which each PDF holds probability ``q`` (N,), the inverse of the linear-in-bin CDF."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"quantile level must be in (0, 1), got {q}")
-    at_edges = cdf_at_edges(probabilities, bins)
+    return _quantile_of_cdf(cdf_at_edges(probabilities, bins), bins, q)
+
+
+def _quantile_of_cdf(
+    at_edges: npt.NDArray[np.float64], bins: RedshiftBins, q: float
+) -> npt.NDArray[np.float64]:
     # first edge where the CDF reaches q; the quantile lies in the bin ending there
     upper = np.argmax(at_edges >= q, axis=1)
     upper = np.maximum(upper, 1)
@@ -157,6 +175,12 @@ class PdfSummary:
     lo95: npt.NDArray[np.float64]
     hi95: npt.NDArray[np.float64]
 
+    def point(self, kind: PointEstimate) -> npt.NDArray[np.float64]:
+        """The point estimate ``kind``: what :func:`point_estimate` gives for the same PDFs."""
+        if kind not in POINT_ESTIMATES:
+            raise ValueError(f"unknown point estimate {kind!r}; expected one of {POINT_ESTIMATES}")
+        return {"mean": self.mean, "median": self.median, "mode": self.mode}[kind]
+
     def records(self) -> list[dict[str, float | list[float]]]:
         """One JSON-ready dict per galaxy, e.g. for a serving response."""
         return [
@@ -172,17 +196,25 @@ class PdfSummary:
 
 
 def pdf_summary(probabilities: npt.ArrayLike, bins: RedshiftBins) -> PdfSummary:
+    """The summary of each PDF; the same numbers as :func:`point_estimate` and :func:`central_interval`.
+
+    The PDFs are checked and their CDF computed once for all five quantiles: serving calls this on every
+    batch, and it measured 2x (1 PDF) to 4x (128 PDFs) faster than the separate calls.
+    """
     probs = check_pdfs(probabilities, bins)
-    lo68, hi68 = central_interval(probs, bins, 0.68)
-    lo95, hi95 = central_interval(probs, bins, 0.95)
+    at_edges = _cdf_of_checked(probs)
+
+    def at(q: float) -> npt.NDArray[np.float64]:
+        return _quantile_of_cdf(at_edges, bins, q)
+
     return PdfSummary(
-        mean=point_estimate(probs, bins, "mean"),
-        median=point_estimate(probs, bins, "median"),
-        mode=point_estimate(probs, bins, "mode"),
-        lo68=lo68,
-        hi68=hi68,
-        lo95=lo95,
-        hi95=hi95,
+        mean=probs @ bins.centres,
+        median=at(0.5),
+        mode=bins.centres[np.argmax(probs, axis=1)],
+        lo68=at((1 - 0.68) / 2),
+        hi68=at((1 + 0.68) / 2),
+        lo95=at((1 - 0.95) / 2),
+        hi95=at((1 + 0.95) / 2),
     )
 
 
@@ -211,6 +243,9 @@ def from_qp(ensemble: Any) -> tuple[npt.NDArray[np.float64], RedshiftBins]:
     return probs, bins
 
 
+QP_SUFFIXES = (".hdf5", ".h5")  # qp (tables_io) picks the layout by suffix: h5py's, pandas'; both read back
+
+
 def write_qp(
     path: Path,
     probabilities: npt.ArrayLike,
@@ -220,17 +255,25 @@ def write_qp(
     """Write a qp HDF5 file that ``qp.read`` opens; never replaces an existing file (written aside, then
     linked into place)."""
     path = Path(path)
-    if path.suffix not in {".hdf5", ".h5", ".hf5", ".hd5"}:
-        raise ValueError(f"{path}: a qp HDF5 file needs an HDF5 suffix (.hdf5 or .h5)")
+    if path.suffix not in QP_SUFFIXES:
+        raise ValueError(
+            f"{path}: a qp HDF5 file needs the suffix .hdf5 or .h5 (qp.read chooses its reader by it)"
+        )
     if path.exists():
         raise FileExistsError(f"{path}: already exists; PDFs are never overwritten")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
-    try:
-        to_qp(probabilities, bins, ancil).write_to(str(partial))
+    # Written in a private folder beside the target (same file system, so it can be linked), under a name
+    # with one suffix: qp strips the last one, and tables_io, seeing another (".partial" of
+    # "x.h5.partial.h5"), would not add ".h5" back and would write the file under another name.
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as aside:
+        partial = Path(aside) / f"partial{path.suffix}"
+        with warnings.catch_warnings():
+            # pandas' .h5 layout pickles qp's two-row metadata table (its name and bin edges) and says so
+            warnings.filterwarnings(
+                "ignore", message=r"\s*your performance may suffer as PyTables will pickle"
+            )
+            to_qp(probabilities, bins, ancil).write_to(str(partial))
         os.link(partial, path)  # fails rather than replaces if another writer got there first
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

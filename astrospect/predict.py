@@ -1,4 +1,5 @@
-"""Batch prediction: raw cutouts in, redshifts out, from a saved model; shards with or without labels."""
+"""Batch prediction: raw cutouts in, redshifts (or their PDFs) out, from a saved model; shards with or without
+labels."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from astrospect.data.shards import iter_shard, resolve_shards
+from astrospect.model import load_model, pdf_bins
+from astrospect.pdf import POINT_ESTIMATE, RedshiftBins, point_estimate, write_qp
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
@@ -39,13 +42,36 @@ def predict_pdf(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDAr
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output.shape[-1]), np.float32)
 
 
+class NotAPdfModelError(ValueError):
+    """PDFs asked of a point-estimate model (one without a PDF head)."""
+
+
+def pdf_model_bins(model: keras.Model, source: Path | str) -> RedshiftBins:
+    """The bins of a PDF model; a :class:`NotAPdfModelError` naming ``source`` for a point model."""
+    bins = pdf_bins(model)
+    if bins is None:
+        raise NotAPdfModelError(
+            f"{source}: model {model.name!r} is a point-estimate model (no PDF head): it gives one redshift per"
+            " cutout, not a PDF; PDFs need a PDF model (astrospect.model.build_pdf_cnn, the pdf challenger)"
+        )
+    return bins
+
+
+def point_redshift(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Redshifts from either kind of model: a point model's output, a PDF model's POINT_ESTIMATE."""
+    bins = pdf_bins(model)
+    if bins is None:
+        return predict_redshift(model, images)
+    return point_estimate(predict_pdf(model, images), bins, POINT_ESTIMATE).astype(np.float32)
+
+
 def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
     """One row per cutout: shard, objid, z_pred, and z_spec where the shard has labels."""
     frames = []
     for shard in shards:
         for chunk in iter_shard(shard, require_labels=False):
             frame = pd.DataFrame(
-                {"shard": shard.name, "objid": chunk.objid, "z_pred": predict_redshift(model, chunk.images)}
+                {"shard": shard.name, "objid": chunk.objid, "z_pred": point_redshift(model, chunk.images)}
             )
             if chunk.redshift is not None:
                 frame["z_spec"] = chunk.redshift
@@ -55,10 +81,34 @@ def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
 
 
 def predict_to_csv(model_path: Path, source: Path, out_csv: Path) -> pd.DataFrame:
-    from astrospect.model import load_model
-
     predictions = predict_shards(load_model(model_path), resolve_shards(source))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(out_csv, index=False)
     log.info("wrote %d predictions to %s", len(predictions), out_csv)
     return predictions
+
+
+def predict_to_qp(model_path: Path, source: Path, out: Path) -> int:
+    """The PDF of every cutout of ``source`` as a qp HDF5 file (``qp.read`` opens it), with ``objid`` and,
+    where the shards have labels, ``z_spec`` (NaN for unlabelled shards) as ancillary columns. Returns the
+    number of PDFs; never replaces ``out``."""
+    model = load_model(model_path)
+    bins = pdf_model_bins(model, model_path)
+    probabilities, objid, z_spec = [], [], []
+    labelled = False
+    for shard in resolve_shards(source):
+        for chunk in iter_shard(shard, require_labels=False):
+            probabilities.append(predict_pdf(model, chunk.images))
+            objid.append(chunk.objid)
+            labelled |= chunk.redshift is not None
+            z_spec.append(
+                chunk.redshift if chunk.redshift is not None else np.full(len(chunk), np.nan, np.float32)
+            )
+        log.info("predicted the PDFs of %s", shard.name)
+    ids = np.concatenate(objid)
+    ancil: dict[str, npt.ArrayLike] = {"objid": ids}
+    if labelled:
+        ancil["z_spec"] = np.concatenate(z_spec)
+    write_qp(out, np.concatenate(probabilities), bins, ancil)
+    log.info("wrote %d PDFs over %d bins to %s", len(ids), bins.n, out)
+    return len(ids)

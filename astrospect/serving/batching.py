@@ -24,6 +24,7 @@ import numpy as np
 
 from astrospect.serving.schemas import FloatArray
 
+# The model function: one answer per cutout along the first axis (a redshift, or a row such as a PDF).
 Predict = Callable[[FloatArray], np.ndarray]
 
 # Tuned with `make bench-serving` on the 2-core machine. A seed-CNN batch costs ~1 ms plus ~0.2 ms per
@@ -81,8 +82,9 @@ class AdaptiveBatcher:
         self.stats = BatchStats()
 
     async def predict(self, images: FloatArray) -> np.ndarray:
-        """Redshifts for ``images`` (N, 32, 32, 5); more than ``max_batch`` are sent in turns, so a large
-        request shares the model with the requests that arrive meanwhile instead of blocking them."""
+        """The model's answers for ``images`` (N, 32, 32, 5), one per cutout along the first axis; more than
+        ``max_batch`` are sent in turns, so a large request shares the model with the requests that arrive
+        meanwhile instead of blocking them."""
         parts = [
             await self._submit(images[start : start + self.max_batch])
             for start in range(0, len(images), self.max_batch)
@@ -109,7 +111,12 @@ class AdaptiveBatcher:
                 batch = jobs[0].images if len(jobs) == 1 else np.concatenate([job.images for job in jobs])
                 self.stats.record(len(batch))
                 try:
-                    redshift = np.asarray(await anyio.to_thread.run_sync(self._predict, batch)).reshape(-1)
+                    answers = np.asarray(await anyio.to_thread.run_sync(self._predict, batch))
+                    if answers.ndim == 0 or len(answers) != len(batch):
+                        raise ValueError(
+                            f"the model gave answers of shape {answers.shape} for {len(batch)} cutouts;"
+                            " expected one per cutout along the first axis"
+                        )
                 # Whatever the model raised goes to every request of this batch (BentoML answers it with a
                 # 500); catching less would leave those requests waiting forever.
                 except Exception as error:  # noqa: BLE001
@@ -121,7 +128,7 @@ class AdaptiveBatcher:
                 for job in jobs:
                     stop = start + len(job.images)
                     if not job.done.done():  # a client that went away leaves a cancelled future
-                        job.done.set_result(redshift[start:stop])
+                        job.done.set_result(answers[start:stop])
                     start = stop
         finally:
             self._runner = None

@@ -24,6 +24,7 @@ from bentoml.exceptions import BentoMLException, InvalidArgument
 JSON = "application/json"
 BINARY = "application/octet-stream"
 MULTIPART = "multipart/form-data"
+HDF5 = "application/x-hdf5"  # an uploaded shard, and predict_file's qp answer
 ERROR_SCHEMA = "#/components/schemas/Error"
 # The binary route's shape header: N cutouts band-first or channels-last, 32x32 or 64x64 (centre-cropped).
 SHAPE_HEADER = "Cutout-Shape"
@@ -46,6 +47,16 @@ class UnsupportedMediaType(BentoMLException):
     error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class NoPdfs(BentoMLException):
+    """PDFs asked of a champion that has none, a point-estimate model (409).
+
+    409 Conflict, not 400 or 422: the request is well formed and would be answered by a PDF champion; what
+    refuses it is the state of the server, which the next deployment can change (RFC 9110, 15.5.10).
+    """
+
+    error_code = HTTPStatus.CONFLICT
+
+
 class Busy(BentoMLException):
     """The batch queue is full (503): the client should retry."""
 
@@ -66,6 +77,11 @@ MEANING: dict[HTTPStatus, str] = {
         "The Content-Type is not the one this route takes, or an uploaded file is neither an HDF5 shard"
         " nor a .npy array."
     ),
+    HTTPStatus.CONFLICT: (
+        "The champion is a point-estimate model (no PDF head; `pdf_bins` is null in /metadata): it gives"
+        " one redshift per cutout and no PDF, so predict_pdf, predict_pdf_binary and predict_file with"
+        " format=qp are refused. predict, predict_binary and predict_file's JSON answer still work."
+    ),
     HTTPStatus.INTERNAL_SERVER_ERROR: "An unexpected error; the server log has the traceback.",
     HTTPStatus.SERVICE_UNAVAILABLE: "The batch queue is full (about 2 s of model work): retry shortly.",
 }
@@ -76,6 +92,8 @@ ANY_REQUEST = (
     HTTPStatus.INTERNAL_SERVER_ERROR,
 )
 PREDICTION = (*ANY_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE)
+PDF_PREDICTION = (*PREDICTION, HTTPStatus.CONFLICT)  # a route that needs a PDF champion (or may)
+BINARY_FILE: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
 @dataclass(frozen=True)
@@ -90,33 +108,48 @@ class Route:
     body_schema: dict[str, Any] | None = None
     part_types: Mapping[str, str] = field(default_factory=dict)
     body_required: bool = True
+    # 200 answers in other media types than JSON (e.g. a file), each with its schema
+    other_answers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
+
+SHAPE_PARAMETER: dict[str, Any] = {
+    "name": SHAPE_HEADER,
+    "in": "header",
+    "required": True,
+    "description": (
+        "shape of the float32 array in the body: N,5,32,32 (band-first) or N,32,32,5"
+        " (channels-last), 64x64 likewise; the body holds exactly 4 x N x 5 x H x W bytes"
+    ),
+    "schema": {"type": "string", "pattern": SHAPE_PATTERN},
+}
+BINARY_BODY_SCHEMA: dict[str, Any] = {
+    **BINARY_FILE,
+    "description": "raw little-endian float32 fluxes in nanomaggies, C order, of the shape in Cutout-Shape",
+}
 
 ROUTES: dict[str, Route] = {
     "/predict": Route(JSON, PREDICTION),
     "/predict_binary": Route(
-        BINARY,
-        PREDICTION,
-        parameters=(
-            {
-                "name": SHAPE_HEADER,
-                "in": "header",
-                "required": True,
-                "description": (
-                    "shape of the float32 array in the body: N,5,32,32 (band-first) or N,32,32,5"
-                    " (channels-last), 64x64 likewise; the body holds exactly 4 x N x 5 x H x W bytes"
-                ),
-                "schema": {"type": "string", "pattern": SHAPE_PATTERN},
-            },
-        ),
-        body_schema={
-            "type": "string",
-            "format": "binary",
-            "description": "raw little-endian float32 fluxes in nanomaggies, C order, of the shape in Cutout-Shape",
-        },
+        BINARY, PREDICTION, parameters=(SHAPE_PARAMETER,), body_schema=BINARY_BODY_SCHEMA
+    ),
+    "/predict_pdf": Route(JSON, PDF_PREDICTION),
+    "/predict_pdf_binary": Route(
+        BINARY, PDF_PREDICTION, parameters=(SHAPE_PARAMETER,), body_schema=BINARY_BODY_SCHEMA
     ),
     "/predict_file": Route(
-        MULTIPART, PREDICTION, part_types={"file": "application/x-hdf5, application/x-npy"}
+        MULTIPART,
+        PDF_PREDICTION,
+        part_types={"file": f"{HDF5}, application/x-npy"},
+        other_answers={
+            HDF5: {
+                **BINARY_FILE,
+                "description": (
+                    "with format=qp: a qp HDF5 file (qp.read opens it, saved with the suffix .hdf5) of the"
+                    " cutouts' PDFs, a qp.hist ensemble over the champion's bins, objid as ancillary data"
+                    " when the upload has one"
+                ),
+            }
+        },
     ),
     "/metadata": Route(JSON, ANY_REQUEST, body_required=False),  # no body reads as {}
 }
@@ -164,8 +197,9 @@ def error_response(status: HTTPStatus) -> dict[str, Any]:
 def openapi_document(spec: dict[str, Any], routes: Mapping[str, Route]) -> dict[str, Any]:
     """BentoML's generated document (``Service.openapi_spec.asdict()``) with this service's contract.
 
-    Per route: the documented error statuses replace BentoML's generic ones, every error body is ``Error``,
-    and the route's own parameters, raw body schema and upload part types are added.
+    Per route: the answer's schema is its pydantic component, the documented error statuses replace
+    BentoML's generic ones, every error body is ``Error``, and the route's own parameters, raw body schema,
+    upload part types and other answers (a file) are added.
     """
     document = json.loads(json.dumps(spec))  # a deep copy: BentoML's objects stay untouched
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -175,6 +209,15 @@ def openapi_document(spec: dict[str, Any], routes: Mapping[str, Route]) -> dict[
     for path, route in routes.items():
         operation = document["paths"][path]["post"]
         success = operation["responses"][str(HTTPStatus.OK.value)]
+        answer = success["content"][JSON]
+        if answer["schema"].get("title") in schemas:
+            # BentoML inlines the answer's fields and keeps the first branch of each anyOf, so a field
+            # that may be null (pdf_summary from a point model) would be documented as never null; the
+            # component it was made from is pydantic's exact schema.
+            answer["schema"] = {"$ref": f"#/components/schemas/{answer['schema']['title']}"}
+        success["content"].update(
+            {media: {"schema": schema} for media, schema in route.other_answers.items()}
+        )
         operation["responses"] = {
             str(HTTPStatus.OK.value): success,
             **{str(status.value): error_response(status) for status in route.errors},

@@ -7,7 +7,7 @@ service's return types, so BentoML writes the OpenAPI document from them. Nothin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,16 +72,51 @@ class ModelIdentity(BaseModel):
     run_id: str = Field(description="MLflow run that trained the model")
 
 
+Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class RedshiftSummary(BaseModel):
+    """One cutout's redshift PDF in seven numbers (astrospect.pdf.pdf_summary; point estimates at bin centres)."""
+
+    mean: float = Field(description="the PDF's mean redshift")
+    median: float = Field(description="the PDF's median redshift: the served `redshift`")
+    mode: float = Field(description="the centre of the PDF's most probable bin")
+    interval_68: Interval = Field(description="the central 68% interval [16th, 84th percentile]")
+    interval_95: Interval = Field(description="the central 95% interval [2.5th, 97.5th percentile]")
+
+
+POINT_MODEL_NULL = "always present; null when the champion is a point-estimate model (no PDF head)"
+
+
 class Prediction(ModelIdentity):
     """Redshifts for a JSON batch, in the order of the request's cutouts."""
 
-    redshift: list[float] = Field(description="photometric redshift per cutout")
+    redshift: list[float] = Field(
+        description="photometric redshift per cutout; a PDF champion's is its PDF's median"
+    )
+    pdf_summary: list[RedshiftSummary] | None = Field(
+        description=f"per cutout, its redshift PDF's summary; {POINT_MODEL_NULL}"
+    )
+
+
+class PdfPrediction(ModelIdentity):
+    """Redshift PDFs for a batch, in the order of the request's cutouts, over the champion's bins."""
+
+    bin_edges: list[float] = Field(
+        description="the n + 1 redshift bin edges, increasing; the same for every cutout"
+    )
+    probabilities: list[list[float]] = Field(
+        description="per cutout, the probability of each of the n bins (flat within a bin); each row sums to 1"
+    )
+    redshift: list[float] = Field(description="per cutout, the PDF's median (what /predict answers)")
+    pdf_summary: list[RedshiftSummary]
 
 
 class FileRow(BaseModel):
     index: int = Field(description="row of the cutout in the uploaded file")
     objid: int | None = Field(default=None, description="SDSS object id, when the file has one (HDF5 shards)")
     redshift: float
+    pdf_summary: RedshiftSummary | None = Field(description=POINT_MODEL_NULL)
 
 
 class FilePrediction(ModelIdentity):
@@ -98,6 +133,10 @@ class ModelMetadata(ModelIdentity):
     bento_model: str = Field(description="tag of the model in BentoML's model store")
     dataset_version: str | None = Field(description="snapshot version of the training data set")
     metrics: dict[str, float] = Field(description="the metric table of DESIGN.md §5 logged with the run")
+    pdf_bins: int | None = Field(
+        description="number of redshift bins of the champion's PDFs; null for a point-estimate model, whose"
+        " predict_pdf and predict_file format=qp answer 409"
+    )
     max_cutouts_per_request: int
     max_cutouts_per_file: int
     max_body_bytes: int

@@ -1,9 +1,11 @@
-"""The BentoML service that serves the registry's champion (DESIGN.md §8).
+"""The BentoML service that serves the registry's champion (docs/architecture.md, "Serving").
 
 ``predict`` takes a JSON batch of raw cutouts (one flat array per cutout), ``predict_binary`` the same
 cutouts as raw float32 bytes with their shape in a header, ``predict_file`` an uploaded HDF5 shard or
 ``.npy`` array, ``metadata`` says which model answers; BentoML adds ``/livez``, ``/readyz`` and
-``/metrics``. Every request body is decoded and validated (:mod:`astrospect.serving.decoding`,
+``/metrics``. A PDF champion (:func:`astrospect.model.pdf_bins` is not None) also answers each cutout's
+PDF summary on those routes, its PDFs on ``predict_pdf`` / ``predict_pdf_binary``, and a qp file from
+``predict_file`` with ``format=qp`` (:mod:`astrospect.serving.pdfs`); a point champion answers those 409. Every request body is decoded and validated (:mod:`astrospect.serving.decoding`,
 :mod:`astrospect.serving.uploads`) before it can join a batch, so a bad request gets a 4xx that says what
 was expected and never fails the requests batched with it. The status codes, the error body and
 ``/docs.json`` are :mod:`astrospect.serving.contract`'s. Concurrent requests share model calls through
@@ -17,14 +19,18 @@ that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` 
 from __future__ import annotations
 
 import gc
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import anyio.to_thread
 import bentoml
 import numpy as np
+import numpy.typing as npt
+from starlette.responses import Response
 
 from astrospect.deploy import champion_bento_model, model_card
+from astrospect.pdf import RedshiftBins
 from astrospect.serving.batching import (
     MAX_BATCH_CUTOUTS,
     MAX_QUEUED_CUTOUTS,
@@ -32,11 +38,27 @@ from astrospect.serving.batching import (
     BatcherOverloadedError,
     tensorflow_threads,
 )
-from astrospect.serving.contract import ROUTES, BadRequest, Busy, UnsupportedMediaType, openapi_document
+from astrospect.serving.contract import (
+    HDF5,
+    ROUTES,
+    BadRequest,
+    Busy,
+    NoPdfs,
+    UnsupportedMediaType,
+    openapi_document,
+)
 from astrospect.serving.decoding import BinaryCutouts, FlatCutouts, Layout, from_flat
 from astrospect.serving.guards import RequestGuard
 from astrospect.serving.monitoring import observe_served
-from astrospect.serving.schemas import FilePrediction, FileRow, FloatArray, ModelMetadata, Prediction
+from astrospect.serving.pdfs import QP_FILENAME, ServedPdfs, pdf_rows, qp_file, warm_qp
+from astrospect.serving.schemas import (
+    FilePrediction,
+    FileRow,
+    FloatArray,
+    ModelMetadata,
+    PdfPrediction,
+    Prediction,
+)
 from astrospect.serving.uploads import UnsupportedUploadError, UploadError, file_cutout_limit, read_upload
 from astrospect.settings import get_logger, load_settings
 
@@ -45,6 +67,19 @@ SETTINGS = load_settings()
 MAX_FILE_CUTOUTS = file_cutout_limit(SETTINGS.serving_max_body_bytes)
 
 REQUEST_TIMEOUT_S = 60
+FileAnswer = Literal["json", "qp"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The champion's answer for one request's cutouts: redshifts, and a PDF champion's PDFs."""
+
+    redshift: npt.NDArray[np.float64]
+    pdfs: ServedPdfs | None  # None for a point-estimate champion
+
+    def prediction(self, identity: dict[str, str]) -> Prediction:
+        summaries = None if self.pdfs is None else self.pdfs.summaries()
+        return Prediction(**identity, redshift=self.redshift.tolist(), pdf_summary=summaries)
 
 
 class BinaryInput(BinaryCutouts):
@@ -73,8 +108,8 @@ class PhotoZ:
         # BandStretch layer that the saved model uses.
         import tensorflow as tf
 
-        from astrospect.model import load_model
-        from astrospect.predict import predict_redshift
+        from astrospect.model import load_model, pdf_bins
+        from astrospect.predict import predict_pdf, predict_redshift
 
         threads = tensorflow_threads(SETTINGS.serving_workers)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -83,13 +118,19 @@ class PhotoZ:
         stored = champion_bento_model(SETTINGS)
         self.card = model_card(stored)
         model = load_model(self.card.keras_path)
+        self.bins = pdf_bins(model)  # None: a point-estimate model
+        bins = self.bins
 
         def predict(images: FloatArray) -> np.ndarray:
-            return predict_redshift(model, images)
+            if bins is None:
+                return predict_redshift(model, images)
+            return pdf_rows(predict_pdf(model, images), bins)  # the summaries too, once per batch
 
         # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
         for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
             predict(np.zeros((size, *self.card.input_shape), np.float32))
+        if bins is not None:
+            log.info("qp imported and a qp file written in %.2f s (warm-up)", warm_qp(bins))
         self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)
         self.identity = {
             "model_name": self.card.model_name,
@@ -102,52 +143,113 @@ class PhotoZ:
         gc.freeze()
         self.loaded = True
         log.info(
-            "serving %s version %s (run %s, bento model %s)",
+            "serving %s version %s (run %s, bento model %s), %s",
             self.card.model_name,
             self.card.model_version,
             self.card.run_id,
             stored.tag,
+            "a point-estimate model" if bins is None else f"a PDF model over {bins.n} bins",
         )
 
     def __is_ready__(self) -> bool:
         return getattr(self, "loaded", False)
 
-    async def _redshift(self, images: FloatArray) -> list[float]:
+    async def _answer(self, images: FloatArray) -> Answer:
         try:
-            redshift = await self.batcher.predict(images)
+            answers = await self.batcher.predict(images)
         except BatcherOverloadedError as error:
             raise Busy(str(error)) from error
-        observe_served(images, redshift)  # input and answer histograms on /metrics
-        return [float(z) for z in redshift]
+        if self.bins is None:
+            answer = Answer(np.asarray(answers, np.float64), None)
+        else:
+            pdfs = ServedPdfs.from_rows(answers, self.bins)
+            answer = Answer(pdfs.redshift, pdfs)
+        observe_served(images, answer.redshift)  # input and answer histograms on /metrics
+        return answer
+
+    def _pdf_bins(self, asked: str) -> RedshiftBins:
+        """The champion's bins, or the documented 409 for a point-estimate champion."""
+        if self.bins is None:
+            raise NoPdfs(
+                f"{asked}: the champion ({self.card.model_name} version {self.card.model_version}) is a"
+                " point-estimate model with no PDF head: it gives one redshift per cutout and no PDF."
+                " /predict and /predict_binary answer its redshifts; PDFs need a PDF champion."
+            )
+        return self.bins
+
+    async def _pdf_prediction(self, images: FloatArray, route: str) -> PdfPrediction:
+        bins = self._pdf_bins(route)
+        answer = await self._answer(images)
+        assert answer.pdfs is not None
+        return PdfPrediction(
+            **self.identity,
+            bin_edges=list(bins.edges),
+            probabilities=answer.pdfs.probabilities.tolist(),
+            redshift=answer.redshift.tolist(),
+            pdf_summary=answer.pdfs.summaries(),
+        )
 
     @bentoml.api
     async def predict(
         self, images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)], layout: Layout
     ) -> Prediction:
         """Redshifts for a JSON batch of raw ugriz cutouts in nanomaggies, one flat array of 5120 fluxes per
-        cutout in the axis order `layout` names (channels-last: 32 x 32 x 5; band-first: 5 x 32 x 32)."""
+        cutout in the axis order `layout` names (channels-last: 32 x 32 x 5; band-first: 5 x 32 x 32).
+        From a PDF champion, `redshift` is each PDF's median and `pdf_summary` summarises it."""
         cutouts = from_flat(images, layout, max_cutouts=SETTINGS.serving_max_cutouts)
-        return Prediction(**self.identity, redshift=await self._redshift(cutouts))
+        return (await self._answer(cutouts)).prediction(self.identity)
 
     @bentoml.api(input_spec=BinaryInput)
     async def predict_binary(self, images: FloatArray) -> Prediction:
         """Redshifts for raw little-endian float32 cutouts in the body (application/octet-stream), their shape
         in the Cutout-Shape header: N,5,32,32 band-first or N,32,32,5 channels-last (64x64 centre-cropped)."""
-        return Prediction(**self.identity, redshift=await self._redshift(images))
+        return (await self._answer(images)).prediction(self.identity)
 
     @bentoml.api
-    async def predict_file(self, file: Path) -> FilePrediction:
-        """Redshifts for every cutout of an uploaded HDF5 shard (DESIGN.md §3, labels optional) or .npy
-        array (either layout); one row per cutout, with its objid when the file has one."""
+    async def predict_pdf(
+        self, images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)], layout: Layout
+    ) -> PdfPrediction:
+        """Redshift PDFs for a JSON batch of cutouts, as `predict` takes them: the bin edges once, and per
+        cutout the probabilities of the bins, the median and the summary. 409 from a point-estimate champion."""
+        cutouts = from_flat(images, layout, max_cutouts=SETTINGS.serving_max_cutouts)
+        return await self._pdf_prediction(cutouts, "predict_pdf")
+
+    @bentoml.api(input_spec=BinaryInput)
+    async def predict_pdf_binary(self, images: FloatArray) -> PdfPrediction:
+        """Redshift PDFs for raw float32 cutouts, as `predict_binary` takes them; the answer of `predict_pdf`.
+        409 from a point-estimate champion."""
+        return await self._pdf_prediction(images, "predict_pdf_binary")
+
+    # The JSON answer is the documented schema; the qp file is a Response BentoML sends as it is, and the
+    # contract adds its media type to the document.
+    @bentoml.api(output_spec=FilePrediction)
+    async def predict_file(self, file: Path, format: FileAnswer = "json") -> FilePrediction | Response:
+        """Redshifts for every cutout of an uploaded HDF5 shard (labels optional) or .npy array (either
+        layout); one row per cutout, with its objid when the file has one, and a PDF champion's summary.
+        `format=qp` answers a PDF champion's PDFs as a qp HDF5 file instead (application/x-hdf5, which
+        qp.read opens saved as .hdf5; objid as ancillary data); 409 from a point-estimate champion."""
+        bins = self._pdf_bins("predict_file with format=qp") if format == "qp" else None
         try:
             upload = await anyio.to_thread.run_sync(read_upload, file, MAX_FILE_CUTOUTS)
         except UnsupportedUploadError as error:
             raise UnsupportedMediaType(str(error)) from error
         except UploadError as error:
             raise BadRequest(str(error)) from error
-        redshift = await self._redshift(upload.images)
-        objid = [None] * len(redshift) if upload.objid is None else [int(value) for value in upload.objid]
-        rows = [FileRow(index=i, objid=objid[i], redshift=z) for i, z in enumerate(redshift)]
+        answer = await self._answer(upload.images)
+        if bins is not None:
+            assert answer.pdfs is not None
+            content = await anyio.to_thread.run_sync(qp_file, answer.pdfs.probabilities, bins, upload.objid)
+            return Response(
+                content,
+                media_type=HDF5,
+                headers={"Content-Disposition": f'attachment; filename="{QP_FILENAME}"'},
+            )
+        objid = [None] * len(answer.redshift) if upload.objid is None else [int(v) for v in upload.objid]
+        summaries = [None] * len(objid) if answer.pdfs is None else answer.pdfs.summaries()
+        rows = [
+            FileRow(index=i, objid=objid[i], redshift=float(z), pdf_summary=summaries[i])
+            for i, z in enumerate(answer.redshift)
+        ]
         return FilePrediction(**self.identity, file_format=upload.file_format, n=len(rows), rows=rows)
 
     @bentoml.api
@@ -158,6 +260,7 @@ class PhotoZ:
             bento_model=self.card.bento_model,
             dataset_version=self.card.dataset_version,
             metrics=self.card.metrics,
+            pdf_bins=None if self.bins is None else self.bins.n,
             max_cutouts_per_request=SETTINGS.serving_max_cutouts,
             max_cutouts_per_file=MAX_FILE_CUTOUTS,
             max_body_bytes=SETTINGS.serving_max_body_bytes,

@@ -63,7 +63,7 @@ schemathesis.openapi.media_type(
 )
 
 
-@schemathesis.hook("map_case").apply_to(path="/predict_binary")
+@schemathesis.hook("map_case").apply_to(path=["/predict_binary", "/predict_pdf_binary"])
 def shape_of_the_body(ctx: schemathesis.HookContext, case: Case) -> Case:
     """A positive binary case states its body's shape (the header and the body are drawn apart)."""
     if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, bytes):

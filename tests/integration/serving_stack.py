@@ -1,9 +1,10 @@
 """What the serving tests share: a champion in a real MLflow registry, `astrospect deploy`, `astrospect serve`.
 
 The MLflow server is the tracking tests' (``tracking_support.mlflow_server``: the project's own start
-script, SQLite + local artifacts, loopback). The champion is a tiny untrained seed CNN logged with
-``mlflow.tensorflow.log_model`` beside a real holdout metric table and a dataset version tag; deploy and
-serve run as the commands a user types, in subprocesses, against temp folders.
+script, SQLite + local artifacts, loopback). The champion is a tiny untrained seed CNN, or PDF CNN with a
+non-trivial calibration (``pdf=True``), logged with ``mlflow.tensorflow.log_model`` beside a real holdout
+metric table and a dataset version tag; deploy and serve run as the commands a user types, in
+subprocesses, against temp folders.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import read_shard, write_shard
+from astrospect.pdf import DEFAULT_BINS, RedshiftBins
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 from harness.serving_process import served
 from tests.integration.tracking_support import mlflow_server
 
 MODEL_NAME = "astrospect-photoz"
 DATASET_VERSION = "serving-test-v1"
+# The PDF champion's calibration: far from the identity (T 1, shift 0), so serving must use the saved one.
+PDF_TEMPERATURE, PDF_SHIFT = 0.35, 0.0125
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class Champion:
     metrics: dict[str, float]
     shard: Path  # the cutouts it is checked on (labels included)
     images: npt.NDArray[np.float32]  # the same cutouts, channels-last
-    expected: npt.NDArray[np.float32]  # what the MLflow model predicts for them
+    expected: npt.NDArray[np.float32]  # what the MLflow model predicts for them: redshifts, or (N, bins) PDFs
+    keras_path: Path  # the same model as a .keras file (what `astrospect predict --model` takes)
+    bins: RedshiftBins | None = None  # a PDF champion's bins
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,11 @@ class Stack:
 
 
 @contextmanager
-def served_champion(home: Path, **serving: str) -> Iterator[Stack]:
-    """MLflow server, champion, ``astrospect deploy``, ``astrospect serve``: everything under ``home``."""
+def served_champion(home: Path, pdf: bool = False, **serving: str) -> Iterator[Stack]:
+    """MLflow server, champion (a PDF model with ``pdf``), ``astrospect deploy``, ``astrospect serve``:
+    everything under ``home``."""
     with mlflow_server(home) as registry:
-        champion = register_seed_champion(registry, home)
+        champion = register_pdf_champion(registry, home) if pdf else register_seed_champion(registry, home)
         env = stack_env(home, registry, **serving)
         deployed = run_deploy(env)
         with bento_server(env, home / "serve.log") as url:
@@ -76,25 +83,55 @@ def galaxy_shard(path: Path, n: int, seed: int) -> Path:
 
 def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
     """Log a tiny seed CNN the way the pipeline does and make it the registry's champion."""
+    from astrospect.model import build_seed_cnn, fit_input_scaling
+
+    shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
+    cutouts = read_shard(shard)
+    model = build_seed_cnn(fit_input_scaling(cutouts.images), 0.0, 0.6)
+    return _register_champion(tracking_uri, folder, model, shard, None)
+
+
+def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
+    """Log a tiny PDF CNN over the default bins, calibrated to (PDF_TEMPERATURE, PDF_SHIFT), as champion."""
+    from astrospect.calibration import Calibration, apply_calibration
+    from astrospect.model import build_pdf_cnn, fit_input_scaling
+
+    shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
+    cutouts = read_shard(shard)
+    model = build_pdf_cnn(fit_input_scaling(cutouts.images), DEFAULT_BINS)
+    apply_calibration(model, Calibration(PDF_TEMPERATURE, PDF_SHIFT))
+    return _register_champion(tracking_uri, folder, model, shard, DEFAULT_BINS)
+
+
+def _register_champion(
+    tracking_uri: str, folder: Path, model: Any, shard: Path, bins: RedshiftBins | None
+) -> Champion:
     import mlflow
     import mlflow.tensorflow
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
     from astrospect.metrics import metric_table
-    from astrospect.model import build_seed_cnn, fit_input_scaling
+    from astrospect.pdf import POINT_ESTIMATE, point_estimate
     from astrospect.tracking.registry import CHAMPION_ALIAS
     from astrospect.tracking.tags import TAG_DATASET_VERSION
 
-    shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
     cutouts = read_shard(shard)
     assert cutouts.redshift is not None
-    model = build_seed_cnn(fit_input_scaling(cutouts.images), 0.0, 0.6)
+    output = (
+        TensorSpec(np.dtype(np.float32), (-1,), "redshift")
+        if bins is None
+        else TensorSpec(np.dtype(np.float32), (-1, bins.n), "redshift_pdf")
+    )
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), "cutouts")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "redshift")]),
+        outputs=Schema([output]),
     )
-    metrics = metric_table(cutouts.redshift, np.asarray(model.predict_on_batch(cutouts.images)))
+    answers = np.asarray(model.predict_on_batch(cutouts.images))
+    redshift = answers if bins is None else point_estimate(answers, bins, POINT_ESTIMATE)
+    metrics = metric_table(cutouts.redshift, redshift)
+    keras_path = folder / "champion.keras"
+    model.save(keras_path)
     # The registry URI is process-global too: an earlier test module may have pointed it at a server that
     # is gone, so set (and restore) both.
     previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
@@ -122,11 +159,13 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
             logged = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
         finally:
             os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
-        expected = np.asarray(logged.predict(cutouts.images), dtype=np.float32).reshape(-1)
+        expected = np.asarray(logged.predict(cutouts.images), dtype=np.float32)
     finally:
         mlflow.set_tracking_uri(previous_uri)
         mlflow.set_registry_uri(previous_registry)
-    return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected)
+    if bins is None:
+        expected = expected.reshape(-1)
+    return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected, keras_path, bins)
 
 
 def stack_env(home: Path, tracking_uri: str, **serving: str) -> dict[str, str]:

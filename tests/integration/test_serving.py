@@ -146,6 +146,7 @@ def test_metadata_names_the_deployed_champion(
     assert metadata["metrics"] == pytest.approx(champion.metrics)
     assert metadata["max_cutouts_per_request"] == MAX_CUTOUTS
     assert metadata["max_body_bytes"] == MAX_BODY_MB * 1024 * 1024
+    assert metadata["pdf_bins"] is None  # a point-estimate champion
 
 
 # --- predictions -------------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ def test_predict_equals_the_mlflow_model(
     body = response.json()
     assert _identity(body) == (MODEL_NAME, champion.version, champion.run_id)
     np.testing.assert_allclose(body["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
+    assert body["pdf_summary"] is None  # always present, null from a point-estimate champion
 
 
 @pytest.mark.parametrize("layout", ["channels-last", "band-first", "64x64 band-first", "64x64 channels-last"])
@@ -199,6 +201,7 @@ def test_predict_file_hdf5_shard(http: requests.Session, server: str, champion: 
     assert [row["objid"] for row in body["rows"]] == read_shard(champion.shard).objid.tolist()
     assert [row["index"] for row in body["rows"]] == list(range(len(champion.images)))
     np.testing.assert_allclose([row["redshift"] for row in body["rows"]], champion.expected, **TOLERANCE)
+    assert all(row["pdf_summary"] is None for row in body["rows"])
 
 
 def test_predict_file_shard_without_labels(
@@ -221,6 +224,52 @@ def test_predict_file_npy(http: requests.Session, server: str, champion: Champio
     assert body["file_format"] == "npy"
     assert all(row["objid"] is None for row in body["rows"])
     np.testing.assert_allclose([row["redshift"] for row in body["rows"]], champion.expected, **TOLERANCE)
+
+
+# --- PDFs asked of a point-estimate champion: 409 ---------------------------------------------------------
+
+
+NO_PDFS = "is a point-estimate model with no PDF head"
+
+
+def test_predict_pdf_from_a_point_champion_is_409_and_says_why(
+    http: requests.Session, server: str, champion: Champion
+) -> None:
+    images = champion.images[:2]
+    body = {"images": images.reshape(2, -1).tolist(), "layout": "channels-last"}
+    answers = {
+        "predict_pdf": http.post(f"{server}/predict_pdf", json=body, timeout=60),
+        "predict_pdf_binary": http.post(
+            f"{server}/predict_pdf_binary",
+            data=images.tobytes(),
+            headers={"content-type": "application/octet-stream", SHAPE_HEADER: "2,32,32,5"},
+            timeout=60,
+        ),
+        "predict_file with format=qp": http.post(
+            f"{server}/predict_file",
+            files={"file": ("cutouts.h5", champion.shard.read_bytes())},
+            data={"format": "qp"},
+            timeout=60,
+        ),
+    }
+    for route, response in answers.items():
+        assert response.status_code == 409, (route, response.text)
+        error = response.json()
+        assert set(error) == {"error"}, response.text
+        assert error["error"].startswith(f"{route}: the champion ({MODEL_NAME} version {champion.version})")
+        assert NO_PDFS in error["error"]
+    # ... while the JSON answer of the same upload still works
+    json_answer = upload(http, server, champion.shard.read_bytes(), "cutouts.h5")
+    assert json_answer.status_code == 200, json_answer.text
+
+
+def test_a_bad_body_for_predict_pdf_is_still_a_400_first(http: requests.Session, server: str) -> None:
+    """BentoML validates the body before the route runs: a malformed request hears what is malformed."""
+    response = http.post(
+        f"{server}/predict_pdf", json={"images": [[1.0] * 10], "layout": "channels-last"}, timeout=60
+    )
+    assert response.status_code == 400, response.text
+    assert "List should have at least 5120 items" in response.text
 
 
 # --- bad input ---------------------------------------------------------------------------------------
@@ -470,8 +519,8 @@ def test_metrics_histograms_count_every_cutout_served(
     before = served_counts(http, server)
     answered = []
     for index in range(4):  # four requests of one cutout, one of five, one upload of the whole shard
-        answered += predict(http, server, champion.images[index : index + 1].tolist()).json()["redshift"]
-    answered += predict(http, server, champion.images[:5].tolist()).json()["redshift"]
+        answered += predict(http, server, champion.images[index : index + 1]).json()["redshift"]
+    answered += predict(http, server, champion.images[:5]).json()["redshift"]
     rows = upload(http, server, champion.shard.read_bytes(), "cutouts.h5").json()["rows"]
     answered += [row["redshift"] for row in rows]
     after = served_counts(http, server)

@@ -112,3 +112,28 @@ def test_a_model_error_reaches_every_request_of_its_batch_and_the_batcher_goes_o
 def test_limits_must_be_consistent() -> None:
     with pytest.raises(ValueError, match="max_batch <= max_queued"):
         AdaptiveBatcher(lambda images: images, max_batch=16, max_queued=8)
+
+
+def test_rows_per_cutout_come_back_to_their_own_requests() -> None:
+    """A PDF champion answers a row per cutout (its PDF and summary): each request gets its own rows."""
+
+    def rows(images: np.ndarray) -> np.ndarray:
+        first_pixel = images[:, 0, 0, 0]
+        return np.stack([first_pixel, 2 * first_pixel, 3 * first_pixel], axis=1)
+
+    batcher = AdaptiveBatcher(rows, max_batch=4, max_queued=64)
+
+    async def scenario() -> list[np.ndarray]:
+        tasks = [batcher.predict(cutouts([k, k + 0.5, k + 0.75])) for k in range(4)]
+        return list(await asyncio.gather(*tasks))
+
+    for k, answer in enumerate(asyncio.run(scenario())):
+        assert answer.shape == (3, 3)  # split over two model calls of at most 4 cutouts, then joined
+        assert answer[:, 0].tolist() == [k, k + 0.5, k + 0.75]
+        assert answer[:, 2].tolist() == [3 * k, 3 * (k + 0.5), 3 * (k + 0.75)]
+
+
+def test_a_model_answering_the_wrong_number_of_cutouts_fails_its_requests() -> None:
+    batcher = AdaptiveBatcher(lambda images: np.zeros(len(images) + 1), max_batch=8, max_queued=64)
+    with pytest.raises(ValueError, match="expected one per cutout"):
+        asyncio.run(batcher.predict(cutouts([1.0, 2.0])))

@@ -18,7 +18,14 @@ from astrospect.serving.contract import ROUTES, SHAPE_HEADER, openapi_document, 
 from astrospect.serving.service import PhotoZ
 
 DOCUMENT = openapi_document(cast(Any, PhotoZ).openapi_spec.asdict(), ROUTES)
-API_ROUTES = ["/predict", "/predict_binary", "/predict_file", "/metadata"]
+API_ROUTES = [
+    "/predict",
+    "/predict_binary",
+    "/predict_pdf",
+    "/predict_pdf_binary",
+    "/predict_file",
+    "/metadata",
+]
 
 
 def resolved(schema: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +71,9 @@ def test_every_api_route_has_its_row_in_the_contract() -> None:
     [
         ("/predict", {"200", "400", "413", "415", "500", "503"}),
         ("/predict_binary", {"200", "400", "413", "415", "500", "503"}),
-        ("/predict_file", {"200", "400", "413", "415", "500", "503"}),
+        ("/predict_pdf", {"200", "400", "409", "413", "415", "500", "503"}),
+        ("/predict_pdf_binary", {"200", "400", "409", "413", "415", "500", "503"}),
+        ("/predict_file", {"200", "400", "409", "413", "415", "500", "503"}),
         ("/metadata", {"200", "400", "413", "415", "500"}),
     ],
 )
@@ -86,8 +95,9 @@ def test_an_empty_cutout_is_not_schema_valid() -> None:
     jsonschema.validate({"images": [[0.5] * 5120], "layout": "band-first"}, schema)
 
 
-def test_the_binary_route_documents_its_body_and_shape_header() -> None:
-    operation = DOCUMENT["paths"]["/predict_binary"]["post"]
+@pytest.mark.parametrize("path", ["/predict_binary", "/predict_pdf_binary"])
+def test_the_binary_routes_document_their_body_and_shape_header(path: str) -> None:
+    operation = DOCUMENT["paths"][path]["post"]
     assert list(operation["requestBody"]["content"]) == ["application/octet-stream"]
     assert operation["requestBody"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
     (header,) = operation["parameters"]
@@ -103,3 +113,69 @@ def test_bentomls_generic_error_components_are_gone() -> None:
     schemas = DOCUMENT["components"]["schemas"]
     assert {"InvalidArgument", "NotFound", "InternalServerError"}.isdisjoint(schemas)
     assert "#/components/schemas/InvalidArgument" not in json.dumps(DOCUMENT)
+
+
+def answer_schema(path: str, media_type: str = "application/json") -> dict[str, Any]:
+    return resolved(DOCUMENT["paths"][path]["post"]["responses"]["200"]["content"][media_type]["schema"])
+
+
+SUMMARY = {
+    "mean": 0.2,
+    "median": 0.19,
+    "mode": 0.18,
+    "interval_68": [0.17, 0.21],
+    "interval_95": [0.15, 0.24],
+}
+IDENTITY = {"model_name": "astrospect-photoz", "model_version": "3", "run_id": "abc"}
+
+
+def test_a_point_models_null_summary_and_a_pdf_models_summary_both_match_the_document() -> None:
+    """BentoML's inlined answer schema keeps only the first branch of an anyOf: null would not match."""
+    for answer in (None, [SUMMARY]):
+        jsonschema.validate(
+            {**IDENTITY, "redshift": [0.19], "pdf_summary": answer}, answer_schema("/predict")
+        )
+    with pytest.raises(jsonschema.ValidationError):  # always present, null or not
+        jsonschema.validate({**IDENTITY, "redshift": [0.19]}, answer_schema("/predict"))
+    bad = {**SUMMARY, "interval_68": [0.17]}
+    with pytest.raises(jsonschema.ValidationError):  # an interval is two numbers
+        jsonschema.validate({**IDENTITY, "redshift": [0.19], "pdf_summary": [bad]}, answer_schema("/predict"))
+    row = {"index": 0, "objid": None, "redshift": 0.19}
+    for summary in (None, SUMMARY):
+        answer = {**IDENTITY, "file_format": "npy", "n": 1, "rows": [{**row, "pdf_summary": summary}]}
+        jsonschema.validate(answer, answer_schema("/predict_file"))
+
+
+def test_the_pdf_answer_holds_bin_edges_probabilities_and_summaries() -> None:
+    schema = answer_schema("/predict_pdf")
+    assert set(schema["components"]["schemas"]["PdfPredictionIODescriptor"]["required"]) >= {
+        "bin_edges",
+        "probabilities",
+        "redshift",
+        "pdf_summary",
+    }
+    answer = {
+        **IDENTITY,
+        "bin_edges": [0.0, 0.1, 0.2],
+        "probabilities": [[0.25, 0.75]],
+        "redshift": [0.1333],
+        "pdf_summary": [SUMMARY],
+    }
+    jsonschema.validate(answer, schema)
+    assert answer_schema("/predict_pdf_binary") == schema
+
+
+def test_predict_file_chooses_json_or_a_qp_file_and_documents_both() -> None:
+    body = DOCUMENT["paths"]["/predict_file"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["properties"]["format"]["enum"] == ["json", "qp"]
+    assert body["schema"]["properties"]["format"]["default"] == "json"
+    answers = DOCUMENT["paths"]["/predict_file"]["post"]["responses"]["200"]["content"]
+    assert set(answers) == {"application/json", "application/x-hdf5"}
+    assert answers["application/x-hdf5"]["schema"]["format"] == "binary"
+
+
+def test_409_says_the_champion_has_no_pdfs() -> None:
+    conflict = DOCUMENT["paths"]["/predict_pdf"]["post"]["responses"]["409"]
+    assert "point-estimate model" in conflict["description"]
+    for path in ("/predict", "/predict_binary", "/metadata"):  # these answer whatever the champion
+        assert "409" not in DOCUMENT["paths"][path]["post"]["responses"]
