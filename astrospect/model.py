@@ -1,4 +1,4 @@
-"""The seed CNN of DESIGN.md §4 and the PDF CNN on its trunk, with their scalings inside the model.
+"""The seed CNN and the PDF CNN on its trunk, with their scalings inside the model.
 
 Raw cutouts (N, 32, 32, 5) in nanomaggies go in, redshift (or its PDF over fixed bins) comes out: the
 per-band pixel stretch, the redshift min-max, the bin edges and the PDF's temperature are fitted on the

@@ -1,4 +1,4 @@
-"""SDSS-like cutout simulator: GalSim profiles and PSF, kcorrect spectra, astropy cosmology (DESIGN.md §10).
+"""SDSS-like cutout simulator: GalSim profiles and PSF, kcorrect spectra, astropy cosmology (README#the-simulator).
 
 ``synthesize(out_dir, n, seed, ...)`` writes shards in the real format plus a ``truth/`` group;
 ``synth_check(folder)`` measures them from the cutouts against the real SDSS calibration figures.
