@@ -277,7 +277,8 @@ def quarantine_list(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the ledger records as JSON."),
 ) -> None:
-    """What quarantine holds and why (the report path has the failed expectations and example rows)."""
+    """What quarantine holds and why (the report path has the failed expectations and example rows), and the
+    landing entries ingest skipped (left in place, never deleted) with the reason."""
     import json
 
     from rich.console import Console
@@ -285,10 +286,13 @@ def quarantine_list(
 
     from astrospect.settings import load_settings
     from astrospect.validate import quarantine_list as held
+    from astrospect.validate import skipped_landing_entries
 
-    records = held(load_settings(), include_released=released)
+    settings = load_settings()
+    records = held(settings, include_released=released)
+    skipped = skipped_landing_entries(settings)
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(json.dumps({"shards": records, "skipped_landing_entries": skipped}, indent=2))
         return
     table = Table(title=f"quarantine: {len(records)} shard(s)")
     for column in ("shard", "status", "rows", "reason", "report"):
@@ -301,7 +305,15 @@ def quarantine_list(
             record["reason"] or "",
             record["report"] or "",
         )
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    if skipped:
+        entries = Table(title=f"landing entries skipped by ingest (left where they are): {len(skipped)}")
+        for column in ("source", "verdict", "reason", "first seen"):
+            entries.add_column(column, overflow="fold")
+        for entry in skipped:
+            entries.add_row(entry["source"], entry["verdict"], entry["reason"], entry["first_seen"])
+        console.print(entries)
 
 
 @quarantine_app.command("release")

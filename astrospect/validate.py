@@ -495,6 +495,12 @@ def quarantine_list(settings: Settings, include_released: bool = False) -> list[
         return [record.to_dict() for record in ledger.with_status(*statuses)]
 
 
+def skipped_landing_entries(settings: Settings) -> list[dict[str, Any]]:
+    """The landing entries ingest left where they are and why (not a regular file, unreadable, ...)."""
+    with Ledger(settings.ledger_path) as ledger:
+        return ledger.landing_entries()
+
+
 def release(settings: Settings, shard: str, reason: str) -> dict[str, Any]:
     """A person accepts a quarantined shard (a false positive): it moves to ``accepted/``, the reason is
     recorded in the ledger. A structurally broken shard cannot be released: training could not read it."""

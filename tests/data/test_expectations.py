@@ -326,7 +326,7 @@ def test_the_cli_lists_the_quarantine_and_snapshots(
     listing = CliRunner().invoke(app, ["quarantine", "list"])
     assert listing.exit_code == 0, listing.output
     assert f"quarantine: {len(quarantine_list(gate_run.settings))} shard(s)" in listing.output
-    records = json.loads(CliRunner().invoke(app, ["quarantine", "list", "--json"]).output)
+    records = json.loads(CliRunner().invoke(app, ["quarantine", "list", "--json"]).output)["shards"]
     dead = next(record for record in records if record["name"].startswith("dead-band."))
     assert "noise_g" in dead["reason"] and Path(dead["report"]).is_file()
     snapshot = CliRunner().invoke(app, ["snapshot"])

@@ -4,6 +4,7 @@ source. Each test starts from what was reported (issue 15) or from a way a landi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -94,7 +95,7 @@ def test_a_half_ingested_file_is_checked_like_any_other_and_the_retry_goes_on(
 
 
 def test_directories_symlinks_and_special_files_are_skipped_with_a_reason(
-    tmp_path: Path, settings: Settings
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 15: a directory named like a shard appeared neither in the ingest result nor in the ledger."""
     landing, outside = tmp_path / "landing", tmp_path / "outside"
@@ -130,6 +131,19 @@ def test_directories_symlinks_and_special_files_are_skipped_with_a_reason(
     with Ledger(settings.ledger_path) as ledger:
         assert ledger.landing_entries() == recorded
     assert tree(landing) == before
+
+    # A person finds them where they look for what the gate refused: `astrospect quarantine list`.
+    from typer.testing import CliRunner
+
+    from astrospect.cli import app
+
+    monkeypatch.setenv("ASTROSPECT_HOME", str(settings.home))
+    listing = CliRunner().invoke(app, ["quarantine", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "landing entries skipped by ingest (left where they are): 4" in listing.output
+    assert "not a regular file (a FIFO)" in listing.output
+    as_json = json.loads(CliRunner().invoke(app, ["quarantine", "list", "--json"]).output)
+    assert as_json["skipped_landing_entries"] == recorded and as_json["shards"] == []
 
 
 def test_a_file_that_cannot_be_copied_is_quarantined_and_the_run_goes_on(
