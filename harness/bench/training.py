@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import typer
 
+from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import make_tf_dataset, select_splits
 from astrospect.data.shards import write_shard
 from astrospect.model import build_seed_cnn, fit_input_scaling
@@ -55,7 +56,7 @@ def main(
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         shards = _write_bench_shards(Path(tmp), n, shard_size, seed=0)
-        rows = select_splits(shards, "full").train
+        rows = select_splits(shards, UNCLIPPED).train
         streamed = make_tf_dataset(rows, batch_size, shuffle=True, seed=0)
         images = np.concatenate([batch[0] for batch in streamed.as_numpy_iterator()])
         labels = np.concatenate([batch[1] for batch in streamed.as_numpy_iterator()])
