@@ -88,11 +88,10 @@ def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> E
     bins = pdf_bins(model)
     if bins is None:
         return evaluate(lambda images: predict_redshift(model, images), holdout, name=name)
-    from astrospect.pdf import POINT_ESTIMATE, point_estimate
-    from astrospect.predict import predict_pdf
+    from astrospect.predict import point_redshift, predict_pdf
 
     return evaluate(
-        lambda images: point_estimate(predict_pdf(model, images), bins, POINT_ESTIMATE).astype(np.float32),
+        lambda images: point_redshift(model, images),
         holdout,
         name=name,
         predict_pdf=lambda images: predict_pdf(model, images),

@@ -207,12 +207,13 @@ def champion_model(settings: Settings) -> tuple[WatchedModel, str | None]:
     :class:`LookupError` when the registry has no champion.
     """
     from astrospect.deploy import read_champion
-    from astrospect.predict import predict_redshift
+    from astrospect.predict import point_redshift
     from astrospect.tracking.registry import load_model
 
     champion = read_champion(settings)
     keras_model = load_model(settings, champion.version)
-    predict: Callable[[np.ndarray], np.ndarray] = lambda images: predict_redshift(keras_model, images)  # noqa: E731
+    # Either kind of champion: a PDF model's watched redshift is its PDF's point estimate, what it serves.
+    predict: Callable[[np.ndarray], np.ndarray] = lambda images: point_redshift(keras_model, images)  # noqa: E731
     version = f"{champion.registered_model}-v{champion.version}-{champion.run_id[:12]}"
     return WatchedModel(version, predict), champion.dataset_version
 

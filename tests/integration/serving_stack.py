@@ -133,8 +133,13 @@ def _register_champion(
     keras_path = folder / "champion.keras"
     model.save(keras_path)
     # The registry URI is process-global too: an earlier test module may have pointed it at a server that
-    # is gone, so set (and restore) both.
+    # is gone, so set (and restore) both. MLflow's setters also write MLFLOW_TRACKING_URI and
+    # MLFLOW_REGISTRY_URI into os.environ (for subprocesses): restoring the URIs would write an earlier test's
+    # server back over the caller's environment, so the environment is restored after them.
     previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    previous_environment = {
+        name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
@@ -163,6 +168,11 @@ def _register_champion(
     finally:
         mlflow.set_tracking_uri(previous_uri)
         mlflow.set_registry_uri(previous_registry)
+        for name, value in previous_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if bins is None:
         expected = expected.reshape(-1)
     return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected, keras_path, bins)
