@@ -221,3 +221,19 @@ def test_encoded_targets_are_one_hot_or_a_smoothed_kernel_and_run_in_tf_data() -
     dataset = tf.data.Dataset.from_tensor_slices(np.array([0.05, 0.3], np.float32)).batch(2)
     (targets,) = list(dataset.map(lambda z: encode_redshift_bins(z, bins)).as_numpy_iterator())
     assert targets.argmax(axis=1).tolist() == [20, 120]
+
+
+def test_point_redshift_is_one_number_per_cutout_from_either_kind_of_model(raw_cutouts: np.ndarray) -> None:
+    """Evaluation, drift and batch prediction read a champion's redshift through point_redshift: a PDF
+    champion's is its PDF's POINT_ESTIMATE, not its (N, 280) probabilities."""
+    from astrospect.pdf import POINT_ESTIMATE, point_estimate
+    from astrospect.predict import point_redshift, predict_redshift
+
+    scaling = fit_input_scaling(raw_cutouts)
+    seed, pdf = build_seed_cnn(scaling, 0.0, 0.6), build_pdf_cnn(scaling, DEFAULT_BINS)
+    from_seed, from_pdf = point_redshift(seed, raw_cutouts), point_redshift(pdf, raw_cutouts)
+    assert from_seed.shape == from_pdf.shape == (len(raw_cutouts),)
+    np.testing.assert_array_equal(from_seed, predict_redshift(seed, raw_cutouts))
+    expected = point_estimate(predict_pdf(pdf, raw_cutouts), DEFAULT_BINS, POINT_ESTIMATE)
+    np.testing.assert_allclose(from_pdf, expected, rtol=1e-6)
+    assert np.all((from_pdf > DEFAULT_BINS.edges[0]) & (from_pdf < DEFAULT_BINS.edges[-1]))
