@@ -116,7 +116,7 @@ Request = tuple[dict[str, str], bytes]  # headers, body
 
 
 async def load_test(
-    url: str, requests: list[Request], clients: int, per_client: int, warmup: int, path: str
+    url: str, requests: list[Request], clients: int, per_client: int, warmup: int, label: str
 ) -> Row:
     """``clients`` closed-loop clients, each sending ``per_client`` single-cutout requests in turn."""
     import gc
@@ -152,7 +152,7 @@ async def load_test(
     p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
     errors = sum(status != 200 for status in statuses)
     return Row(
-        f"bentoml serve, {path}, {clients} clients",
+        label,
         len(statuses),
         len(statuses) / elapsed,
         p50,

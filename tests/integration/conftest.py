@@ -1,4 +1,6 @@
-"""A real S3 endpoint on loopback for the tests that need one: moto's server, reached over HTTP by boto3."""
+"""Shared fixtures of the integration tests: a real S3 endpoint on loopback (moto's server, reached over HTTP
+by boto3), Debian's Chromium driven headless by Playwright, and the parts of a served champion (each serving
+module provides its own ``stack``: point or PDF champion, its limits)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
+
+from tests.integration.browser_support import CHROMIUM, CHROMIUM_FLAGS
+from tests.integration.serving_stack import Champion, Stack
 
 BUCKETS = ("landing", "shard-store")  # the landing zone and the shard store (astrospect.store)
 
@@ -41,3 +47,31 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     for bucket in BUCKETS:
         client.create_bucket(Bucket=bucket)
     return client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack) -> str:
+    return stack.url
+
+
+@pytest.fixture(scope="module")
+def champion(stack: Stack) -> Champion:
+    return stack.champion
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session

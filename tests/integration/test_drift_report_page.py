@@ -7,15 +7,13 @@ The screenshot is kept as a test artifact: ``test-artifacts/drift-report.png``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from astrospect.drift import DriftReport, compare
-from tests.integration.test_mlflow_ui import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, PAGE_TIMEOUT_MS
+from tests.integration.browser_support import ARTIFACTS, PAGE_TIMEOUT_MS
 
 
 def shifted_night(shift: float) -> DriftReport:
@@ -36,18 +34,6 @@ def shifted_night(shift: float) -> DriftReport:
         seconds={"reference": 0.5, "tonight": 0.25, "tests": 0.01},
         created_at="2026-12-01T02:30:00+00:00",
     )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_the_drift_page_shows_the_verdict_the_table_and_the_figure(browser: object, tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from astrospect.settings import PROJECT_ROOT, Settings
+from astrospect.settings import Settings
 from astrospect.tracking import sessions
 from astrospect.tracking.server import client_for
+from tests.integration.browser_support import ARTIFACTS, PAGE_TIMEOUT_MS
 from tests.integration.tracking_support import (
     NOISY_BAND,
     OFFSET_BAND,
@@ -25,19 +25,6 @@ from tests.integration.tracking_support import (
     settings_for,
     write_reader_shards,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-PAGE_TIMEOUT_MS = 60_000  # a generous bound for a loaded 2-core CI box; the render time is printed
 
 # The compare view's metric rows are a virtualised grid: find the row label, then the cells level with it.
 METRIC_ROW_JS = """(label) => {
@@ -94,18 +81,6 @@ def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedS
         yield LoggedSession(
             settings, parent, ["full", "clipped", "baseline-knn-full"], mae, sigma_mad, compare
         )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def ui_metric(value: float) -> str:

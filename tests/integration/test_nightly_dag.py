@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from astrospect import challengers
 from astrospect.data.shards import write_shard
 from astrospect.simulate import synthesize
 from astrospect.tracking.tags import ROLE_SESSION, TAG_CHALLENGER, TAG_ROLE
@@ -115,17 +116,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert sessions(client)[0].info.status == "FINISHED"  # promote closes the session
     assert "compare-runs?runs=" in night1
     kinds = children(client, parent)
-    assert kinds == {
-        name: [name]
-        for name in (
-            "full",
-            "clipped",
-            "pdf",
-            "baseline-knn-full",
-            "baseline-knn-clipped",
-            "baseline-nz-full",
-        )
-    }
+    assert kinds == {name: [name] for name in challengers.DEFAULT_SESSION}
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert champion.run_id in {
         run.info.run_id for run in client.search_runs([sessions(client)[0].info.experiment_id])

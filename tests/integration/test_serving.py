@@ -48,24 +48,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def server(stack: Stack) -> str:
-    return stack.url
-
-
-@pytest.fixture(scope="module")
-def champion(stack: Stack) -> Champion:
-    return stack.champion
-
-
-@pytest.fixture(scope="module")
 def deployed(stack: Stack) -> dict[str, Any]:
     return stack.deployed
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def predict(

@@ -47,22 +47,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield served
 
 
-@pytest.fixture(scope="module")
-def server(stack: Stack) -> str:
-    return stack.url
-
-
-@pytest.fixture(scope="module")
-def champion(stack: Stack) -> Champion:
-    return stack.champion
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def predict_pdf(http: requests.Session, server: str, images: np.ndarray) -> dict[str, Any]:
     body = {"images": images.reshape(len(images), -1).tolist(), "layout": "channels-last"}
     response = http.post(f"{server}/predict_pdf", json=body, timeout=60)

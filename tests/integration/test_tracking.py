@@ -157,17 +157,7 @@ def test_compare_url_lists_the_children_in_order(
     path, query = fragment.split("?", 1)
     assert path == "/compare-runs"
     params = urllib.parse.parse_qs(query)
-    expected = [
-        logged[name].info.run_id
-        for name in (
-            "full",
-            "clipped",
-            "pdf",
-            "baseline-knn-full",
-            "baseline-knn-clipped",
-            "baseline-nz-full",
-        )
-    ]
+    expected = [logged[name].info.run_id for name in challengers.DEFAULT_SESSION]
     assert json.loads(params["runs"][0]) == expected
     assert json.loads(params["experiments"][0]) == [logged["full"].info.experiment_id]
     assert params["workflowType"] == ["machine_learning"]
