@@ -15,15 +15,6 @@ from astrospect.model import (
 )
 
 
-@pytest.fixture(scope="module")
-def raw_cutouts() -> np.ndarray:
-    rng = np.random.default_rng(7)
-    sky = rng.normal(0, 0.03, (32, 32, 32, 5))
-    yy, xx = np.mgrid[0:32, 0:32] - 15.5
-    galaxy = 20.0 * np.exp(-(xx**2 + yy**2) / 8.0)[None, :, :, None] * rng.uniform(0.1, 3, (32, 1, 1, 5))
-    return (sky + galaxy).astype(np.float32)
-
-
 def test_architecture_is_the_seed_exactly(raw_cutouts: np.ndarray) -> None:
     model = build_seed_cnn(fit_input_scaling(raw_cutouts), 0.0, 0.6)
     assert count_trainable_params(model) == SEED_TRAINABLE_PARAMS == 421_725

@@ -31,15 +31,6 @@ from astrospect.pdf_metrics import pit_values
 from astrospect.predict import predict_pdf
 
 
-@pytest.fixture(scope="module")
-def raw_cutouts() -> np.ndarray:
-    rng = np.random.default_rng(7)
-    sky = rng.normal(0, 0.03, (32, 32, 32, 5))
-    yy, xx = np.mgrid[0:32, 0:32] - 15.5
-    galaxy = 20.0 * np.exp(-(xx**2 + yy**2) / 8.0)[None, :, :, None] * rng.uniform(0.1, 3, (32, 1, 1, 5))
-    return (sky + galaxy).astype(np.float32)
-
-
 def test_pdf_cnn_shares_the_seed_trunk_and_ends_in_a_softmax_over_the_bins(raw_cutouts: np.ndarray) -> None:
     scaling = fit_input_scaling(raw_cutouts)
     seed, pdf = build_seed_cnn(scaling, 0.0, 0.6), build_pdf_cnn(scaling, DEFAULT_BINS)

@@ -104,14 +104,7 @@ def test_the_challengers_setting_chooses_the_training_tasks(tmp_path: Path) -> N
         "AIRFLOW_HOME": str(tmp_path),
         "ASTROSPECT_CHALLENGERS": "clipped,baseline-knn-clipped",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(REPO / "dags"), ",".join(HEAVY)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    graph = json.loads(out.stdout.strip().splitlines()[-1])["graph"]
+    graph = parse_dags(env)["graph"]
     assert sorted(task for task in graph if task.startswith("train_")) == [
         "train_baseline-knn-clipped",
         "train_clipped",
