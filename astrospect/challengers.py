@@ -64,7 +64,8 @@ class Trained:
     """What a builder returns: a fitted challenger, ready to be scored on the holdout and logged."""
 
     challenger: Challenger
-    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]  # raw cutouts -> redshift
+    # raw cutouts -> redshift; None for a PDF challenger whose redshift is its PDFs' POINT_ESTIMATE
+    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None
     params: dict[str, Any]  # hyperparameters and choices made on validation; logged as run parameters
     n_train: int
     n_val: int
@@ -74,8 +75,8 @@ class Trained:
     input_example: npt.NDArray[np.float32] | None = None  # a few raw cutouts, for the model signature
     model_path: Path | None = None  # the saved model, where there is one
     # A challenger whose output is "pdf" gives probabilities over `bins` per cutout (N, bins.n); its
-    # `predict` is the PDF's point estimate. `uncalibrated_pdf`, where there is calibration, reports the
-    # holdout before it as well.
+    # `predict` is its own point (a k-NN's mean) or None, the PDF's point estimate. `uncalibrated_pdf`,
+    # where there is calibration, reports the holdout before it as well.
     predict_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
     uncalibrated_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
     bins: RedshiftBins | None = None

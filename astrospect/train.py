@@ -29,7 +29,7 @@ from astrospect.model import (
     count_trainable_params,
     fit_input_scaling,
 )
-from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins, point_estimate
+from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
 from astrospect.predict import predict_pdf, predict_redshift
 from astrospect.settings import get_logger
 
@@ -304,9 +304,7 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
     calibration = calibrate_pdf_model(model, ((x, z) for x, z, _ in iter_selected(splits.val)))
     return Trained(
         challenger=challenger,
-        predict=lambda images: point_estimate(predict_pdf(model, images), bins, POINT_ESTIMATE).astype(
-            np.float32
-        ),
+        predict=None,  # its redshift is the PDFs' POINT_ESTIMATE, from the same model call
         params=_params(result, splits, config)
         | {"n_bins": bins.n, "z_bins_max": bins.edges[-1], "point_estimate": POINT_ESTIMATE},
         n_train=result.n_train,
