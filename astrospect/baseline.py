@@ -80,8 +80,10 @@ def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) 
     bins = DEFAULT_BINS
     return Trained(
         challenger=challenger,
-        predict=baseline.predict,
-        predict_pdf=lambda images: knn_pdf(baseline, colour_features(images, baseline.aperture_arcsec), bins),
+        predict=lambda chunk: baseline.predict(chunk.images),
+        predict_pdf=lambda chunk: knn_pdf(
+            baseline, colour_features(chunk.images, baseline.aperture_arcsec), bins
+        ),
         bins=bins,
         params={
             "model": "kNN on ugriz aperture colours",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from astrospect.data.clipping import Clipping
     from astrospect.data.dataset import Splits
+    from astrospect.data.shards import Cutouts
     from astrospect.pdf import RedshiftBins
     from astrospect.train import TrainConfig
 
@@ -64,8 +65,9 @@ class Trained:
     """What a builder returns: a fitted challenger, ready to be scored on the holdout and logged."""
 
     challenger: Challenger
-    # raw cutouts -> redshift; None for a PDF challenger whose redshift is its PDFs' POINT_ESTIMATE
-    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None
+    # a batch of cutouts (raw pixels, E(B-V) where the shard has it) -> redshift; None for a PDF challenger
+    # whose redshift is its PDFs' POINT_ESTIMATE
+    predict: Callable[[Cutouts], npt.NDArray[np.float32]] | None
     params: dict[str, Any]  # hyperparameters and choices made on validation; logged as run parameters
     n_train: int
     n_val: int
@@ -77,8 +79,8 @@ class Trained:
     # A challenger whose output is "pdf" gives probabilities over `bins` per cutout (N, bins.n); its
     # `predict` is its own point (a k-NN's mean) or None, the PDF's point estimate. `uncalibrated_pdf`,
     # where there is calibration, reports the holdout before it as well.
-    predict_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
-    uncalibrated_pdf: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]] | None = None
+    predict_pdf: Callable[[Cutouts], npt.NDArray[np.floating]] | None = None
+    uncalibrated_pdf: Callable[[Cutouts], npt.NDArray[np.floating]] | None = None
     bins: RedshiftBins | None = None
 
     def __post_init__(self) -> None:
@@ -165,6 +167,14 @@ register(
 )
 register(
     Challenger(
+        "cnn-ebv",
+        "astrospect.train:fit_photoz_cnn",
+        "full",
+        description="batch-normalised CNN beside in-model aperture photometry, with E(B-V) in the dense layers",
+    )
+)
+register(
+    Challenger(
         "pdf",
         "astrospect.train:fit_pdf_cnn",
         "full",
@@ -205,6 +215,7 @@ register(
 DEFAULT_SESSION: tuple[str, ...] = (
     "full",
     "clipped",
+    "cnn-ebv",
     "pdf",
     "baseline-knn-full",
     "baseline-knn-clipped",

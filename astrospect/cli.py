@@ -57,10 +57,14 @@ def train(
         DEFAULT_CHALLENGER, help="A registered challenger (`astrospect challengers` lists them)."
     ),
     out: Path = typer.Option(..., "--out", help="A new folder for the model, history and plots."),
-    epochs: int = typer.Option(100, help="Maximum epochs (early stopping may end sooner)."),
+    epochs: int = typer.Option(
+        30, help="Length of the learning-rate schedule (early stopping may end sooner)."
+    ),
     batch_size: int = typer.Option(156, help="The seed's batch size."),
-    patience: int = typer.Option(10, help="Early-stopping patience on validation loss."),
-    learning_rate: float = typer.Option(1e-3, help="Adam's learning rate."),
+    patience: int = typer.Option(10, help="Early-stopping patience on the smoothed validation loss."),
+    learning_rate: float = typer.Option(1e-3, help="Peak learning rate, after the warm-up."),
+    warmup_epochs: int = typer.Option(2, help="Linear learning-rate warm-up before the cosine decay."),
+    weight_decay: float = typer.Option(1e-4, help="AdamW's decoupled weight decay."),
     stretch: str = typer.Option(
         "asinh", help="Per-band pixel stretch before [0, 1]: asinh or linear (the seed's)."
     ),
@@ -89,6 +93,8 @@ def train(
         batch_size=batch_size,
         patience=patience,
         learning_rate=learning_rate,
+        warmup_epochs=warmup_epochs,
+        weight_decay=weight_decay,
         stretch=_choice(stretch, ("asinh", "linear"), "--stretch"),
         augment=augment,
         seed=seed,
@@ -98,7 +104,13 @@ def train(
     evaluations = [run_challenger(chosen, splits, config).evaluation]
     if with_baseline and not chosen.baseline:
         knn = fit_colour_baseline(splits)
-        evaluations.append(evaluate(knn.predict, splits.holdout, name=f"colour k-NN ({chosen.clipping})"))
+        evaluations.append(
+            evaluate(
+                lambda cutouts: knn.predict(cutouts.images),
+                splits.holdout,
+                name=f"colour k-NN ({chosen.clipping})",
+            )
+        )
     _print_frame(comparison_table(evaluations), f"holdout metrics: {chosen.name}")
 
 
@@ -146,7 +158,9 @@ def evaluate(
     splits = select_splits(resolve_shards(data), _choice(clipping, CLIPPINGS, "--clipping"))
     cnn = evaluate_model(load_model(model), splits.holdout, name=f"cnn ({model.name})")
     knn = fit_colour_baseline(splits)
-    baseline = evaluate_predictor(knn.predict, splits.holdout, name=f"colour k-NN ({clipping})")
+    baseline = evaluate_predictor(
+        lambda cutouts: knn.predict(cutouts.images), splits.holdout, name=f"colour k-NN ({clipping})"
+    )
     _print_frame(comparison_table([cnn, baseline]), "holdout metrics")
     _print_frame(cnn.per_bin, "CNN per redshift bin")
     if out is not None:
@@ -155,6 +169,60 @@ def evaluate(
         plot_predicted_vs_true([cnn, baseline], out / "predicted_vs_true.png")
         plot_residuals([cnn, baseline], out / "residuals_vs_z.png")
         typer.echo(f"plots and per-bin table in {out}")
+
+
+@app.command("learning-curve")
+def learning_curve(
+    data: Path = typer.Argument(
+        ..., help="A folder of labelled shards: its fixed validation and holdout splits."
+    ),
+    sizes: str = typer.Option(
+        "6000,12000,24000,48000", help="Training-set sizes, nested subsets of the training split."
+    ),
+    challenger: list[str] = typer.Option(
+        ["cnn-ebv", "baseline-knn-full"], "--challenger", help="Registered challengers, repeatable."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="A new folder: one model folder per point, the table, the plot."
+    ),
+    epochs: int = typer.Option(30, help="Length of the learning-rate schedule."),
+    precision: str | None = typer.Option(None, help="auto, float32, mixed_bfloat16, mixed_float16."),
+    track: bool = typer.Option(True, help="Log the table, the plot and every point's curves to MLflow."),
+) -> None:
+    """sigma_MAD of challengers against training-set size on one fixed holdout; logged to MLflow."""
+    import json
+
+    import pandas as pd
+
+    from astrospect.data.shards import resolve_shards
+    from astrospect.learning_curve import curve_table, plot_learning_curve, run_learning_curve
+    from astrospect.settings import PRECISIONS, load_settings
+    from astrospect.train import TrainConfig
+
+    settings = load_settings()
+    names = [_challenger(name).name for name in challenger]
+    config = TrainConfig(
+        out_dir=out,
+        epochs=epochs,
+        seed=settings.seed,
+        precision=_choice(precision or settings.precision, PRECISIONS, "--precision"),
+    )
+    if out.exists() and any(out.iterdir()):
+        raise typer.BadParameter(f"{out} is not empty: choose a new --out folder", param_hint="--out")
+    size_list = [int(size) for size in sizes.split(",")]
+    points = run_learning_curve(resolve_shards(data), size_list, names, config)
+    table = curve_table(points)
+    figure = plot_learning_curve(points, out / "learning_curve.png")
+    pd.DataFrame(table).to_csv(out / "learning_curve.csv", index=False)
+    (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
+    _print_frame(pd.DataFrame(table), f"learning curve ({data})")
+    if track:
+        from astrospect.tracking.studies import log_learning_curve
+
+        run_id = log_learning_curve(
+            settings, points, table, figure, {**config.params(), "data": str(data), "sizes": sizes}
+        )
+        typer.echo(f"logged to MLflow: run {run_id} ({settings.mlflow_tracking_uri})")
 
 
 @app.command("colour-sweep")

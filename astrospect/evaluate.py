@@ -16,14 +16,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from astrospect.data.dataset import RowSelection, iter_selected
+from astrospect.data.dataset import RowSelection, iter_selected_cutouts
+from astrospect.data.shards import Cutouts
 from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
 from astrospect.pdf import RedshiftBins
 from astrospect.pdf_plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram, save_figure
 from astrospect.predict import predict_redshift
 
-Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]  # raw cutouts -> redshift
-PredictPdf = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.floating]]  # raw cutouts -> (N, bins) PDFs
+# A batch of cutouts (raw pixels, with the E(B-V) and whatever else their shard carries) -> redshift, or
+# -> (N, bins) PDFs.
+Predict = Callable[[Cutouts], npt.NDArray[np.float32]]
+PredictPdf = Callable[[Cutouts], npt.NDArray[np.floating]]
 
 
 @dataclass
@@ -65,18 +68,19 @@ def evaluate(
     if predict is None and bins is None:
         raise ValueError(f"{name}: a redshift needs predict, or PDFs to take it from")
     objid, z_true, z_pred, pdfs, raw_pdfs = [], [], [], [], []
-    for images, redshift, ids in iter_selected(holdout):
-        z_true.append(redshift)
-        objid.append(ids)
+    for chunk in iter_selected_cutouts(holdout):
+        assert chunk.redshift is not None
+        z_true.append(chunk.redshift)
+        objid.append(chunk.objid)
         if predict_pdf is not None:
-            pdfs.append(np.asarray(predict_pdf(images), np.float64))
+            pdfs.append(np.asarray(predict_pdf(chunk), np.float64))
         if predict is not None:
-            z_pred.append(predict(images))
+            z_pred.append(predict(chunk))
         else:
             assert bins is not None
             z_pred.append(point_estimate(pdfs[-1], bins, POINT_ESTIMATE).astype(np.float32))
         if uncalibrated_pdf is not None:
-            raw_pdfs.append(np.asarray(uncalibrated_pdf(images), np.float64))
+            raw_pdfs.append(np.asarray(uncalibrated_pdf(chunk), np.float64))
     ids_all, truth, pred = np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred)
     evaluation = Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
     if bins is not None:
@@ -96,14 +100,14 @@ def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> E
 
     bins = pdf_bins(model)
     if bins is None:
-        return evaluate(lambda images: predict_redshift(model, images), holdout, name=name)
+        return evaluate(lambda chunk: predict_redshift(model, chunk.images, chunk.ebv), holdout, name=name)
     from astrospect.predict import predict_pdf
 
     return evaluate(
         None,
         holdout,
         name=name,
-        predict_pdf=lambda images: predict_pdf(model, images),
+        predict_pdf=lambda chunk: predict_pdf(model, chunk.images, chunk.ebv),
         bins=bins,
     )
 

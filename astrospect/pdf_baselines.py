@@ -22,6 +22,7 @@ from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_est
 if TYPE_CHECKING:
     from astrospect.challengers import Challenger
     from astrospect.data.dataset import Splits
+    from astrospect.data.shards import Cutouts
     from astrospect.train import TrainConfig
 
 
@@ -65,12 +66,12 @@ def fit_nz_null(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
     histogram = bins.histogram(splits.train.redshift)
     point = float(point_estimate(histogram[None, :], bins, POINT_ESTIMATE)[0])
 
-    def predict_pdf(images: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        return np.tile(histogram, (len(images), 1))
+    def predict_pdf(cutouts: Cutouts) -> npt.NDArray[np.float64]:
+        return np.tile(histogram, (len(cutouts), 1))
 
     return Trained(
         challenger=challenger,
-        predict=lambda images: np.full(len(images), point, np.float32),
+        predict=lambda cutouts: np.full(len(cutouts), point, np.float32),
         params={"model": "N(z) of the training split", "clipping": splits.clipping, "n_bins": bins.n},
         n_train=len(splits.train),
         n_val=len(splits.val),

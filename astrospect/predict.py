@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from astrospect.data.shards import iter_shard, resolve_shards
-from astrospect.model import load_model, pdf_bins
+from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, load_model, pdf_bins, takes_ebv
 from astrospect.pdf import POINT_ESTIMATE, RedshiftBins, point_estimate, write_qp
 from astrospect.settings import get_logger
 
@@ -20,23 +20,53 @@ log = get_logger(__name__)
 PREDICT_BATCH = 2048
 
 
-def predict_redshift(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Redshifts for channels-last raw cutouts; ``predict_on_batch`` avoids ``predict``'s per-call setup."""
-    outputs = [
-        np.asarray(model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32).reshape(
-            -1
+Ebv = npt.NDArray[np.float32] | None
+
+
+def model_inputs(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
+) -> npt.NDArray[np.float32] | dict[str, npt.NDArray[np.float32]]:
+    """What ``model`` takes for these cutouts: the cutouts alone, or with each one's E(B-V) for a model that
+    has that input (NaN where it is not known: the model's zero-plus-mask fallback). The one place that
+    decides, for training's evaluation, batch prediction, drift and serving alike."""
+    if not takes_ebv(model):
+        return images
+    values = np.full(len(images), np.nan, np.float32) if ebv is None else np.asarray(ebv, np.float32)
+    if values.shape != (len(images),):
+        raise ValueError(f"ebv: expected one value per cutout ({len(images)}), got shape {values.shape}")
+    return {CUTOUTS_INPUT: images, EBV_INPUT: values}
+
+
+def _batches(model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv) -> list[npt.NDArray[np.float32]]:
+    """``predict_on_batch`` over PREDICT_BATCH-sized slices (it avoids ``predict``'s per-call setup)."""
+    return [
+        np.asarray(
+            model.predict_on_batch(
+                model_inputs(
+                    model,
+                    images[start : start + PREDICT_BATCH],
+                    None if ebv is None else ebv[start : start + PREDICT_BATCH],
+                )
+            ),
+            dtype=np.float32,
         )
         for start in range(0, len(images), PREDICT_BATCH)
     ]
+
+
+def predict_redshift(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
+) -> npt.NDArray[np.float32]:
+    """Redshifts for channels-last raw cutouts (and their E(B-V), for a model that takes it)."""
+    outputs = [batch.reshape(-1) for batch in _batches(model, images, ebv)]
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
-def predict_pdf(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def predict_pdf(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
+) -> npt.NDArray[np.float32]:
     """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.model.build_pdf_cnn`)."""
-    outputs = [
-        np.asarray(model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32)
-        for start in range(0, len(images), PREDICT_BATCH)
-    ]
+    outputs = _batches(model, images, ebv)
     if outputs and outputs[0].ndim != 2:
         raise ValueError(f"model {model.name!r} gives {outputs[0].shape[1:]} per cutout, not a PDF over bins")
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output.shape[-1]), np.float32)
@@ -57,12 +87,14 @@ def pdf_model_bins(model: keras.Model, source: Path | str) -> RedshiftBins:
     return bins
 
 
-def point_redshift(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def point_redshift(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
+) -> npt.NDArray[np.float32]:
     """Redshifts from either kind of model: a point model's output, a PDF model's POINT_ESTIMATE."""
     bins = pdf_bins(model)
     if bins is None:
-        return predict_redshift(model, images)
-    return point_estimate(predict_pdf(model, images), bins, POINT_ESTIMATE).astype(np.float32)
+        return predict_redshift(model, images, ebv)
+    return point_estimate(predict_pdf(model, images, ebv), bins, POINT_ESTIMATE).astype(np.float32)
 
 
 def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
@@ -71,7 +103,11 @@ def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
     for shard in shards:
         for chunk in iter_shard(shard, require_labels=False):
             frame = pd.DataFrame(
-                {"shard": shard.name, "objid": chunk.objid, "z_pred": point_redshift(model, chunk.images)}
+                {
+                    "shard": shard.name,
+                    "objid": chunk.objid,
+                    "z_pred": point_redshift(model, chunk.images, chunk.ebv),
+                }
             )
             if chunk.redshift is not None:
                 frame["z_spec"] = chunk.redshift
@@ -98,7 +134,7 @@ def predict_to_qp(model_path: Path, source: Path, out: Path) -> int:
     labelled = False
     for shard in resolve_shards(source):
         for chunk in iter_shard(shard, require_labels=False):
-            probabilities.append(predict_pdf(model, chunk.images))
+            probabilities.append(predict_pdf(model, chunk.images, chunk.ebv))
             objid.append(chunk.objid)
             labelled |= chunk.redshift is not None
             z_spec.append(

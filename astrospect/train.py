@@ -1,8 +1,12 @@
-"""Train the Keras challengers: the seed's recipe, streamed from shards, on a GPU when there is one.
+"""Train the Keras challengers: one recipe, streamed from shards, on a GPU when there is one.
 
-:func:`train` is the one training loop (pixel scaling fitted on the training split, Adam, early stopping on
-the validation loss with the best weights restored, one log line per epoch). The registry's builders call
-it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift), :func:`fit_pdf_cnn` for the redshift-PDF CNN
+:func:`train` is the one training loop. The recipe (docs/architecture.md, "Training"): pixel scalings fitted
+on the training split; AdamW with decoupled weight decay; a learning rate that warms up linearly for
+``warmup_epochs`` and then follows a cosine to 1% of its peak over the remaining epochs; gradients clipped to
+a global norm; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
+no single spike ends training, with the best epoch's weights restored; one log line per epoch.
+The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift),
+:func:`fit_photoz_cnn` for the `cnn-ebv` challenger, :func:`fit_pdf_cnn` for the redshift-PDF CNN
 (cross-entropy on the binned redshift, then calibrated on the validation split).
 """
 
@@ -22,12 +26,14 @@ import numpy.typing as npt
 from astrospect.challengers import Trained
 from astrospect.data.dataset import Splits, iter_selected, make_tf_dataset, sample_images
 from astrospect.model import (
-    InputScaling,
     Stretch,
     build_pdf_cnn,
+    build_photoz_cnn,
     build_seed_cnn,
     count_trainable_params,
     fit_input_scaling,
+    fit_photometry_scaling,
+    takes_ebv,
 )
 from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
 from astrospect.predict import predict_pdf, predict_redshift
@@ -44,7 +50,9 @@ INPUT_EXAMPLE_SIZE = 4
 # "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 arithmetic (AMX-BF16 or
 # AVX512-BF16; measured 2.4x float32's images/s here), float32 elsewhere. The saved model is float32.
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
-BuildModel = Callable[[InputScaling, tuple[float, float]], keras.Model]
+# (a sample of raw training cutouts to fit the in-model scalings on, the training redshift range) -> model;
+# called twice under mixed precision (train, then the float32 copy that is saved), so it must be deterministic.
+BuildModel = Callable[[npt.NDArray[np.float32], tuple[float, float]], keras.Model]
 
 
 @dataclass
@@ -52,10 +60,14 @@ class TrainConfig:
     """The training hyperparameters of a session; logged as the CNN runs' parameters."""
 
     out_dir: Path  # a new folder per challenger: model.keras, history.json, train_config.json, plots/
-    epochs: int = 100
+    epochs: int = 30  # the length of the learning-rate schedule; early stopping may end sooner
     batch_size: int = 156
-    patience: int = 10
-    learning_rate: float = 1e-3
+    patience: int = 10  # epochs without a new best smoothed validation loss, counted after the warm-up
+    learning_rate: float = 1e-3  # the peak, reached at the end of the warm-up
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4  # AdamW's decoupled decay; biases and batch-norm parameters are exempt
+    clipnorm: float = 1.0  # global gradient norm
+    smoothing: int = 3  # early stopping watches the median validation loss of this many last epochs
     seed: int = 42
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
@@ -108,6 +120,72 @@ class ThroughputLogger(keras.callbacks.Callback):
             self.rates[-1],
             seconds,
         )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW on a linear warm-up then cosine schedule, gradients clipped by global norm: the recipe."""
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * LR_FLOOR,
+        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        alpha=LR_FLOOR,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm
+    )
+    # Decay shrinks weights towards zero: right for kernels, wrong for biases and batch-norm shifts/scales.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+LR_FLOOR = 0.01  # the schedule starts the warm-up and ends the cosine at 1% of the peak learning rate
+
+
+class SmoothedEarlyStopping(keras.callbacks.Callback):
+    """Stop when the median validation loss of the last ``smoothing`` epochs has not improved for
+    ``patience`` epochs after the warm-up; then restore the weights of the epoch with the lowest validation
+    loss after the warm-up. A single spike moves a running median by at most one rank, so it cannot end
+    training (Keras' EarlyStopping watches the raw loss)."""
+
+    def __init__(self, patience: int, smoothing: int, warmup_epochs: int) -> None:
+        super().__init__()
+        self.patience = patience
+        self.smoothing = max(1, smoothing)
+        self.warmup_epochs = warmup_epochs
+        self.losses: list[float] = []
+        self.best_smoothed = float("inf")
+        self.since_best = 0
+        self.best_loss = float("inf")
+        self.best_epoch = -1
+        self.best_weights: list[Any] | None = None
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        loss = float((logs or {}).get("val_loss", float("nan")))
+        self.losses.append(loss)
+        if epoch < self.warmup_epochs or not np.isfinite(loss):
+            return
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch = loss, epoch
+            self.best_weights = self.model.get_weights()
+        smoothed = float(np.median(self.losses[max(self.warmup_epochs, epoch + 1 - self.smoothing) :]))
+        if smoothed < self.best_smoothed:
+            self.best_smoothed, self.since_best = smoothed, 0
+        else:
+            self.since_best += 1
+            if self.since_best >= self.patience:
+                self.stopped_epoch = epoch
+                self.model.stop_training = True
+                log.info(
+                    "early stop at epoch %d: smoothed val_loss flat for %d epochs", epoch + 1, self.patience
+                )
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            log.info("restored the weights of epoch %d (val_loss %.5f)", self.best_epoch + 1, self.best_loss)
 
 
 def cpu_has_bfloat16() -> bool:
@@ -165,10 +243,11 @@ def train(
         len(splits.shards),
     )
     sample = sample_images(train_rows, SCALING_SAMPLE)
-    scaling = fit_input_scaling(sample, config.stretch)
     z_range = (float(train_rows.redshift.min()), float(train_rows.redshift.max()))
-    model = build(scaling, z_range)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=list(metrics))
+    model = build(sample, z_range)
+    with_ebv = takes_ebv(model)
+    steps_per_epoch = -(-len(train_rows) // config.batch_size)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=list(metrics))
     log.info("%s: %d trainable parameters", model.name, count_trainable_params(model))
 
     def data(rows: Any, shuffle: bool, augment: bool) -> tf.data.Dataset:
@@ -179,6 +258,7 @@ def train(
             seed=config.seed,
             shuffle_buffer=config.shuffle_buffer,
             augment=augment,
+            with_ebv=with_ebv,
         )
         return dataset if target is None else dataset.map(lambda images, z: (images, target(z)))
 
@@ -188,9 +268,7 @@ def train(
         validation_data=data(val_rows, shuffle=False, augment=False),
         epochs=config.epochs,
         callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            ),
+            SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup_epochs),
             throughput,
         ],
         shuffle=False,  # tf.data shuffles, seeded, per epoch
@@ -202,8 +280,11 @@ def train(
         # so the saved model computes in float32 wherever it is served.
         keras.mixed_precision.set_global_policy("float32")
         trained = model
-        model = build(scaling, z_range)
+        model = build(sample, z_range)
         model.set_weights(trained.get_weights())
+    # Compiled with the recipe's optimizer (its state is not kept) so the saved model's training config
+    # names the schedule it was trained with.
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=list(metrics))
     rate = float(np.median(throughput.rates)) if throughput.rates else 0.0
     log.info("%s: %d epochs, median %.0f images/s", name, len(history["loss"]), rate)
     return TrainResult(
@@ -264,14 +345,36 @@ def fit_seed_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) ->
         splits,
         config,
         name=challenger.name,
-        build=lambda scaling, z_range: build_seed_cnn(scaling, *z_range),
+        build=lambda sample, z_range: build_seed_cnn(fit_input_scaling(sample, config.stretch), *z_range),
         loss="mse",
         metrics=("mae",),
     )
+    return _point_trained(challenger, result, splits, config)
+
+
+def fit_photoz_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
+    """The registry's builder for `cnn-ebv`: cutouts and E(B-V) in (:func:`astrospect.model.build_photoz_cnn`),
+    MSE on redshift, the same recipe as every CNN."""
+    result = train(
+        splits,
+        config,
+        name=challenger.name,
+        build=lambda sample, z_range: build_photoz_cnn(
+            fit_input_scaling(sample, config.stretch), fit_photometry_scaling(sample), *z_range
+        ),
+        loss="mse",
+        metrics=("mae",),
+    )
+    return _point_trained(challenger, result, splits, config)
+
+
+def _point_trained(
+    challenger: Challenger, result: TrainResult, splits: Splits, config: TrainConfig
+) -> Trained:
     model = result.model
     return Trained(
         challenger=challenger,
-        predict=lambda images: predict_redshift(model, images),
+        predict=lambda cutouts: predict_redshift(model, cutouts.images, cutouts.ebv),
         params=_params(result, splits, config),
         n_train=result.n_train,
         n_val=result.n_val,
@@ -294,7 +397,7 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         splits,
         config,
         name=challenger.name,
-        build=lambda scaling, _: build_pdf_cnn(scaling, bins),
+        build=lambda sample, _: build_pdf_cnn(fit_input_scaling(sample, config.stretch), bins),
         loss="categorical_crossentropy",
         target=lambda z: encode_redshift_bins(z, bins),
     )
@@ -314,7 +417,7 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         keras_model=model,
         input_example=result.input_example,
         model_path=save_model(result, splits, config),
-        predict_pdf=lambda images: predict_pdf(model, images),
-        uncalibrated_pdf=lambda images: predict_pdf(uncalibrated, images),
+        predict_pdf=lambda cutouts: predict_pdf(model, cutouts.images, cutouts.ebv),
+        uncalibrated_pdf=lambda cutouts: predict_pdf(uncalibrated, cutouts.images, cutouts.ebv),
         bins=bins,
     )

@@ -40,10 +40,10 @@ IO_RETRIES: dict[str, Any] = {
     default_args={"owner": "astrospect", "retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
         "epochs": Param(
-            int(os.environ.get("ASTROSPECT_EPOCHS", "100")),
+            int(os.environ.get("ASTROSPECT_EPOCHS", "30")),
             type="integer",
             minimum=1,
-            description="Maximum training epochs",
+            description="Training epochs: the length of every CNN's learning-rate schedule",
         ),
         "force_retrain": Param(
             False, type="boolean", description="Train even if this dataset version was trained before"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.data.shards import DEFAULT_CHUNK, inspect_shard, iter_shard
+from astrospect.data.shards import DEFAULT_CHUNK, Cutouts, inspect_shard, iter_shard
 from astrospect.data.splits import Split, assign_split
 from astrospect.data.clipping import UNCLIPPED, Clipping, clipping_keeps
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
@@ -107,10 +107,10 @@ def _selection(labels: Sequence[ShardLabels], split: Split, clipping: Clipping) 
     )
 
 
-def iter_selected(
+def iter_selected_cutouts(
     selection: RowSelection, *, chunk_size: int = DEFAULT_CHUNK, shard_order: Sequence[int] | None = None
-) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
-    """Yield (images, redshift, objid) chunks of the selected rows, in the model's layout."""
+) -> Iterator[Cutouts]:
+    """Yield chunks of the selected rows as :class:`Cutouts`, with whatever each shard carries (``ebv``...)."""
     order = range(len(selection.shards)) if shard_order is None else shard_order
     for index in order:
         wanted = selection.rows[index]
@@ -121,9 +121,17 @@ def iter_selected(
             stop = start + len(chunk)
             inside = wanted[(wanted >= start) & (wanted < stop)] - start
             if inside.size:
-                assert chunk.redshift is not None
-                yield chunk.images[inside], chunk.redshift[inside], chunk.objid[inside]
+                yield chunk.take(inside)
             start = stop
+
+
+def iter_selected(
+    selection: RowSelection, *, chunk_size: int = DEFAULT_CHUNK, shard_order: Sequence[int] | None = None
+) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+    """Yield (images, redshift, objid) chunks of the selected rows, in the model's layout."""
+    for chunk in iter_selected_cutouts(selection, chunk_size=chunk_size, shard_order=shard_order):
+        assert chunk.redshift is not None
+        yield chunk.images, chunk.redshift, chunk.objid
 
 
 def sample_images(selection: RowSelection, max_images: int) -> npt.NDArray[np.float32]:
@@ -146,28 +154,36 @@ def make_tf_dataset(
     seed: int,
     shuffle_buffer: int = 8192,
     augment: bool = False,
+    with_ebv: bool = False,
 ) -> tf.data.Dataset:
     """A ``tf.data`` pipeline streaming the selected rows; shard order and rows shuffled per epoch, seeded.
 
     ``augment`` applies one of the 8 rotations/flips per cutout: a galaxy's redshift does not depend on its
     orientation on the sky, so this multiplies the training set for free (as Pasquet et al. 2019 do).
+    ``with_ebv`` gives the model a dict of inputs, ``cutouts`` and ``ebv`` (NaN where a shard has none:
+    :func:`astrospect.model.foreground_features` turns that into zero plus a mask).
     """
     import tensorflow as tf
 
     epoch_counter = {"epoch": 0}
 
-    def generate() -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+    def generate() -> Iterator[tuple[npt.NDArray[np.float32], ...]]:
         rng = np.random.default_rng([seed, epoch_counter["epoch"]])
         epoch_counter["epoch"] += 1
         order = rng.permutation(len(selection.shards)).tolist() if shuffle else None
-        for images, redshift, _ in iter_selected(selection, shard_order=order):
-            yield images, redshift
+        for chunk in iter_selected_cutouts(selection, shard_order=order):
+            assert chunk.redshift is not None
+            if with_ebv:
+                yield chunk.images, ebv_or_nan(chunk), chunk.redshift
+            else:
+                yield chunk.images, chunk.redshift
 
-    signature = (
-        tf.TensorSpec(shape=(None, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), dtype=tf.float32),
-        tf.TensorSpec(shape=(None,), dtype=tf.float32),
-    )
+    images_spec = tf.TensorSpec(shape=(None, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), dtype=tf.float32)
+    per_cutout = tf.TensorSpec(shape=(None,), dtype=tf.float32)
+    signature = (images_spec, per_cutout, per_cutout) if with_ebv else (images_spec, per_cutout)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+    if with_ebv:
+        dataset = dataset.map(lambda image, ebv, z: ((image, ebv), z))
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if augment:
@@ -176,17 +192,28 @@ def make_tf_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+    if with_ebv:
+        dataset = dataset.map(lambda inputs, z: ({"cutouts": inputs[0], "ebv": inputs[1]}, z))
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     cardinality = -(-len(selection) // batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(cardinality))
 
 
-def _rotate_or_flip(example: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """One of the 8 symmetries of the square, drawn from a stateless seed (reproducible, any parallelism)."""
+def ebv_or_nan(chunk: Cutouts) -> npt.NDArray[np.float32]:
+    """Each cutout's E(B-V), NaN where its shard has none (the model's documented fallback input)."""
+    if chunk.ebv is None:
+        return np.full(len(chunk), np.nan, np.float32)
+    return chunk.ebv.astype(np.float32)
+
+
+def _rotate_or_flip(example: tuple[Any, tf.Tensor], seed: tf.Tensor) -> tuple[Any, tf.Tensor]:
+    """One of the 8 symmetries of the square, drawn from a stateless seed (reproducible, any parallelism).
+    Only the image turns: E(B-V), where it rides along, belongs to the galaxy, not to its orientation."""
     import tensorflow as tf
 
-    image, redshift = example
+    inputs, redshift = example
+    image = inputs[0] if isinstance(inputs, tuple) else inputs
     quarter_turns = tf.random.stateless_uniform([], seed, minval=0, maxval=4, dtype=tf.int32)
     image = tf.image.rot90(image, quarter_turns)
     image = tf.image.stateless_random_flip_left_right(image, seed + 1)
-    return image, redshift
+    return ((image, inputs[1]) if isinstance(inputs, tuple) else image), redshift

@@ -8,6 +8,7 @@ used by training, prediction and serving alike.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,13 @@ class Cutouts:
 
     def __len__(self) -> int:
         return int(self.objid.shape[0])
+
+    def take(self, rows: npt.NDArray[np.int64]) -> Cutouts:
+        """These cutouts at ``rows`` only, every field that is present taken along."""
+        return dataclasses.replace(
+            self,
+            **{name: value[rows] for name, value in vars(self).items() if value is not None},
+        )
 
 
 @dataclass

@@ -352,23 +352,36 @@ def _log_keras_model(
     import numpy as np
     import tensorflow as tf
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     output = (
         TensorSpec(np.dtype(np.float32), (-1,), "redshift")
         if bins is None
         else TensorSpec(np.dtype(np.float32), (-1, bins.n), "redshift_pdf")
     )
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS))]),
-        outputs=Schema([output]),
+    from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
+    from astrospect.predict import model_inputs
+
+    cutouts = TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS))
+    inputs: list[ColSpec | TensorSpec] = (
+        [
+            TensorSpec(cutouts.type, cutouts.shape, CUTOUTS_INPUT),
+            TensorSpec(np.dtype(np.float32), (-1,), EBV_INPUT),
+        ]
+        if takes_ebv(model)
+        else [cutouts]
     )
+    signature = ModelSignature(inputs=Schema(inputs), outputs=Schema([output]))
+    # A model with the E(B-V) input gets its example cutouts at E(B-V) 0 (JSON, which MLflow writes the
+    # example in, has no NaN for the "unknown" fallback).
+    images = np.asarray(input_example, dtype=np.float32)
+    example = model_inputs(model, images, np.zeros(len(images), np.float32))
     pdf_metadata = {} if bins is None else {"redshift_bin_edges": [float(e) for e in bins.edges]}
     return mlflow.tensorflow.log_model(
         model,
         name=MODEL_ARTIFACT_NAME,
         signature=signature,
-        input_example=np.asarray(input_example, dtype=np.float32),
+        input_example=example,
         pip_requirements=[
             f"keras=={keras_module.__version__}",
             f"tensorflow=={tf.__version__}",
@@ -378,7 +391,8 @@ def _log_keras_model(
             "challenger": challenger.name,
             "clipping": challenger.clipping,
             "output": challenger.output,
-            "input": "raw ugriz cutouts (N, 32, 32, 5), nanomaggies",
+            "input": "raw ugriz cutouts (N, 32, 32, 5), nanomaggies"
+            + (", and E(B-V) per cutout (N,), NaN where unknown" if takes_ebv(model) else ""),
             "custom_objects": "astrospect.model",
             **pdf_metadata,
         },

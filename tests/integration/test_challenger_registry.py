@@ -54,7 +54,7 @@ def fit_tiny(challenger: Challenger, splits: Splits, config: TrainConfig) -> Tra
     )
     return Trained(
         challenger=challenger,
-        predict=lambda images: predict_redshift(model, images),
+        predict=lambda cutouts: predict_redshift(model, cutouts.images),
         params={"epochs": 1, "clipping": splits.clipping},
         n_train=len(splits.train),
         n_val=len(splits.val),

@@ -121,7 +121,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert champion.run_id in {
         run.info.run_id for run in client.search_runs([sessions(client)[0].info.experiment_id])
     }
-    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 3  # full, clipped, pdf
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 4  # full, clipped, cnn-ebv, pdf
     assert "deployed astrospect-photoz version" in night1
     assert all(p.exists() for p in good) and bad.exists()  # the landing zone is never emptied
 
@@ -130,7 +130,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert "already trained" in night2
     assert "training full" not in night2
     assert len(sessions(client)) == 1
-    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 3
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 4
 
     # Night 3: new shards arrived: a new session trains on the grown snapshot and applies the policy.
     synthesize(landing, n=300, seed=12, shard_size=300, lrg_fraction=0.05)
@@ -138,7 +138,7 @@ def test_three_nights(home: Path, airflow_env: dict[str, str], tracking_url: str
     assert "training full" in night3 and "training clipped" in night3
     assert len(sessions(client)) == 2
     assert len(list((home / "accepted").glob("*.h5"))) == 4
-    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 6
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 8
     assert ("promoted v" in night3) or ("kept champion v" in night3)
     # The new shards were judged for drift against the champion's training snapshot, and the report is
     # the new session's child run (night 1 had no champion yet: its drift step was skipped).

@@ -115,7 +115,7 @@ def reader_outcome(band: int, challenger_name: str, shards: list[Path]) -> Chall
     splits = select_splits(shards, challenger.clipping)
     trained = Trained(
         challenger=challenger,
-        predict=lambda images: predict_redshift(model, images),
+        predict=lambda cutouts: predict_redshift(model, cutouts.images),
         params={"reader_band": band, "clipping": challenger.clipping, "epochs": 2},
         n_train=len(splits.train),
         n_val=len(splits.val),

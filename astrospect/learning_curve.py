@@ -1,0 +1,154 @@
+"""The learning curve: holdout sigma_MAD of challengers against the number of training galaxies.
+
+Every point trains on a nested subset of one snapshot's training split (the galaxies whose objid hash falls
+in the first fraction of the training range, so a smaller set is always inside a larger one) and is scored
+on the same fixed holdout; the validation split is the whole one at every size, because that is where the
+recipe makes its choices (early stopping, the k-NN's aperture and k). `astrospect learning-curve` runs it
+and logs the table and the figure to MLflow (:func:`astrospect.tracking.studies.log_learning_curve`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from astrospect import challengers
+from astrospect.data.dataset import RowSelection, Splits, read_labels, splits_from_labels
+from astrospect.data.splits import TRAIN_FRACTION, objid_unit_hash
+from astrospect.settings import get_logger
+
+if TYPE_CHECKING:
+    from astrospect.pipeline import ChallengerOutcome
+    from astrospect.train import TrainConfig
+
+log = get_logger(__name__)
+DEFAULT_SIZES = (6_000, 12_000, 24_000, 48_000)
+DEFAULT_CURVE_CHALLENGERS = ("cnn-ebv", "baseline-knn-full")
+
+
+@dataclass
+class CurvePoint:
+    """One challenger trained on ``n_train`` galaxies and scored on the holdout."""
+
+    challenger: str
+    n_train: int
+    sigma_mad: float
+    outlier_frac_005: float
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+
+
+def nested_training_subset(splits: Splits, objid: Sequence[np.ndarray], n_train: int) -> Splits:
+    """``splits`` with its training rows cut to the ``n_train`` whose objid hash is lowest.
+
+    The split hash puts a training galaxy anywhere in [0, TRAIN_FRACTION): keeping those below a threshold
+    keeps a uniform, nested subset, and validation and holdout do not move.
+    """
+    train = splits.train
+    if n_train > len(train):
+        raise ValueError(
+            f"asked for {n_train} training galaxies; the snapshot's training split has {len(train)}"
+        )
+    hashes = np.concatenate([objid_unit_hash(ids[rows]) for ids, rows in zip(objid, train.rows, strict=True)])
+    threshold = np.sort(hashes)[n_train - 1] if n_train else -1.0
+    kept_rows, kept_z = [], []
+    start = 0
+    for ids, rows in zip(objid, train.rows, strict=True):
+        keep = objid_unit_hash(ids[rows]) <= threshold
+        kept_rows.append(rows[keep])
+        kept_z.append(train.redshift[start : start + len(rows)][keep])
+        start += len(rows)
+    subset = RowSelection(train.shards, tuple(kept_rows), np.concatenate(kept_z))
+    assert len(subset) == n_train and threshold < TRAIN_FRACTION
+    return replace(splits, train=subset)
+
+
+def run_learning_curve(
+    shards: Sequence[Path],
+    sizes: Sequence[int],
+    challenger_names: Sequence[str],
+    config: TrainConfig,
+) -> list[CurvePoint]:
+    """Train and score each challenger at each size (smallest first), one label pass for all of them."""
+    from astrospect.pipeline import run_challenger
+
+    labels = read_labels(shards)
+    objid = [shard.objid for shard in labels]
+    points = []
+    for size in sorted(sizes):
+        for name in challenger_names:
+            challenger = challengers.get(name)
+            splits = nested_training_subset(splits_from_labels(labels, challenger.clipping), objid, size)
+            started = time.perf_counter()
+            outcome: ChallengerOutcome = run_challenger(
+                challenger, splits, replace(config, out_dir=config.out_dir / f"{name}-{size}")
+            )
+            seconds = time.perf_counter() - started
+            metrics = outcome.evaluation.metrics
+            points.append(
+                CurvePoint(
+                    name,
+                    size,
+                    float(metrics["sigma_mad"]),
+                    float(metrics["outlier_frac_005"]),
+                    seconds,
+                    outcome.trained.history,
+                    outcome.trained.params,
+                )
+            )
+            log.info(
+                "learning curve: %s at %d training galaxies: sigma_mad %.4f (%.0f s)",
+                name,
+                size,
+                points[-1].sigma_mad,
+                seconds,
+            )
+    return points
+
+
+def curve_table(
+    points: Sequence[CurvePoint], reference: str = "baseline-knn-full"
+) -> list[dict[str, object]]:
+    """One row per size: each challenger's sigma_MAD, and each one's ratio to ``reference`` where it ran."""
+    rows: list[dict[str, object]] = []
+    for size in sorted({point.n_train for point in points}):
+        at_size = {point.challenger: point for point in points if point.n_train == size}
+        row: dict[str, object] = {"n_train": size}
+        for name, point in at_size.items():
+            row[f"{name} sigma_mad"] = point.sigma_mad
+        if reference in at_size:
+            for name, point in at_size.items():
+                if name != reference:
+                    row[f"{name} / {reference}"] = point.sigma_mad / at_size[reference].sigma_mad
+        rows.append(row)
+    return rows
+
+
+def plot_learning_curve(points: Sequence[CurvePoint], path: Path) -> Path:
+    """sigma_MAD against training galaxies (log axis), one line per challenger."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4.2))
+    for name in dict.fromkeys(point.challenger for point in points):
+        mine = sorted((p for p in points if p.challenger == name), key=lambda p: p.n_train)
+        axis.plot([p.n_train for p in mine], [p.sigma_mad for p in mine], marker="o", label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("training galaxies")
+    axis.set_ylabel("holdout sigma_MAD")
+    axis.set_title("learning curve (same holdout, same validation split)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
