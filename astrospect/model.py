@@ -165,10 +165,29 @@ PDF_OUTPUT = "redshift_pdf"
 PDF_LOGITS = "bin_logits"
 
 
-def build_pdf_cnn(scaling: InputScaling, bins: RedshiftBins, name: str = "pdf_cnn") -> keras.Model:
-    """The seed's trunk with a softmax head over ``bins``: raw cutouts in, (N, bins.n) probabilities out."""
+_PRIOR_FLOOR = 1e-4  # an empty bin of the prior starts at log(1e-4), not at -inf
+
+
+def build_pdf_cnn(
+    scaling: InputScaling,
+    bins: RedshiftBins,
+    name: str = "pdf_cnn",
+    prior: npt.NDArray[np.floating] | None = None,
+) -> keras.Model:
+    """The seed's trunk with a softmax head over ``bins``: raw cutouts in, (N, bins.n) probabilities out.
+
+    ``prior`` (the training split's N(z) on ``bins``) starts the head's biases at its logarithm, so the
+    untrained model already answers N(z) rather than a flat PDF over 0-0.7: the first steps learn the
+    galaxies, not the redshift distribution (and the warm-up's small steps start from a sensible PDF)."""
     inputs, features = _seed_trunk(scaling)
-    logits = layers.Dense(bins.n, name=PDF_LOGITS, dtype="float32")(features)
+    bias = "zeros"
+    if prior is not None:
+        if np.shape(prior) != (bins.n,):
+            raise ValueError(
+                f"prior: expected {bins.n} probabilities (one per bin), got shape {np.shape(prior)}"
+            )
+        bias = keras.initializers.Constant(np.log(np.maximum(np.asarray(prior, np.float64), _PRIOR_FLOOR)))
+    logits = layers.Dense(bins.n, name=PDF_LOGITS, dtype="float32", bias_initializer=bias)(features)
     outputs = RedshiftPdf(list(bins.edges), name=PDF_OUTPUT, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)
 

@@ -74,6 +74,12 @@ class TrainConfig:
     shuffle_buffer: int = 8192
     precision: Precision = "auto"
 
+    @property
+    def warmup(self) -> int:
+        """The warm-up actually used: at most half the schedule, so a short run (a test's 2 epochs) still
+        spends half its steps at the peak rate and on the cosine."""
+        return min(self.warmup_epochs, self.epochs // 2)
+
     def params(self) -> dict[str, Any]:
         """Flat, loggable parameters (the output folder is local to one machine, so not one of them)."""
         values = asdict(self)
@@ -124,10 +130,10 @@ class ThroughputLogger(keras.callbacks.Callback):
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """AdamW on a linear warm-up then cosine schedule, gradients clipped by global norm: the recipe."""
-    warmup_steps = config.warmup_epochs * steps_per_epoch
+    warmup_steps = config.warmup * steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate * LR_FLOOR,
-        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        decay_steps=max(1, (config.epochs - config.warmup) * steps_per_epoch),
         alpha=LR_FLOOR,
         warmup_target=config.learning_rate,
         warmup_steps=warmup_steps,
@@ -268,7 +274,7 @@ def train(
         validation_data=data(val_rows, shuffle=False, augment=False),
         epochs=config.epochs,
         callbacks=[
-            SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup_epochs),
+            SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup),
             throughput,
         ],
         shuffle=False,  # tf.data shuffles, seeded, per epoch
@@ -397,7 +403,9 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         splits,
         config,
         name=challenger.name,
-        build=lambda sample, _: build_pdf_cnn(fit_input_scaling(sample, config.stretch), bins),
+        build=lambda sample, _: build_pdf_cnn(
+            fit_input_scaling(sample, config.stretch), bins, prior=bins.histogram(splits.train.redshift)
+        ),
         loss="categorical_crossentropy",
         target=lambda z: encode_redshift_bins(z, bins),
     )

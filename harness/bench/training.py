@@ -1,7 +1,11 @@
-"""Training input pipeline: images/s of ``fit`` streaming from HDF5 shards vs from in-memory tensors.
+"""Training speed: the input pipeline (streamed shards vs in-memory tensors), then the CNN challengers in
+each precision this machine has.
 
 The in-memory run is the ceiling (no I/O, no Python generator); the ratio says what streaming costs.
 Same model, batch size and number of steps in both; the first epoch (graph tracing) is not timed.
+The second table trains the seed CNN and `cnn-ebv` from in-memory tensors with the recipe's optimizer in
+float32 and in the mixed precision ``auto`` picks here, ratios against the seed in float32, all in one run:
+what each precision buys per step of wall time (its accuracy is the learning curve's business).
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ import typer
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import make_tf_dataset, select_splits
 from astrospect.data.shards import write_shard
-from astrospect.model import build_seed_cnn, fit_input_scaling
+from astrospect.model import (
+    build_photoz_cnn,
+    build_seed_cnn,
+    fit_input_scaling,
+    fit_photometry_scaling,
+)
+from astrospect.train import TrainConfig, configure_device, make_optimizer
 
 
 def _write_bench_shards(folder: Path, n: int, shard_size: int, seed: int) -> list[Path]:
@@ -77,6 +87,39 @@ def main(
     print(f"{'pipeline':<28}{'images/s':>12}{'ratio':>10}")
     print(f"{'in-memory tensors (ceiling)':<28}{memory_rate:>12.0f}{1.0:>10.2f}")
     print(f"{'streamed from HDF5 shards':<28}{shard_rate:>12.0f}{shard_rate / memory_rate:>10.2f}")
+    _precision_table(images, labels, batch_size, epochs)
+
+
+def _precision_table(images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int) -> None:
+    """images/s of each CNN challenger in float32 and in the mixed precision ``auto`` picks on this machine."""
+    import tensorflow as tf
+
+    _, mixed = configure_device("auto")
+    precisions = ["float32"] + ([mixed] if mixed != "float32" else [])
+    ebv = np.full(len(images), 0.03, np.float32)
+    builders = {
+        "seed CNN (full)": lambda: build_seed_cnn(fit_input_scaling(images[:2048]), 0.0, 0.5),
+        "cnn-ebv": lambda: build_photoz_cnn(
+            fit_input_scaling(images[:2048]), fit_photometry_scaling(images[:2048]), 0.0, 0.5
+        ),
+    }
+    steps = -(-len(images) // batch_size)
+    rows = []
+    for name, build in builders.items():
+        for precision in precisions:
+            keras.mixed_precision.set_global_policy(precision)
+            keras.utils.set_random_seed(0)
+            model = build()
+            model.compile(optimizer=make_optimizer(TrainConfig(out_dir=Path(".")), steps), loss="mse")
+            inputs = {"cutouts": images, "ebv": ebv} if name == "cnn-ebv" else images
+            dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(2)
+            rows.append((name, precision, _timed_fit(model, dataset, epochs, len(images))))
+    keras.mixed_precision.set_global_policy("float32")
+    base = rows[0][2]
+    print(f"\nCNN challengers, in-memory, recipe optimizer ({epochs} timed epochs each)")
+    print(f"{'model':<20}{'precision':<18}{'images/s':>10}{'vs seed f32':>13}")
+    for name, precision, rate in rows:
+        print(f"{name:<20}{precision:<18}{rate:>10.0f}{rate / base:>13.2f}")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
 
     logged = children(client, session.parent_run_id)
     assert set(logged) == set(
-        ("full", "clipped", "pdf", "baseline-knn-full", "baseline-knn-clipped", "baseline-nz-full")
+        ("full", "clipped", "cnn-ebv", "pdf", "baseline-knn-full", "baseline-knn-clipped", "baseline-nz-full")
     )
     described = {
         name: (run.data.tags["challenger"], run.data.tags[tags.TAG_ROLE], run.data.tags[tags.TAG_CLIPPING])
@@ -137,13 +137,14 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
     assert described == {
         "full": ("full", "cnn", "full"),
         "clipped": ("clipped", "cnn", "clipped"),
+        "cnn-ebv": ("cnn-ebv", "cnn", "full"),
         "pdf": ("pdf", "cnn", "full"),
         "baseline-knn-full": ("baseline-knn-full", "baseline", "full"),
         "baseline-knn-clipped": ("baseline-knn-clipped", "baseline", "clipped"),
         "baseline-nz-full": ("baseline-nz-full", "baseline", "full"),
     }
     outputs = {name: run.data.tags[tags.TAG_OUTPUT] for name, run in logged.items()}
-    assert {name for name, output in outputs.items() if output == "point"} == {"full", "clipped"}
+    assert {name for name, output in outputs.items() if output == "point"} == {"full", "clipped", "cnn-ebv"}
     assert all(run.info.status == "FINISHED" for run in logged.values())
     assert all(run.data.tags[tags.TAG_AIRFLOW_RUN_ID] == AIRFLOW_RUN_ID for run in logged.values())
 
@@ -240,7 +241,7 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
         v.version: v for v in client.search_model_versions(f"name = '{settings.registered_model_name}'")
     }
     registered = {name: logged for name, logged in session.logged.items() if logged.model_version}
-    assert sorted(registered) == ["clipped", "full", "pdf"]  # baselines are never registered
+    assert sorted(registered) == ["clipped", "cnn-ebv", "full", "pdf"]  # baselines are never registered
     for name, logged in registered.items():
         assert logged.model_version is not None and logged.model_uri is not None
         version = versions[logged.model_version]
@@ -251,15 +252,39 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
             session.outcomes[name].evaluation.metrics["sigma_mad"], rel=1e-5
         )
         info = mlflow.models.get_model_info(logged.model_uri)
-        assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 5]
+        inputs = info.signature.inputs.to_dict()
+        assert list(inputs[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 5]
         output_shape = list(info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"])
         assert output_shape == ([-1, 280] if name == "pdf" else [-1])  # the PDF output is declared
-        assert info.saved_input_example_info["type"] == "ndarray"
+        if name == "cnn-ebv":  # cutouts and E(B-V), by name
+            assert [(spec["name"], list(spec["tensor-spec"]["shape"])) for spec in inputs] == [
+                ("cutouts", [-1, 32, 32, 5]),
+                ("ebv", [-1]),
+            ]
+        else:
+            assert len(inputs) == 1 and info.saved_input_example_info["type"] == "ndarray"
     # `challenger` points at the newest registered CNN (pdf was logged last).
     assert (
         client.get_registered_model(settings.registered_model_name).aliases["challenger"]
         == session.logged["pdf"].model_version
     )
+
+
+def test_the_logged_cnn_ebv_predicts_from_cutouts_and_ebv_as_it_did_in_training(
+    session: Session, shards: list[Path]
+) -> None:
+    import mlflow
+
+    from astrospect.data.shards import read_shard
+    from astrospect.predict import predict_redshift
+
+    cutouts = read_shard(shards[0])
+    images = cutouts.images[:8]
+    ebv = np.linspace(0.0, 0.1, 8).astype(np.float32)
+    logged = mlflow.pyfunc.load_model(session.logged["cnn-ebv"].model_uri)
+    served = np.asarray(logged.predict({"cutouts": images, "ebv": ebv}), np.float32).reshape(-1)
+    trained = session.outcomes["cnn-ebv"].trained.keras_model
+    assert np.allclose(served, predict_redshift(trained, images, ebv), atol=1e-5)
 
 
 def test_pdf_challengers_log_the_pdf_metrics_and_figures(session: Session, client: MlflowClient) -> None:
