@@ -134,12 +134,14 @@ def write_large_pasquet_npz(path: Path, galaxies: Galaxies, n: int, *, chunk: in
     return path
 
 
-def write_hdf5_cube(path: Path, galaxies: Galaxies, *, size: int = 107) -> Path:
-    """A cube collection: channel-first (N, 5, size, size) cutouts in ``cutouts``, labels under other names
-    than the shard's (so the importer's options are exercised)."""
+def write_hdf5_cube(path: Path, galaxies: Galaxies, *, size: int = 107, channel_first: bool = True) -> Path:
+    """A cube collection: (N, 5, size, size) cutouts in ``cutouts`` (or (N, size, size, 5)), labels under
+    other names than the shard's (so the importer's options are exercised)."""
     with h5py.File(path, "w") as handle:
-        images = np.transpose(framed(galaxies.images, size), (0, 3, 1, 2))
-        handle.create_dataset("cutouts", data=images, chunks=(16, 5, size, size))
+        images = framed(galaxies.images, size)
+        if channel_first:
+            images = np.transpose(images, (0, 3, 1, 2))
+        handle.create_dataset("cutouts", data=images, chunks=(16, *images.shape[1:]))
         handle.create_dataset("objID", data=galaxies.objid)
         handle.create_dataset("zspec", data=galaxies.z)
         handle.create_dataset("zspec_err", data=galaxies.z_err)
