@@ -38,6 +38,8 @@ class Hdf5Source:
         pixel_scale: float = 0.396,
     ) -> None:
         self.path = path
+        if not path.is_file():
+            raise ImporterError(f"{path}: field '<file>': no such file")
         if not h5py.is_hdf5(path):
             raise ImporterError(f"{path}: field '<file>': not an HDF5 file")
         self.handle = h5py.File(path, "r")

@@ -163,6 +163,8 @@ class NpzSource:
         pixel_scale: float = 0.396,
     ) -> None:
         self.path = path
+        if not path.is_file():
+            raise ImporterError(f"{path}: field '<file>': no such file")
         if not zipfile.is_zipfile(path):
             raise ImporterError(f"{path}: field '<file>': not an .npz (zip) file")
         with zipfile.ZipFile(path) as archive:

@@ -223,6 +223,16 @@ def test_what_cannot_be_streamed_is_refused_naming_file_and_field(galaxies: Gala
     np.savez(pickled, cube=import_files.framed(some.images, 64), labels=np.array([{"z": 0.1}] * 8))
     with pytest.raises(ImporterError, match=r"objects\.npz: field 'labels': an object array"):
         npz.NpzSource(pickled)
+    with pytest.raises(ImporterError, match=r"missing\.npz: field '<file>': no such file"):
+        npz.NpzSource(tmp_path / "missing.npz")
+    example = (
+        tmp_path / "example.npz"
+    )  # the layout of the authors' 100-galaxy example: no `cube`, no `labels`
+    np.savez(example, data=import_files.framed(some.images, 64), z=some.z[:, None], ebv=some.ebv)
+    with pytest.raises(
+        ImporterError, match=r"field 'cube': no such array in the \.npz \(it has: data, z, ebv\)"
+    ):
+        npz.NpzSource(example)
     stored = import_files.write_pasquet_npz(tmp_path / "ok.npz", some, compressed=False)
     with pytest.raises(KeyError, match=r"ok\.npz: field 'Z_SPEC': no such column"):
         npz.NpzSource(stored, ColumnMap(objid="objID", specz="Z_SPEC", specz_err="zErr"))
