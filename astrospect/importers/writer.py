@@ -399,13 +399,13 @@ def _progress_bar(total: int, done: int, show: bool) -> Iterator[Callable[[int],
     )
 
     columns = (
-        TextColumn("importing"),
-        BarColumn(),
+        TextColumn("import"),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TextColumn("rows, {task.fields[rate]} rows/s,"),
-        TimeElapsedColumn(),
-        TextColumn("elapsed, ETA"),
+        TextColumn("rows, {task.fields[rate]} rows/s, ETA"),
         TimeRemainingColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
     )
     started, start_done = time.perf_counter(), done
     with Progress(*columns, console=Console(stderr=True)) as bar:

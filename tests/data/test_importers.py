@@ -225,6 +225,10 @@ def test_what_cannot_be_streamed_is_refused_naming_file_and_field(galaxies: Gala
         npz.NpzSource(pickled)
     with pytest.raises(ImporterError, match=r"missing\.npz: field '<file>': no such file"):
         npz.NpzSource(tmp_path / "missing.npz")
+    refused = CliRunner().invoke(
+        app, ["import", "npz", str(tmp_path / "missing.npz"), "--out", str(tmp_path)]
+    )
+    assert refused.exit_code == 2 and "missing.npz: field '<file>': no such file" in refused.output
     example = (
         tmp_path / "example.npz"
     )  # the layout of the authors' 100-galaxy example: no `cube`, no `labels`
