@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
@@ -36,6 +36,7 @@ log = get_logger(__name__)
 
 DEFAULT_SHARD_SIZE = 1000  # as `astrospect synth` writes them: ~20 MB at 32x32x5 float32
 PROGRESS_FORMAT = 1
+READ_ROWS = 256  # source rows read and converted at a time (memory), independent of the shard size
 REJECT_FIELDS = ("row", "objid", "reason")
 
 
@@ -47,7 +48,8 @@ class ImporterError(RuntimeError):
 class Rows:
     """Rows ``start`` to ``start + n`` of a source, before any check.
 
-    ``images``: band-first ``(n, 5, S, S)`` in the source's unit and scale. ``problems``: rows the source
+    ``images``: band-first ``(n, 5, S, S)`` in the source's unit and scale as a source reads them (the
+    writer's checked rows hold them converted, ``(n, 5, 32, 32)`` nanomaggies). ``problems``: rows the source
     itself could not read (a missing FITS file...), by position in this batch, with the reason.
     """
 
@@ -165,15 +167,14 @@ def run_import(
         with _progress_bar(source.n_rows, resumed_at, show_progress) as advance:
             for start in range(resumed_at, source.n_rows, shard_size):
                 stop = min(start + shard_size, source.n_rows)
-                rows = source.read(start, stop)
-                images, keep, rejects = _check(rows, source.conversion, bounds, seen)
-                if keep.size:
+                kept, rejects = _read_checked(source, start, stop, bounds, seen)
+                if len(kept):
                     path = out_dir / shard_name(name, start, stop)
-                    _write_or_adopt(path, rows, images, keep, source, conversion, start, stop)
+                    _write_or_adopt(path, kept, source, conversion, start, stop)
                     state.shards.append(path.name)
                     if upload is not None:
                         upload.put(path)
-                state.record(stop, int(keep.size), rejects)
+                state.record(stop, len(kept), rejects)
                 advance(stop - start)
         seconds = time.perf_counter() - started
     summary = ImportSummary(
@@ -189,6 +190,54 @@ def run_import(
     )
     log.info("imported %s: %s", source.path, summary.summary())
     return summary
+
+
+def _read_checked(
+    source: Source, start: int, stop: int, bounds: LabelBounds, seen: set[int]
+) -> tuple[Rows, list[tuple[int, int, str]]]:
+    """Rows ``start:stop`` that pass, converted, and the rejects. Read :data:`READ_ROWS` at a time, so memory
+    holds that many source cutouts (a 107-pixel cube's 1,000 rows would be 229 MB) whatever the shard size."""
+    kept: list[Rows] = []
+    rejects: list[tuple[int, int, str]] = []
+    for first in range(start, stop, READ_ROWS):
+        rows = source.read(first, min(first + READ_ROWS, stop))
+        images, keep, rejected = _check(rows, source.conversion, bounds, seen)
+        kept.append(_take(rows, images, keep))
+        rejects.extend(rejected)
+    return _concat(kept), rejects
+
+
+def _take(rows: Rows, images: npt.NDArray[np.float32], keep: npt.NDArray[np.intp]) -> Rows:
+    def pick(values: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64] | None:
+        return None if values is None else values[keep]
+
+    return Rows(
+        start=rows.start,
+        images=images[keep],
+        objid=rows.objid[keep],
+        specz=rows.specz[keep],
+        specz_err=rows.specz_err[keep],
+        ra=pick(rows.ra),
+        dec=pick(rows.dec),
+        ebv=pick(rows.ebv),
+    )
+
+
+def _concat(parts: list[Rows]) -> Rows:
+    def join(name: str) -> Any:
+        values = [getattr(part, name) for part in parts]
+        return None if any(value is None for value in values) else np.concatenate(values)
+
+    return Rows(
+        start=parts[0].start,
+        images=join("images"),
+        objid=join("objid"),
+        specz=join("specz"),
+        specz_err=join("specz_err"),
+        ra=join("ra"),
+        dec=join("dec"),
+        ebv=join("ebv"),
+    )
 
 
 def _check(
@@ -242,41 +291,30 @@ def _label_problem(objid: int, z: float, err: float, bounds: LabelBounds) -> str
 
 
 def _write_or_adopt(
-    path: Path,
-    rows: Rows,
-    images: npt.NDArray[np.float32],
-    keep: npt.NDArray[np.intp],
-    source: Source,
-    conversion: dict[str, str],
-    start: int,
-    stop: int,
+    path: Path, kept: Rows, source: Source, conversion: dict[str, str], start: int, stop: int
 ) -> None:
-    """Write the range's shard; if a killed run already published it, adopt it when it holds exactly these
-    galaxies (the name is the range, so that is the expected case), refuse otherwise."""
-    objid = rows.objid[keep]
+    """Write the range's shard from its kept, converted rows; if a killed run already published it, adopt it
+    when it holds exactly these galaxies (the name is the range, so that is the expected case), refuse
+    otherwise."""
     if path.exists():
         with h5py.File(path, "r") as held:
             held_ids = held["objid"][()]
-        if not np.array_equal(held_ids, objid):
+        if not np.array_equal(held_ids, kept.objid):
             raise ImporterError(
                 f"{path}: field 'objid': already exists with other galaxies than rows {start}..{stop - 1} "
                 f"of {source.path}; refusing to overwrite (move it away or import under another --name)"
             )
         log.info("%s: published before an interruption; adopted", path.name)
         return
-
-    def pick(values: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64] | None:
-        return None if values is None else values[keep]
-
     write_shard(
         path,
-        images[keep],
-        objid,
-        rows.specz[keep],
-        rows.specz_err[keep],
-        ra=pick(rows.ra),
-        dec=pick(rows.dec),
-        ebv=pick(rows.ebv),
+        kept.images,
+        kept.objid,
+        kept.specz,
+        kept.specz_err,
+        ra=kept.ra,
+        dec=kept.dec,
+        ebv=kept.ebv,
         survey="SDSS",
         attrs={
             **conversion,
