@@ -25,6 +25,7 @@ from astrospect.importers import fits, hdf5, npz
 from astrospect.importers.columns import ColumnMap
 from astrospect.importers.writer import ImporterError, Rows, run_import
 from harness import import_files
+from harness.corpus import write_fake_shard
 from harness.import_files import Galaxies
 
 ASTROSPECT = str(Path(sys.executable).parent / "astrospect")
@@ -253,10 +254,26 @@ def test_fits_one_file_per_band_rejects_missing_files_and_wrong_units(
     (folder / f"{some.objid[2]}-i.fits").unlink()
     with astropy_fits.open(folder / f"{some.objid[5]}-g.fits", mode="update") as hdus:
         hdus[0].header["BUNIT"] = "maggy"
+    with astropy_fits.open(folder / f"{some.objid[8]}-z.fits", mode="update") as hdus:
+        hdus[0].header["CDELT1"], hdus[0].header["CDELT2"] = -0.2 / 3600, 0.2 / 3600
     source = fits.FitsSource(folder, catalogue, pattern="{objid}-{band}.fits")
     summary = run_import(source, tmp_path / "landing", shard_size=100, show_progress=False)
-    assert summary.accepted == 10 and summary.rejected == 2
+    assert summary.accepted == 9 and summary.rejected == 3
     with summary.rejects_file.open() as handle:
         reasons = {int(row["row"]): row["reason"] for row in csv.DictReader(handle)}
     assert "i.fits: no such file" in reasons[2]
     assert "field 'BUNIT'" in reasons[5] and "maggies" in reasons[5]
+    assert "field 'WCS': pixel scale 0.2000" in reasons[8]
+
+
+def test_a_second_import_of_the_same_name_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    cube = write_fake_shard(tmp_path / "cube.h5", 20, seed=1, objid_start=100)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    with (landing / ".cube.import.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running import holds it
+        with pytest.raises(ImporterError, match="another import of this name is running here"):
+            run_import(hdf5.Hdf5Source(cube), landing, show_progress=False)
+    assert run_import(hdf5.Hdf5Source(cube), landing, show_progress=False).accepted == 20
