@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study learning-curve
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study learning-curve import bench-import
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -109,7 +109,7 @@ airflow-down: ## stop what airflow-up started (its whole process group)
 clean: ## remove generated data (keeps the environment)
 	rm -rf data test-artifacts
 
-bench: bench-training bench-ingest bench-simulate bench-serving bench-drift ## every benchmark, each printing ratios against a baseline measured in the same run
+bench: bench-training bench-ingest bench-simulate bench-serving bench-drift bench-import ## every benchmark, each printing ratios against a baseline measured in the same run
 
 bench-training: setup ## training input pipeline: fit from shards vs in-memory tensors
 	$(BIN)/python -m harness.bench.training
@@ -131,11 +131,23 @@ learning-curve: setup mlflow-up ## sigma_MAD of cnn-ebv and the colour k-NN at 6
 	$(BIN)/astrospect learning-curve $(LEARNING_CURVE_DATA) --sizes $(LEARNING_CURVE_SIZES) --epochs $(EPOCHS) \
 		--out $(ASTROSPECT_HOME)/learning-curve/run-$$(date -u +%Y%m%dT%H%M%S)
 
+BENCH_IMPORT_N ?= 50000
+bench-import: setup ## importer: a BENCH_IMPORT_N-galaxy Pasquet .npz under prlimit --as=4G, rate and peak RSS vs np.load(mmap) -> HDF5
+	$(BIN)/python -m harness.bench.importers --n $(BENCH_IMPORT_N)
+
 bench-drift: setup ## drift step on a make-run-sized night (12k reference, 3k tonight): cold and cached, vs a training epoch
 	$(BIN)/python -m harness.bench.drift
 
 drift-study: setup ## drift detection power and false alarms over simulated nights (long: renders ~65k galaxies once, kept in data/drift-study)
 	$(BIN)/python -m harness.drift_study
+
+# ---- bring your own cutouts (issue 20; README "Bring your own SDSS cutouts") ----
+# make import LAYOUT=npz FILE=cube.npz [IMPORT_ARGS="--specz z --shard-size 1000"]; LAYOUT=fits takes a folder
+# and IMPORT_ARGS="--catalogue cat.csv". The shards land in ASTROSPECT_LANDING (or data/landing).
+LAYOUT ?= npz
+import: setup ## import cutouts you have into the landing zone: make import LAYOUT=npz|hdf5|fits FILE=... [IMPORT_ARGS=...]
+	@test -n "$(FILE)" || { echo "usage: make import LAYOUT=npz|hdf5|fits FILE=path [IMPORT_ARGS='...']" >&2; exit 2; }
+	$(BIN)/astrospect import $(LAYOUT) "$(FILE)" $(IMPORT_ARGS)
 
 deploy: setup ## import the MLflow registry's champion into BentoML's store and build its bento
 	$(BIN)/astrospect deploy

@@ -609,3 +609,170 @@ def synth_check_command(
         table.to_csv(csv, index=False)
     if not passed(table):
         raise typer.Exit(code=1)
+
+
+# -- importers: cutouts a user already has, into the landing zone (issue 20) ----------------------------------
+import_app = typer.Typer(
+    no_args_is_help=True,
+    help="Turn cutout files you already have (Pasquet .npz, HDF5 cubes, FITS) into shards in the landing zone.",
+)
+app.add_typer(import_app, name="import")
+
+_OUT_HELP = "A landing folder or s3://bucket/prefix/ (default: ASTROSPECT_LANDING, else <home>/landing)."
+_UNIT_HELP = (
+    "Pixel unit of the source: nanomaggies, maggies, microjansky or jansky (converted to nanomaggies)."
+)
+_SCALE_HELP = "Source pixel scale in arcsec/pixel; other than SDSS's 0.396 is resampled to it."
+
+
+def _columns(defaults: Any, **given: str | None) -> Any:
+    """The layout's default column names with the user's overrides; the overridden ones become required."""
+    from dataclasses import replace
+
+    chosen = {label: name for label, name in given.items() if name is not None}
+    return replace(defaults, **chosen, explicit=tuple(label for label, name in chosen.items() if name))
+
+
+def _import(source_factory: Any, out: str | None, name: str | None, shard_size: int, progress: bool) -> None:
+    """Open the source, import it into the landing zone (a local staging folder first for S3), print a summary."""
+    import json
+
+    from astrospect.importers.convert import ConversionError
+    from astrospect.importers.writer import ImporterError, UploadTarget, run_import
+    from astrospect.settings import load_settings
+
+    settings = load_settings()
+    target = out or settings.landing_source
+    try:
+        source = source_factory()
+        upload = UploadTarget(target) if target.startswith("s3://") else None
+        name = name or source.path.stem
+        # S3 has no atomic local rename: shards, progress and rejects live in a staging folder, shards are
+        # uploaded as they are written; the staging folder is what makes the import resumable.
+        folder = settings.home / "import-staging" / name if upload else Path(target)
+        summary = run_import(
+            source, folder, name=name, shard_size=shard_size, show_progress=progress, upload=upload
+        )
+    except (ImporterError, ConversionError, KeyError, ValueError) as error:
+        typer.echo(f"import failed: {error.args[0] if isinstance(error, KeyError) else error}", err=True)
+        raise typer.Exit(code=2) from error
+    typer.echo(json.dumps({"landing": target, **summary.summary()}, indent=2))
+
+
+@import_app.command("npz")
+def import_npz(
+    file: Path = typer.Argument(
+        ..., help="A .npz with `cube` (N, S, S, 5) ugriz and `labels` (record array)."
+    ),
+    out: str | None = typer.Option(None, "--out", help=_OUT_HELP),
+    name: str | None = typer.Option(
+        None, help="Shard name prefix and progress-file name (default: file stem)."
+    ),
+    shard_size: int = typer.Option(1000, help="Source rows per shard (shards are named by their row range)."),
+    objid: str | None = typer.Option(None, help="labels field with the SDSS objid [default: objID]."),
+    specz: str | None = typer.Option(None, help="labels field with the spectroscopic redshift [default: z]."),
+    specz_err: str | None = typer.Option(None, help="labels field with the spec-z error [default: zErr]."),
+    ebv: str | None = typer.Option(None, help="labels field with E(B-V), '' for none [default: EBV]."),
+    ra: str | None = typer.Option(None, help="labels field with RA in degrees, '' for none [default: ra]."),
+    dec: str | None = typer.Option(
+        None, help="labels field with Dec in degrees, '' for none [default: dec]."
+    ),
+    flux_unit: str = typer.Option("nanomaggies", help=_UNIT_HELP),
+    pixel_scale: float = typer.Option(0.396, help=_SCALE_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar (rows/s and ETA) on stderr."),
+) -> None:
+    """Import a Pasquet et al. (2019)-layout .npz, memory-mapped (stored) or streamed (compressed), never whole."""
+    from astrospect.importers import npz
+
+    columns = _columns(
+        npz.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
+    )
+    _import(
+        lambda: npz.NpzSource(file, columns, flux_unit=flux_unit, pixel_scale=pixel_scale),
+        out,
+        name,
+        shard_size,
+        progress,
+    )
+
+
+@import_app.command("hdf5")
+def import_hdf5(
+    file: Path = typer.Argument(..., help="An HDF5 file with an image dataset and one dataset per label."),
+    out: str | None = typer.Option(None, "--out", help=_OUT_HELP),
+    name: str | None = typer.Option(
+        None, help="Shard name prefix and progress-file name (default: file stem)."
+    ),
+    shard_size: int = typer.Option(1000, help="Source rows per shard (shards are named by their row range)."),
+    images: str = typer.Option(
+        "images", help="The image dataset: (N, 5, S, S) or (N, S, S, 5), any square S."
+    ),
+    objid: str | None = typer.Option(None, help="objid dataset [default: objid]."),
+    specz: str | None = typer.Option(None, help="spec-z dataset [default: specz_redshift]."),
+    specz_err: str | None = typer.Option(None, help="spec-z error dataset [default: specz_redshift_err]."),
+    ebv: str | None = typer.Option(None, help="E(B-V) dataset, '' for none [default: ebv]."),
+    ra: str | None = typer.Option(None, help="RA dataset, '' for none [default: ra]."),
+    dec: str | None = typer.Option(None, help="Dec dataset, '' for none [default: dec]."),
+    flux_unit: str = typer.Option("nanomaggies", help=_UNIT_HELP),
+    pixel_scale: float = typer.Option(0.396, help=_SCALE_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar (rows/s and ETA) on stderr."),
+) -> None:
+    """Import an HDF5 cube collection, channel-first or channel-last, read a shard's rows at a time."""
+    from astrospect.importers import hdf5
+
+    columns = _columns(
+        hdf5.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
+    )
+    _import(
+        lambda: hdf5.Hdf5Source(file, columns, images=images, flux_unit=flux_unit, pixel_scale=pixel_scale),
+        out,
+        name,
+        shard_size,
+        progress,
+    )
+
+
+@import_app.command("fits")
+def import_fits(
+    folder: Path = typer.Argument(..., help="A folder of FITS cutouts."),
+    catalogue: Path = typer.Option(
+        ..., "--catalogue", help="A CSV with one row per galaxy: objid and labels."
+    ),
+    pattern: str = typer.Option(
+        "{objid}.fits",
+        help="File name per galaxy ({objid}: five image HDUs ugriz) or per band ({objid} and {band}).",
+    ),
+    out: str | None = typer.Option(None, "--out", help=_OUT_HELP),
+    name: str | None = typer.Option(
+        None, help="Shard name prefix and progress-file name (default: folder name)."
+    ),
+    shard_size: int = typer.Option(
+        1000, help="Catalogue rows per shard (shards are named by their row range)."
+    ),
+    objid: str | None = typer.Option(None, help="catalogue column with the objid [default: objid]."),
+    specz: str | None = typer.Option(None, help="catalogue column with the spec-z [default: z]."),
+    specz_err: str | None = typer.Option(
+        None, help="catalogue column with the spec-z error [default: zerr]."
+    ),
+    ebv: str | None = typer.Option(None, help="catalogue column with E(B-V), '' for none [default: ebv]."),
+    ra: str | None = typer.Option(None, help="catalogue column with RA, '' for none [default: ra]."),
+    dec: str | None = typer.Option(None, help="catalogue column with Dec, '' for none [default: dec]."),
+    flux_unit: str = typer.Option("nanomaggies", help=_UNIT_HELP),
+    pixel_scale: float = typer.Option(0.396, help=_SCALE_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar (rows/s and ETA) on stderr."),
+) -> None:
+    """Import FITS cutouts (one file per galaxy, or one per band) matched by objid to a catalogue CSV."""
+    from astrospect.importers import fits
+
+    columns = _columns(
+        fits.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
+    )
+    _import(
+        lambda: fits.FitsSource(
+            folder, catalogue, columns, pattern=pattern, flux_unit=flux_unit, pixel_scale=pixel_scale
+        ),
+        out,
+        name,
+        shard_size,
+        progress,
+    )
