@@ -104,7 +104,7 @@ class ColourCheck:
     galaxies: int  # cutouts inside the reference's support
     shifts: dict[str, float]
     sigmas: dict[str, float]  # the standard deviation of a clean shard's shift at this size
-    estimate: Estimate | None  # None when too few cutouts are usable
+    estimate: Estimate | None  # None when too few cutouts are usable, or not asked for
 
     def significance(self, colour: str) -> float:
         return self.shifts[colour] / self.sigmas[colour] if self.sigmas[colour] > 0 else 0.0
@@ -153,6 +153,13 @@ class ColourReference:
                 value = value[key]
             return value
 
+        def pair(*keys: str) -> tuple[float, float]:
+            try:
+                low, high = (float(v) for v in field(*keys))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}: field '{'.'.join(keys)}': expected [low, high]") from error
+            return low, high
+
         if list(field("colours")) != list(COLOURS):
             raise ValueError(f"{path}: field 'colours': expected {list(COLOURS)}, got {field('colours')}")
         n_terms = design(np.zeros(1), np.zeros((1, 3))).shape[1]
@@ -165,11 +172,10 @@ class ColourReference:
         covariance = np.asarray(field("scatter", "galaxy_covariance"), dtype=np.float64)
         if covariance.shape != (4, 4) or not np.isfinite(covariance).all():
             raise ValueError(f"{path}: field 'scatter.galaxy_covariance': expected a finite 4x4 matrix")
-        low, high = (float(v) for v in field("support", "redshift"))
         return cls(
             coefficients,
-            (low, high),
-            {colour: tuple(float(v) for v in field("support", "colours", colour)) for colour in COLOURS},  # type: ignore[misc]
+            pair("support", "redshift"),
+            {colour: pair("support", "colours", colour) for colour in COLOURS},
             covariance,
             {colour: float(field("scatter", "mix_floor", colour)) for colour in COLOURS},
             str(field("source")),
@@ -206,8 +212,9 @@ class ColourReference:
         return self.galaxy_covariance / max(galaxies, 1) + np.diag(floor**2)
 
     # -- a shard ----------------------------------------------------------------------------------------------
-    def check(self, table: pd.DataFrame) -> ColourCheck:
-        """The colour calibration of one shard's summary table."""
+    def check(self, table: pd.DataFrame, with_estimate: bool = True) -> ColourCheck:
+        """The colour calibration of one shard's summary table; the offset fit only ``with_estimate`` (the
+        gate needs it for a quarantined shard's report, not for every shard that passes)."""
         redshift = table["redshift"].to_numpy(dtype=np.float64)
         colours = colours_of(table)
         keep = self.usable(redshift, colours)
@@ -222,7 +229,7 @@ class ColourReference:
             n,
             {colour: float(shifts[k]) for k, colour in enumerate(COLOURS)},
             {colour: float(np.sqrt(covariance[k, k])) for k, colour in enumerate(COLOURS)},
-            self.estimate(redshift, colours, covariance),
+            self.estimate(redshift, colours, covariance) if with_estimate else None,
         )
 
     def estimate(
