@@ -40,6 +40,7 @@ COLOURS = tuple(f"{blue}-{red}" for blue, red in itertools.pairwise(BANDS))  # u
 MIN_GALAXIES = 20
 RESPONSE_STEP_MAG = 0.1  # the finite difference of the residuals' response to a zero point
 FIT_ITERATIONS = 3  # the response is re-taken about the last estimate: large offsets are not quite linear
+SCAN_MAG = np.round(np.arange(-1.0, 1.01, 0.1), 2)  # the scan's offsets: the simulator allows up to 1 mag
 
 
 def colour_key(colour: str) -> str:
@@ -133,7 +134,7 @@ class ColourReference:
 
     coefficients: dict[str, npt.NDArray[np.float64]]  # per colour, for design(z, the other colours)
     redshift_range: tuple[float, float]
-    colour_ranges: dict[str, tuple[float, float]]
+    colour_ranges: dict[str, tuple[float, float]]  # the predictors' fitted ranges (clipped to them)
     galaxy_covariance: npt.NDArray[np.float64]  # (4, 4): covariance of the 4 medians times the shard size
     mix_floor: dict[str, float]  # mag: what an all-red or all-blue shard's median residual reaches
     source: str
@@ -185,25 +186,29 @@ class ColourReference:
     def residuals(
         self, redshift: npt.NDArray[np.float64], colours: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """(N, 4) residuals of each colour about the model's prediction from z and the other colours."""
+        """(N, 4) residuals of each colour about the model's prediction from z and the other colours. The
+        predicting colours are clipped to the ranges the model was fitted on (a polynomial must not be read
+        outside them); the judged colour never is, so a large offset gives a large residual rather than
+        taking its cutouts out of the check."""
+        low = np.array([self.colour_ranges[colour][0] for colour in COLOURS])
+        high = np.array([self.colour_ranges[colour][1] for colour in COLOURS])
+        clipped = np.clip(colours, low, high)
         out = np.empty_like(colours)
         for k, colour in enumerate(COLOURS):
-            others = np.delete(colours, k, axis=1)
+            others = np.delete(clipped, k, axis=1)
             out[:, k] = colours[:, k] - design(redshift, others) @ self.coefficients[colour]
         return out
 
     def usable(
         self, redshift: npt.NDArray[np.float64], colours: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.bool_]:
-        """Cutouts the model covers: finite, and inside the redshift and colour ranges it was fitted on (a
-        polynomial must not be read outside them)."""
+        """Cutouts the model covers: finite colours, a redshift inside the range it was fitted on. (Not the
+        colour ranges: a zero-point error of a few tenths would push most cutouts out of a narrow one, i-z,
+        and leave the shard unjudged; :meth:`residuals` clips the predictors instead.)"""
         low, high = self.redshift_range
         inside = (
             np.isfinite(redshift) & (redshift >= low) & (redshift <= high) & np.isfinite(colours).all(axis=1)
         )
-        for k, colour in enumerate(COLOURS):
-            lo, hi = self.colour_ranges[colour]
-            inside &= (colours[:, k] >= lo) & (colours[:, k] <= hi)
         return np.asarray(inside)
 
     def shard_covariance(self, galaxies: int) -> npt.NDArray[np.float64]:
@@ -239,29 +244,38 @@ class ColourReference:
         covariance: npt.NDArray[np.float64],
     ) -> Estimate:
         """The one-band zero-point error that best explains the median residuals (generalised least squares
-        with the clean-shard covariance), for each band; the best band's fit."""
+        with the clean-shard covariance), for each band; the best band's fit. Each band's offset starts from
+        a coarse scan, since the clipped model is not linear over large offsets (a Gauss-Newton fit from 0
+        alone went astray at 0.75 mag in g), then Gauss-Newton steps refine it."""
         weight = np.linalg.inv(covariance)
-        shifts = np.median(self.residuals(redshift, colours), axis=0)
-        chi2_none = float(shifts @ weight @ shifts)
+
+        def medians(offset: float, direction: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            return np.asarray(np.median(self.residuals(redshift, colours - offset * direction), axis=0))
+
+        def chi2_of(left: npt.NDArray[np.float64]) -> float:
+            return float(left @ weight @ left)
+
+        chi2_none = chi2_of(medians(0.0, np.zeros(len(COLOURS))))
         fits = []
         for band in BANDS:
             direction = band_direction(band)
-            offset, error, chi2 = 0.0, np.inf, chi2_none
+            offset = min(SCAN_MAG, key=lambda value: chi2_of(medians(float(value), direction)))
+            offset, error = float(offset), np.inf
             for _ in range(FIT_ITERATIONS):
-                # Undo the offset found so far, then take the residuals and their response there.
+                # The residuals at the offset found so far and their response to a little more of it.
+                here = medians(offset, direction)
                 corrected = colours - offset * direction
-                here = np.median(self.residuals(redshift, corrected), axis=0)
                 stepped = self.residuals(redshift, corrected + RESPONSE_STEP_MAG * direction)
                 response = np.mean(stepped - self.residuals(redshift, corrected), axis=0) / RESPONSE_STEP_MAG
                 information = float(response @ weight @ response)
                 if information <= 0:
                     break
-                step = float(response @ weight @ here) / information
-                offset += step
                 error = 1.0 / np.sqrt(information)
-                left = here - step * response
-                chi2 = float(left @ weight @ left)
-            fits.append((chi2, band, offset, error))
+                step = float(response @ weight @ here) / information
+                if chi2_of(medians(offset + step, direction)) > chi2_of(here):
+                    break  # the linear step overshoots: keep what we have
+                offset += step
+            fits.append((chi2_of(medians(offset, direction)), band, offset, error))
         fits.sort()
         (chi2, band, offset, error), runner_up = fits[0], fits[1]
         return Estimate(band, float(offset), float(error), chi2, chi2_none, runner_up[1], runner_up[0])
