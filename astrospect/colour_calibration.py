@@ -10,9 +10,9 @@ residual is what its place cannot explain. An all-red or all-blue shard keeps re
 ``expectations/README.md``); a zero-point error does not, since it moves a colour against its neighbours.
 
 Per shard and colour the statistic is the median residual over the cutouts the reference covers; its
-tolerance is the scatter of that median on clean shards, ``sqrt(C/N + floor^2)``: ``C`` the per-galaxy
-covariance of the four medians (measured on clean shards, times their size), and the floor the largest median
-residual of an all-red or all-blue selection (what the galaxy mix can still move). The offset is then fitted
+tolerance is ``floor + 4 sqrt(C/N)``: the floor the largest median residual of an all-red or all-blue
+selection of clean galaxies (what the galaxy mix can still move), and ``C`` the per-galaxy covariance of the
+four medians (measured on clean shards, times their size), so ``sqrt(C/N)`` the clean-shard scatter at N. The offset is then fitted
 band by band: the response of the four residuals to ``+1`` mag in band b, from the model itself, against the
 shard's residuals, weighted by that covariance; the band whose one-offset fit leaves the least chi-square is
 named, with the offset and its standard error. ``expectations/colour_reference.json`` holds the model, its
@@ -99,16 +99,22 @@ class Estimate:
 
 @dataclass(frozen=True)
 class ColourCheck:
-    """One shard's colour calibration: per colour the median residual (mag) and that over its tolerance
-    unit (the clean-shard scatter at this size with the galaxy-mix floor), and the offset fit."""
+    """One shard's colour calibration: per colour the median residual (mag), and how far it goes beyond
+    what the galaxy mix can explain, in clean-shard standard deviations at this size; and the offset fit."""
 
     galaxies: int  # cutouts inside the reference's support
     shifts: dict[str, float]
     sigmas: dict[str, float]  # the standard deviation of a clean shard's shift at this size
+    floors: dict[str, float]  # the most an unusual galaxy mix moves it (mag)
     estimate: Estimate | None  # None when too few cutouts are usable, or not asked for
 
     def significance(self, colour: str) -> float:
-        return self.shifts[colour] / self.sigmas[colour] if self.sigmas[colour] > 0 else 0.0
+        """The shift beyond the mix floor over the clean-shard sigma, signed (0 within the floor). The floor is
+        a bound (the largest shift of an all-red or all-blue selection), not a scatter, so it is taken off
+        the shift rather than added in quadrature to the noise."""
+        shift, sigma = self.shifts[colour], self.sigmas[colour]
+        excess = max(abs(shift) - self.floors[colour], 0.0)
+        return float(np.sign(shift) * excess / sigma) if sigma > 0 else 0.0
 
     def columns(self) -> dict[str, Any]:
         """The statistics table's columns (``shard_statistics.json`` judges the ``colour_shift_sigma_*``)."""
@@ -124,6 +130,8 @@ class ColourCheck:
             "galaxies": self.galaxies,
             "colour_shift_mag": self.shifts,
             "clean_shard_sigma_mag": self.sigmas,
+            "mix_floor_mag": self.floors,
+            "beyond_floor_sigma": {colour: self.significance(colour) for colour in COLOURS},
             "estimate": None if self.estimate is None else self.estimate.__dict__,
         }
 
@@ -212,7 +220,8 @@ class ColourReference:
         return np.asarray(inside)
 
     def shard_covariance(self, galaxies: int) -> npt.NDArray[np.float64]:
-        """The covariance of a clean shard's four median residuals at this size."""
+        """The covariance of a clean shard's four median residuals at this size, with the mix floor added
+        as if it were a scatter: the offset fit's weights and uncertainty allow for an unusual mix."""
         floor = np.array([self.mix_floor[colour] for colour in COLOURS])
         return self.galaxy_covariance / max(galaxies, 1) + np.diag(floor**2)
 
@@ -226,15 +235,16 @@ class ColourReference:
         redshift, colours = redshift[keep], colours[keep]
         n = len(redshift)
         if n < MIN_GALAXIES:
-            zeros = {colour: 0.0 for colour in COLOURS}
-            return ColourCheck(n, zeros, {colour: 1.0 for colour in COLOURS}, None)
+            zeros = dict.fromkeys(COLOURS, 0.0)
+            return ColourCheck(n, zeros, dict.fromkeys(COLOURS, 1.0), self.mix_floor, None)
         shifts = np.median(self.residuals(redshift, colours), axis=0)
-        covariance = self.shard_covariance(n)
+        noise = np.sqrt(np.diag(self.galaxy_covariance) / n)
         return ColourCheck(
             n,
             {colour: float(shifts[k]) for k, colour in enumerate(COLOURS)},
-            {colour: float(np.sqrt(covariance[k, k])) for k, colour in enumerate(COLOURS)},
-            self.estimate(redshift, colours, covariance) if with_estimate else None,
+            {colour: float(noise[k]) for k, colour in enumerate(COLOURS)},
+            self.mix_floor,
+            self.estimate(redshift, colours, self.shard_covariance(n)) if with_estimate else None,
         )
 
     def estimate(

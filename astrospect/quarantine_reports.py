@@ -119,7 +119,8 @@ def calibration_html(calibration: ColourCheck | None, failures: list[dict[str, A
     if calibration is None:
         return ""
     shifts = ", ".join(
-        f"{colour} {calibration.shifts[colour]:+.3f} ({calibration.significance(colour):+.1f} sigma)"
+        f"{colour} {calibration.shifts[colour]:+.3f} ({calibration.significance(colour):+.1f} sigma beyond "
+        f"the mix floor {calibration.floors[colour]:.3f})"
         for colour in calibration.shifts
     )
     estimate = calibration.estimate
