@@ -40,7 +40,7 @@ COLOURS = tuple(f"{blue}-{red}" for blue, red in itertools.pairwise(BANDS))  # u
 MIN_GALAXIES = 20
 RESPONSE_STEP_MAG = 0.1  # the finite difference of the residuals' response to a zero point
 FIT_ITERATIONS = 3  # the response is re-taken about the last estimate: large offsets are not quite linear
-SCAN_MAG = np.round(np.arange(-1.0, 1.01, 0.1), 2)  # the scan's offsets: the simulator allows up to 1 mag
+SCAN_MAG = np.round(np.arange(-3.0, 3.01, 0.2), 2)  # the scan: a 10x flux error is 2.5 mag
 
 
 def colour_key(colour: str) -> str:
