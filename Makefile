@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study learning-curve import bench-import
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study learning-curve import bench-import colour-reference gate-power
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -148,6 +148,12 @@ LAYOUT ?= npz
 import: setup ## import cutouts you have into the landing zone: make import LAYOUT=npz|hdf5|fits FILE=... [IMPORT_ARGS=...]
 	@test -n "$(FILE)" || { echo "usage: make import LAYOUT=npz|hdf5|fits FILE=path [IMPORT_ARGS='...']" >&2; exit 2; }
 	$(BIN)/astrospect import $(LAYOUT) "$(FILE)" $(IMPORT_ARGS)
+
+colour-reference: setup ## derive expectations/colour_reference.json (the gate's colour calibration) from 18k clean simulated galaxies (kept in data/gate-study)
+	$(BIN)/python -m harness.colour_reference
+
+gate-power: setup ## the gate's quarantine rate for 0.05/0.1/0.2 mag zero-point errors per band, false quarantines on clean shards and on make run's night
+	$(BIN)/python -m harness.gate_power
 
 deploy: setup ## import the MLflow registry's champion into BentoML's store and build its bento
 	$(BIN)/astrospect deploy

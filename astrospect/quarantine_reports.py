@@ -3,7 +3,9 @@
 For each quarantined shard, ``quarantine/<shard>.result.json`` holds the failed expectations (type, column,
 the suite's ``meta.why``, unexpected counts, example rows by ``row`` and ``objid``) and the full GE results;
 ``<shard>.report.html`` is GE's Data Docs validation page of the first failing suite with a short header
-naming what failed, or the header alone when no suite could judge the shard.
+naming what failed, or the header alone when no suite could judge the shard. When a shard's colours were
+measured, both also carry the colour calibration (:mod:`astrospect.colour_calibration`): the median residual
+of each colour and, when the colours fail, the zero point they point to (band, offset, uncertainty).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ if TYPE_CHECKING:
 
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 
+    from astrospect.colour_calibration import ColourCheck
     from astrospect.validate import FluxReference
+
+COLOUR_SHIFT_PREFIX = "colour_shift_sigma_"
 
 
 def failed_expectations(result: ExpectationSuiteValidationResult) -> list[dict[str, Any]]:
@@ -57,7 +62,13 @@ def label(failure: dict[str, Any]) -> str:
     return f"{failure['expectation']}{column}"
 
 
-def reason_text(failures: list[dict[str, Any]]) -> str:
+def colour_calibration_failed(failures: list[dict[str, Any]]) -> bool:
+    """Whether a colour-calibration expectation (``colour_shift_sigma_<colour>``) failed."""
+    return any(str(failure["column"] or "").startswith(COLOUR_SHIFT_PREFIX) for failure in failures)
+
+
+def reason_text(failures: list[dict[str, Any]], calibration: ColourCheck | None = None) -> str:
+    """The ledger's one-line reason: each failure, and the zero-point estimate when the colours failed."""
     parts = []
     for failure in failures:
         if failure["column"] == "format_error_field" and failure["examples"]:
@@ -70,6 +81,8 @@ def reason_text(failures: list[dict[str, Any]]) -> str:
             else f"observed {failure['observed_value']}"
         )
         parts.append(f"{label(failure)}: {detail}")
+    if calibration is not None and calibration.estimate is not None and colour_calibration_failed(failures):
+        parts.append(f"colour calibration: {calibration.estimate.text()}")
     return "; ".join(parts)
 
 
@@ -101,7 +114,37 @@ def render_data_docs(result: ExpectationSuiteValidationResult, header: str) -> s
     return page[:insert_at] + header + page[insert_at:]
 
 
-def report_header(record: ShardRecord, failures: list[dict[str, Any]], reference: FluxReference) -> str:
+def calibration_html(calibration: ColourCheck | None, failures: list[dict[str, Any]]) -> str:
+    """The colours' verdict on the zero points: which band, how much, how sure; the per-colour shifts."""
+    if calibration is None:
+        return ""
+    shifts = ", ".join(
+        f"{colour} {calibration.shifts[colour]:+.3f} ({calibration.significance(colour):+.1f} sigma beyond "
+        f"the mix floor {calibration.floors[colour]:.3f})"
+        for colour in calibration.shifts
+    )
+    estimate = calibration.estimate
+    if estimate is None:
+        verdict = f"too few cutouts in the colour reference's range ({calibration.galaxies}) to estimate"
+    else:
+        verdict = (
+            f"<b>{html.escape(estimate.text())}</b> (measured - true: + is too faint; chi2 {estimate.chi2:.1f} "
+            f"for 4 colours, against {estimate.chi2_none:.1f} with no offset; next best band "
+            f"{estimate.runner_up}, chi2 {estimate.runner_up_chi2:.1f})"
+        )
+    heading = "Colour calibration failed" if colour_calibration_failed(failures) else "Colour calibration"
+    return (
+        f"<p>{heading}: {verdict}.<br>Median colour residuals about the reference, {calibration.galaxies} "
+        f"cutouts: {html.escape(shifts)}</p>"
+    )
+
+
+def report_header(
+    record: ShardRecord,
+    failures: list[dict[str, Any]],
+    reference: FluxReference,
+    calibration: ColourCheck | None = None,
+) -> str:
     items = []
     for failure in failures:
         examples = ", ".join(
@@ -126,6 +169,7 @@ def report_header(record: ShardRecord, failures: list[dict[str, Any]], reference
         f"<p>sha256 {record.sha256}<br>source {html.escape(record.source)}<br>"
         f"flux reference: {html.escape(reference.source)}</p>"
         f"<p>Failed expectations:</p><ul>{''.join(items)}</ul>"
+        f"{calibration_html(calibration, failures)}"
         f"<p>Release a false positive with <code>astrospect quarantine release {html.escape(record.name)}"
         ' --reason "..."</code></p></div>'
     )
@@ -137,6 +181,7 @@ def write_report(
     results: dict[str, ExpectationSuiteValidationResult],
     failures: list[dict[str, Any]],
     reference: FluxReference,
+    calibration: ColourCheck | None = None,
 ) -> tuple[Path, Path]:
     """``quarantine/<shard>.result.json`` (the GE results and the failures) and ``<shard>.report.html``: GE's
     Data Docs page of the first failing suite, or the header alone when the shard could not be judged."""
@@ -148,11 +193,12 @@ def write_report(
         "source": record.source,
         "failed": failures,
         "flux_reference": asdict(reference),
+        "colour_calibration": None if calibration is None else calibration.to_dict(),
         "great_expectations": {name: result.to_json_dict() for name, result in results.items()},
     }
     result_path = folder / f"{record.name}.result.json"
     write_replacing(result_path, json.dumps(to_jsonable(payload), indent=2).encode())
-    header = report_header(record, failures, reference)
+    header = report_header(record, failures, reference, calibration)
     failing = next((result for result in results.values() if not result.success), None)
     page = render_data_docs(failing, header) if failing is not None else f"<html><body>{header}</body></html>"
     report_path = folder / f"{record.name}.report.html"

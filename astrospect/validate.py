@@ -7,7 +7,8 @@ declared size the file cannot back) and summarises its cutouts (:mod:`astrospect
 shard ahead of the judging. Then, in ingest order and in batches, four suites:
 
 - ``shard_structure``: one row per shard, from the header (or the reader's reason for having none);
-- ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours);
+- ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours, and
+  the colour calibration of :mod:`astrospect.colour_calibration`: a zero-point error in any band);
 - ``cutout_values``: one row per cutout, each value on its own;
 - ``cutout_summaries``: one shard at a time, as a whole: size, objids against the ledger, distributions
   against the flux reference.
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from astrospect.colour_calibration import ColourCheck, ColourReference, colour_reference
 from astrospect.data.summaries import magnitudes, summary_table
 from astrospect.gate_suites import (
     STATISTICS_SUITE,
@@ -184,11 +186,14 @@ def structure_row(name: str, reading: Reading) -> dict[str, Any]:
     }
 
 
-def statistics_row(name: str, table: pd.DataFrame, colours: ColourRedshift) -> dict[str, Any]:
+def statistics_row(
+    name: str, table: pd.DataFrame, colours: ColourRedshift, calibration: ColourReference
+) -> dict[str, Any]:
     """One shard's row of the statistics table: how well its labels follow its galaxies' colours, as the
     Spearman rank correlation of redshift with the colour redshift and that correlation times sqrt(N - 1)
     (about a standard normal for labels unrelated to the galaxies). Nothing measurable (fewer than three
-    cutouts, a constant column) counts as no agreement: 0."""
+    cutouts, a constant column) counts as no agreement: 0. Then the colour calibration
+    (:meth:`ColourReference.check`): per colour the median residual and its significance."""
     from scipy.stats import spearmanr
 
     n = len(table)
@@ -203,6 +208,7 @@ def statistics_row(name: str, table: pd.DataFrame, colours: ColourRedshift) -> d
         "n_cutouts": n,
         "redshift_colour_rank_correlation": rho,
         "redshift_colour_significance": rho * float(np.sqrt(max(n - 1, 0))),
+        **calibration.check(table, with_estimate=False).columns(),
     }
 
 
@@ -257,6 +263,7 @@ class Judging:
     gate: Gate
     reference: FluxReference
     colours: ColourRedshift
+    calibration: ColourReference
     store: S3Store | None
 
 
@@ -300,6 +307,7 @@ def validate_pending(settings: Settings) -> ValidationResult:
             gate_for(settings.expectations_dir),
             flux_reference(settings, ledger),
             colour_redshift(settings),
+            colour_reference(settings.expectations_dir),
             open_store(settings),
         )
         result.reference = judging.reference.source
@@ -398,7 +406,10 @@ def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
         if held.table is not None and held.error is None and held.record.name not in failing
     }
     if tables:
-        statistics = [statistics_row(name, table, judging.colours) for name, table in tables.items()]
+        statistics = [
+            statistics_row(name, table, judging.colours, judging.calibration)
+            for name, table in tables.items()
+        ]
         failing |= gate.failing_shards(STATISTICS_SUITE, pd.DataFrame(statistics))
         values = pd.concat([table.assign(shard=name) for name, table in tables.items()], ignore_index=True)
         failing |= gate.failing_shards(VALUES_SUITE, values)
@@ -417,10 +428,12 @@ def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, 
             summary = judging.gate.run(SUMMARY_SUITE, table, record.name, judging.reference.parameters())
         results = _results(judging, held, table, summary, failed_rows)
         failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
+        # The zero-point estimate for the report: only a quarantined shard with cutouts needs it.
+        calibration = judging.calibration.check(table) if failures and table is not None else None
     except Exception as error:  # as in _first_look
         log.exception("validate: %s could not be judged", record.name)
         return _conclude(judging, record, reading, None, {}, [judging_failure(error)])
-    return _conclude(judging, record, reading, table, results, failures)
+    return _conclude(judging, record, reading, table, results, failures, calibration)
 
 
 def _results(
@@ -439,7 +452,7 @@ def _results(
         STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, held.reading)]), name)
     }
     if table is not None and summary is not None:
-        statistics = pd.DataFrame([statistics_row(name, table, judging.colours)])
+        statistics = pd.DataFrame([statistics_row(name, table, judging.colours, judging.calibration)])
         results[STATISTICS_SUITE] = gate.run(STATISTICS_SUITE, statistics, name)
         values = table.drop(columns="objid_accepted_in").assign(shard=name)
         results[VALUES_SUITE] = gate.run(VALUES_SUITE, values, name)
@@ -454,9 +467,10 @@ def _conclude(
     table: pd.DataFrame | None,
     results: dict[str, ExpectationSuiteValidationResult],
     failures: list[dict[str, Any]],
+    calibration: ColourCheck | None = None,
 ) -> tuple[Verdict, int]:
-    """Accept the shard (no failure) or quarantine it with its report; returns the verdict and the number
-    of cutouts checked."""
+    """Accept the shard (no failure) or quarantine it with its report (with the colours' zero-point estimate
+    when there is one); returns the verdict and the number of cutouts checked."""
     settings, ledger = judging.settings, judging.ledger
     checked = 0 if table is None else len(table)
     if table is not None and not failures:
@@ -466,8 +480,10 @@ def _conclude(
             record.sha256, len(table), objids, magnitudes(table), f"passed ({judging.reference.source})"
         )
         return Verdict(record.name, record.sha256, True, len(table), ""), checked
-    reason = reason_text(failures)
-    result_path, report_path = write_report(settings, record, results, failures, judging.reference)
+    reason = reason_text(failures, calibration)
+    result_path, report_path = write_report(
+        settings, record, results, failures, judging.reference, calibration
+    )
     if judging.store is not None:  # the reports are readable wherever the shard store is
         for path in (result_path, report_path):
             judging.store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)

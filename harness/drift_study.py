@@ -90,7 +90,9 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
-def render(folder: Path, n: int, seed: int, night: ObservingConditions, workers: int) -> list[Path]:
+def render(
+    folder: Path, n: int, seed: int, night: ObservingConditions, workers: int, shard_size: int = 1000
+) -> list[Path]:
     """The shards of one simulated night (or the reference), rendered once and kept."""
     if (folder / DONE).is_file() and json.loads((folder / DONE).read_text())["n"] >= n:
         # A galaxy depends only on (seed, index): the first n of a larger night are the night of n.
@@ -98,7 +100,7 @@ def render(folder: Path, n: int, seed: int, night: ObservingConditions, workers:
     if folder.exists():  # a run killed mid-night: the study's own scratch, regenerated from its seed
         shutil.rmtree(folder)
     paths = synthesize(
-        folder, n, seed, shard_size=1000, lrg_fraction=LRG_FRACTION, workers=workers, night=night
+        folder, n, seed, shard_size=shard_size, lrg_fraction=LRG_FRACTION, workers=workers, night=night
     )
     (folder / DONE).write_text(json.dumps({"n": n, "seed": seed}))
     return paths

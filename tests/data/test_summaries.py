@@ -31,6 +31,17 @@ def test_flux_sky_and_noise_of_a_known_cutout() -> None:
     np.testing.assert_allclose(summary["mag_u"], luptitudes(summary["flux_u"][:, None] * np.ones(5))[:, 0])
 
 
+def test_colour_magnitudes_measure_the_aperture_not_the_stamp() -> None:
+    """The 3x3 blob lies inside the 2" colour aperture (5 pixels): its magnitude is the blob's, and only the
+    aperture's ~80 pixels of sky noise scatter it, not the stamp's 1,024 (why colours use it)."""
+    images = blob_cutouts(flux=10.0, noise=0.05, n=256)
+    summary = summarize_images(images)
+    expected = luptitudes(np.full((1, 5), 10.0))[0]
+    for b, band in enumerate("ugriz"):
+        assert np.median(summary[f"colour_mag_{band}"]) == pytest.approx(expected[b], abs=0.02)
+        assert np.std(summary[f"colour_mag_{band}"]) < 0.5 * np.std(summary[f"mag_{band}"])
+
+
 def test_a_nan_pixel_shows_in_finite_frac_only() -> None:
     images = blob_cutouts(flux=100.0, noise=0.02)
     clean = summarize_images(images.copy())
