@@ -93,18 +93,23 @@ class BandStretch(layers.Layer):
         }
 
 
-def _seed_trunk(scaling: InputScaling) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The seed's layers from raw cutouts to its last 64 features: the part every CNN head shares."""
+def pixel_scaling(scaling: InputScaling) -> BandStretch:
+    """The first layer of every CNN here: the fitted per-band stretch, computed in float32."""
     params = asdict(scaling)
-    inputs = keras.Input(shape=(CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name="cutouts", dtype="float32")
-    x = BandStretch(
+    return BandStretch(
         params["stretch"],
         list(params["softening"]),
         list(params["lo"]),
         list(params["hi"]),
         name="pixel_scaling",
         dtype="float32",
-    )(inputs)
+    )
+
+
+def _seed_trunk(scaling: InputScaling) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The seed's layers from raw cutouts to its last 64 features: the part every CNN head shares."""
+    inputs = keras.Input(shape=(CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name="cutouts", dtype="float32")
+    x = pixel_scaling(scaling)(inputs)
     x = layers.Conv2D(32, 5, activation="relu", name="conv1")(x)
     x = layers.MaxPooling2D(2, name="pool1")(x)
     x = layers.Conv2D(64, 5, activation="relu", name="conv2")(x)
@@ -319,17 +324,9 @@ def build_photoz_cnn(
     """
     if not z_max > z_min:
         raise ValueError(f"redshift range must be increasing, got z_min={z_min}, z_max={z_max}")
-    params = asdict(scaling)
     cutouts = keras.Input(shape=(CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name=CUTOUTS_INPUT, dtype="float32")
     ebv = keras.Input(shape=(), name=EBV_INPUT, dtype="float32")
-    x = BandStretch(
-        params["stretch"],
-        list(params["softening"]),
-        list(params["lo"]),
-        list(params["hi"]),
-        name="pixel_scaling",
-        dtype="float32",
-    )(cutouts)
+    x = pixel_scaling(scaling)(cutouts)
     x = _conv_block(x, 32, 5, "block1", padding="valid")  # 28x28
     x = layers.MaxPooling2D(2, name="pool1")(x)  # 14x14
     x = _conv_block(x, 64, 3, "block2")

@@ -121,17 +121,7 @@ class FitsSource:
                 problems[i] = f"cutout shape {cube.shape}, the import's is {images.shape[1:]}"
                 continue
             images[i] = cube
-        return Rows(
-            start=start,
-            images=images,
-            objid=values["objid"].astype(np.int64),
-            specz=values["specz"].astype(np.float64),
-            specz_err=values["specz_err"].astype(np.float64),
-            ra=values["ra"].astype(np.float64) if "ra" in values else None,
-            dec=values["dec"].astype(np.float64) if "dec" in values else None,
-            ebv=values["ebv"].astype(np.float64) if "ebv" in values else None,
-            problems=problems,
-        )
+        return Rows.from_labels(start, images, values, problems)
 
     def _read_galaxy(self, objid: int) -> npt.NDArray[np.float32]:
         """The five band images of one galaxy, band-first; raises OSError/ValueError naming file and reason."""

@@ -92,13 +92,4 @@ class Hdf5Source:
         values = labels_from(
             self.chosen, lambda column: self.handle[column][start:stop], str(self.path), stop - start
         )
-        return Rows(
-            start=start,
-            images=block,
-            objid=values["objid"].astype(np.int64),
-            specz=values["specz"].astype(np.float64),
-            specz_err=values["specz_err"].astype(np.float64),
-            ra=values["ra"].astype(np.float64) if "ra" in values else None,
-            dec=values["dec"].astype(np.float64) if "dec" in values else None,
-            ebv=values["ebv"].astype(np.float64) if "ebv" in values else None,
-        )
+        return Rows.from_labels(start, block, values)

@@ -194,13 +194,5 @@ class NpzSource:
         cube = self.cube.rows(start, stop)
         labels: Any = self.labels.rows(start, stop)  # a record array: indexed by field name
         values = labels_from(self.chosen, lambda column: labels[column], str(self.path), stop - start)
-        return Rows(
-            start=start,
-            images=np.transpose(cube, (0, 3, 1, 2)),  # a view: Conversion copies only the cropped pixels
-            objid=values["objid"].astype(np.int64),
-            specz=values["specz"].astype(np.float64),
-            specz_err=values["specz_err"].astype(np.float64),
-            ra=values["ra"].astype(np.float64) if "ra" in values else None,
-            dec=values["dec"].astype(np.float64) if "dec" in values else None,
-            ebv=values["ebv"].astype(np.float64) if "ebv" in values else None,
-        )
+        # A view: Conversion copies only the cropped pixels.
+        return Rows.from_labels(start, np.transpose(cube, (0, 3, 1, 2)), values)

@@ -18,7 +18,7 @@ import fcntl
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,6 +65,31 @@ class Rows:
 
     def __len__(self) -> int:
         return int(self.objid.shape[0])
+
+    @classmethod
+    def from_labels(
+        cls,
+        start: int,
+        images: npt.NDArray[np.floating],
+        values: Mapping[str, npt.NDArray[np.generic]],
+        problems: dict[int, str] | None = None,
+    ) -> Rows:
+        """Rows from a source's pixels and its label columns by role (:func:`columns.labels_from`)."""
+
+        def optional(role: str) -> npt.NDArray[np.float64] | None:
+            return values[role].astype(np.float64) if role in values else None
+
+        return cls(
+            start=start,
+            images=images,
+            objid=values["objid"].astype(np.int64),
+            specz=values["specz"].astype(np.float64),
+            specz_err=values["specz_err"].astype(np.float64),
+            ra=optional("ra"),
+            dec=optional("dec"),
+            ebv=optional("ebv"),
+            problems=problems or {},
+        )
 
 
 class Source(Protocol):
