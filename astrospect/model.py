@@ -170,7 +170,13 @@ PDF_OUTPUT = "redshift_pdf"
 PDF_LOGITS = "bin_logits"
 
 
-_PRIOR_FLOOR = 1e-4  # an empty bin of the prior starts at log(1e-4), not at -inf
+# The PDF head's biases start at this fraction of log N(z) (the training split's redshift histogram): the
+# untrained model answers a broadened N(z) instead of a flat PDF over 0-0.7. Chosen on the validation loss
+# of 6-epoch runs on the 12k demo set: zero bias 4.928 -> 4.223, half 4.495 -> 4.219, the whole log N(z)
+# 4.419 -> 4.414 (started at N(z), it barely learned the galaxies: no large early gradient breaks the
+# trunk's symmetry).
+PRIOR_BIAS_FRACTION = 0.5
+_PRIOR_FLOOR = 1e-4  # an empty bin starts at log(1e-4) times the fraction, not at -inf
 
 
 def build_pdf_cnn(
@@ -179,19 +185,17 @@ def build_pdf_cnn(
     name: str = "pdf_cnn",
     prior: npt.NDArray[np.floating] | None = None,
 ) -> keras.Model:
-    """The seed's trunk with a softmax head over ``bins``: raw cutouts in, (N, bins.n) probabilities out.
-
-    ``prior`` (the training split's N(z) on ``bins``) starts the head's biases at its logarithm, so the
-    untrained model already answers N(z) rather than a flat PDF over 0-0.7: the first steps learn the
-    galaxies, not the redshift distribution (and the warm-up's small steps start from a sensible PDF)."""
+    """The seed's trunk with a softmax head over ``bins``: raw cutouts in, (N, bins.n) probabilities out;
+    ``prior`` (N(z) on ``bins``) sets the head's initial biases (PRIOR_BIAS_FRACTION)."""
     inputs, features = _seed_trunk(scaling)
-    bias = "zeros"
+    bias: Any = "zeros"
     if prior is not None:
         if np.shape(prior) != (bins.n,):
             raise ValueError(
                 f"prior: expected {bins.n} probabilities (one per bin), got shape {np.shape(prior)}"
             )
-        bias = keras.initializers.Constant(np.log(np.maximum(np.asarray(prior, np.float64), _PRIOR_FLOOR)))
+        log_prior = np.log(np.maximum(np.asarray(prior, np.float64), _PRIOR_FLOOR))
+        bias = keras.initializers.Constant(PRIOR_BIAS_FRACTION * log_prior)
     logits = layers.Dense(bins.n, name=PDF_LOGITS, dtype="float32", bias_initializer=bias)(features)
     outputs = RedshiftPdf(list(bins.edges), name=PDF_OUTPUT, dtype="float32")(logits)
     return keras.Model(inputs, outputs, name=name)

@@ -76,9 +76,9 @@ class TrainConfig:
 
     @property
     def warmup(self) -> int:
-        """The warm-up actually used: at most half the schedule, so a short run (a test's 2 epochs) still
-        spends half its steps at the peak rate and on the cosine."""
-        return min(self.warmup_epochs, self.epochs // 2)
+        """The warm-up actually used: at most a quarter of the schedule, so a short run (a smoke test's 2 or
+        3 epochs) starts at the peak rate instead of spending its few steps warming up."""
+        return min(self.warmup_epochs, self.epochs // 4)
 
     def params(self) -> dict[str, Any]:
         """Flat, loggable parameters (the output folder is local to one machine, so not one of them)."""

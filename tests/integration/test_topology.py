@@ -38,7 +38,7 @@ from harness.topology.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "astrospect_nightly"
-TRAIN_TASKS = {"train_full", "train_clipped", "train_pdf"}  # the CNNs: on the gpu queue
+TRAIN_TASKS = {"train_full", "train_clipped", "train_cnn-ebv", "train_pdf"}  # the CNNs: on the gpu queue
 BASELINE_TASKS = {"train_baseline-knn-full", "train_baseline-knn-clipped", "train_baseline-nz-full"}
 MODEL_NAME = "astrospect-photoz-integration"
 N_GALAXIES = 1000
@@ -215,7 +215,12 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     mlflow = _mlflow(topology)
     session = _session_run_id(airflow, run_id)
     children = _finished_children(mlflow, session)
-    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1, "pdf": 1}
+    assert {variant: len(ids) for variant, ids in children.items()} == {
+        "full": 1,
+        "clipped": 1,
+        "cnn-ebv": 1,
+        "pdf": 1,
+    }
     for variant, (child_id,) in children.items():
         metrics = mlflow.get_run(child_id).data.metrics
         assert math.isfinite(metrics["mae"]) and 0 < metrics["mae"] < 1, (variant, metrics.get("mae"))
@@ -223,6 +228,7 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     assert {variant: len(numbers) for variant, numbers in versions.items()} == {
         "full": 1,
         "clipped": 1,
+        "cnn-ebv": 1,
         "pdf": 1,
     }
     champion = mlflow.get_model_version_by_alias(MODEL_NAME, "champion")
@@ -389,11 +395,17 @@ def test_gpu_worker_killed_mid_training_is_retried_without_duplicates(
     # No duplicate: one finished child and one new registered version per variant for this session.
     session = _session_run_id(airflow, run_id)
     children = _finished_children(mlflow, session)
-    assert {variant: len(ids) for variant, ids in children.items()} == {"full": 1, "clipped": 1, "pdf": 1}
+    assert {variant: len(ids) for variant, ids in children.items()} == {
+        "full": 1,
+        "clipped": 1,
+        "cnn-ebv": 1,
+        "pdf": 1,
+    }
     versions = _versions_of_session(mlflow, session)
     assert {variant: len(numbers) for variant, numbers in versions.items()} == {
         "full": 1,
         "clipped": 1,
+        "cnn-ebv": 1,
         "pdf": 1,
     }
     versions_after = {str(v.version) for v in mlflow.search_model_versions(f"name = '{MODEL_NAME}'")}

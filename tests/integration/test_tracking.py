@@ -1,6 +1,6 @@
 """Tracking, registry and promotion against a real ``mlflow server`` (SQLite + local artifacts, loopback).
 
-The session fixture runs the real pipeline (``run_challenger``: train 2 epochs, score, plots) for the default
+The session fixture runs the real pipeline (``run_challenger``: train 4 epochs, score, plots) for the default
 session's challengers (full, clipped and their colour baselines) on two tiny shards and logs them the way
 the DAG's training tasks do. The policy chain drives the
 promotion rule through every branch with reader models whose metrics are known by construction.
@@ -92,7 +92,7 @@ def session(settings: Settings, shards: list[Path], tmp_path_factory: pytest.Tem
     parent = sessions.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
     outcomes, logged = {}, {}
     for challenger in challengers.for_session():
-        config = TrainConfig(out_dir=out / challenger.name, epochs=2, batch_size=64, patience=2)
+        config = TrainConfig(out_dir=out / challenger.name, epochs=4, batch_size=64, patience=4)
         outcome = run_challenger(challenger, select_splits(shards, challenger.clipping), config)
         outcomes[challenger.name] = outcome
         logged[challenger.name] = runs.train_once(
@@ -173,7 +173,7 @@ def test_cnn_child_logs_params_dataset_curves_artifacts_and_commit(
     for key, value in outcome.trained.params.items():
         assert run.data.params[key] == str(value), key
     assert run.data.params["n_train"] == str(outcome.trained.n_train)
-    assert run.data.params["epochs"] == "2" and run.data.params["clipping"] == "full"
+    assert run.data.params["epochs"] == "4" and run.data.params["clipping"] == "full"
     assert run.data.params["dataset_version"] == DATASET_VERSION
 
     (dataset_input,) = run.inputs.dataset_inputs

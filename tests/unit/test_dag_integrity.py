@@ -82,6 +82,7 @@ def test_task_graph(parsed: dict) -> None:
         "train_baseline-knn-full",
         "train_baseline-nz-full",
         "train_clipped",
+        "train_cnn-ebv",
         "train_full",
         "train_pdf",
     ]
@@ -112,7 +113,7 @@ def test_the_challengers_setting_chooses_the_training_tasks(tmp_path: Path) -> N
 
 
 def test_training_goes_to_the_gpu_queue_and_io_retries_back_off(parsed: dict) -> None:
-    cnns = ("train_full", "train_clipped", "train_pdf")
+    cnns = ("train_full", "train_clipped", "train_cnn-ebv", "train_pdf")
     assert {parsed["queues"][t] for t in cnns} == {"gpu"}
     assert parsed["queues"]["train_baseline-knn-full"] == "default"  # a k-NN needs no GPU
     assert {parsed["queues"][t] for t in parsed["queues"] if t not in cnns} == {"default"}
