@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from astrospect.train import TrainConfig
 
 log = get_logger(__name__)
-DEFAULT_SIZES = (6_000, 12_000, 24_000, 48_000)
-DEFAULT_CURVE_CHALLENGERS = ("cnn-ebv", "baseline-knn-full")
 
 
 @dataclass
@@ -55,12 +53,12 @@ def nested_training_subset(splits: Splits, objid: Sequence[np.ndarray], n_train:
         raise ValueError(
             f"asked for {n_train} training galaxies; the snapshot's training split has {len(train)}"
         )
-    hashes = np.concatenate([objid_unit_hash(ids[rows]) for ids, rows in zip(objid, train.rows, strict=True)])
-    threshold = np.sort(hashes)[n_train - 1] if n_train else -1.0
+    hashes = [objid_unit_hash(ids[rows]) for ids, rows in zip(objid, train.rows, strict=True)]
+    threshold = np.sort(np.concatenate(hashes))[n_train - 1] if n_train else -1.0
     kept_rows, kept_z = [], []
     start = 0
-    for ids, rows in zip(objid, train.rows, strict=True):
-        keep = objid_unit_hash(ids[rows]) <= threshold
+    for shard_hashes, rows in zip(hashes, train.rows, strict=True):
+        keep = shard_hashes <= threshold
         kept_rows.append(rows[keep])
         kept_z.append(train.redshift[start : start + len(rows)][keep])
         start += len(rows)

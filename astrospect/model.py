@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers
 
+from astrospect.data.shards import CUTOUTS_INPUT, EBV_INPUT
 from astrospect.pdf import RedshiftBins, shift_pdfs
 from astrospect.photometry import SDSS_SOFTENING_B, aperture_weights, luptitudes
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
@@ -202,8 +203,6 @@ def build_pdf_cnn(
 
 
 # ---- the photo-z CNN (challenger `cnn-ebv`): the inputs a real photo-z CNN uses ----
-CUTOUTS_INPUT = "cutouts"
-EBV_INPUT = "ebv"  # Galactic foreground E(B-V) per cutout; NaN where unknown (zero plus a mask inside)
 # Colours in several apertures carry the colour gradient (bulge against disk) as well as the colours: the
 # k-NN baseline picks one of 1.5-4" on validation, the network gets them all and learns the weighting.
 PHOTOMETRY_RADII_ARCSEC = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)

@@ -128,6 +128,9 @@ class ThroughputLogger(keras.callbacks.Callback):
         )
 
 
+LR_FLOOR = 0.01  # the schedule starts the warm-up and ends the cosine at 1% of the peak learning rate
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """AdamW on a linear warm-up then cosine schedule, gradients clipped by global norm: the recipe."""
     warmup_steps = config.warmup * steps_per_epoch
@@ -144,9 +147,6 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     # Decay shrinks weights towards zero: right for kernels, wrong for biases and batch-norm shifts/scales.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
-
-
-LR_FLOOR = 0.01  # the schedule starts the warm-up and ends the cosine at 1% of the peak learning rate
 
 
 class SmoothedEarlyStopping(keras.callbacks.Callback):
@@ -166,7 +166,6 @@ class SmoothedEarlyStopping(keras.callbacks.Callback):
         self.best_loss = float("inf")
         self.best_epoch = -1
         self.best_weights: list[Any] | None = None
-        self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         loss = float((logs or {}).get("val_loss", float("nan")))
@@ -182,7 +181,6 @@ class SmoothedEarlyStopping(keras.callbacks.Callback):
         else:
             self.since_best += 1
             if self.since_best >= self.patience:
-                self.stopped_epoch = epoch
                 self.model.stop_training = True
                 log.info(
                     "early stop at epoch %d: smoothed val_loss flat for %d epochs", epoch + 1, self.patience

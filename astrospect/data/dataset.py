@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.data.shards import DEFAULT_CHUNK, Cutouts, inspect_shard, iter_shard
+from astrospect.data.shards import CUTOUTS_INPUT, DEFAULT_CHUNK, EBV_INPUT, Cutouts, inspect_shard, iter_shard
 from astrospect.data.splits import Split, assign_split
 from astrospect.data.clipping import UNCLIPPED, Clipping, clipping_keeps
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
@@ -161,29 +161,26 @@ def make_tf_dataset(
     ``augment`` applies one of the 8 rotations/flips per cutout: a galaxy's redshift does not depend on its
     orientation on the sky, so this multiplies the training set for free (as Pasquet et al. 2019 do).
     ``with_ebv`` gives the model a dict of inputs, ``cutouts`` and ``ebv`` (NaN where a shard has none:
-    :func:`astrospect.model.foreground_features` turns that into zero plus a mask).
+    :class:`astrospect.model.ForegroundInput` turns that into zero plus a mask).
     """
     import tensorflow as tf
 
     epoch_counter = {"epoch": 0}
 
-    def generate() -> Iterator[tuple[npt.NDArray[np.float32], ...]]:
+    def generate() -> Iterator[tuple[Any, npt.NDArray[np.float32]]]:
         rng = np.random.default_rng([seed, epoch_counter["epoch"]])
         epoch_counter["epoch"] += 1
         order = rng.permutation(len(selection.shards)).tolist() if shuffle else None
         for chunk in iter_selected_cutouts(selection, shard_order=order):
             assert chunk.redshift is not None
-            if with_ebv:
-                yield chunk.images, ebv_or_nan(chunk), chunk.redshift
-            else:
-                yield chunk.images, chunk.redshift
+            inputs = {CUTOUTS_INPUT: chunk.images, EBV_INPUT: ebv_or_nan(chunk)} if with_ebv else chunk.images
+            yield inputs, chunk.redshift
 
     images_spec = tf.TensorSpec(shape=(None, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), dtype=tf.float32)
     per_cutout = tf.TensorSpec(shape=(None,), dtype=tf.float32)
-    signature = (images_spec, per_cutout, per_cutout) if with_ebv else (images_spec, per_cutout)
+    inputs_spec = {CUTOUTS_INPUT: images_spec, EBV_INPUT: per_cutout} if with_ebv else images_spec
+    signature = (inputs_spec, per_cutout)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
-    if with_ebv:
-        dataset = dataset.map(lambda image, ebv, z: ((image, ebv), z))
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if augment:
@@ -192,8 +189,6 @@ def make_tf_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-    if with_ebv:
-        dataset = dataset.map(lambda inputs, z: ({"cutouts": inputs[0], "ebv": inputs[1]}, z))
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     cardinality = -(-len(selection) // batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(cardinality))
@@ -212,8 +207,8 @@ def _rotate_or_flip(example: tuple[Any, tf.Tensor], seed: tf.Tensor) -> tuple[An
     import tensorflow as tf
 
     inputs, redshift = example
-    image = inputs[0] if isinstance(inputs, tuple) else inputs
+    image = inputs[CUTOUTS_INPUT] if isinstance(inputs, dict) else inputs
     quarter_turns = tf.random.stateless_uniform([], seed, minval=0, maxval=4, dtype=tf.int32)
     image = tf.image.rot90(image, quarter_turns)
     image = tf.image.stateless_random_flip_left_right(image, seed + 1)
-    return ((image, inputs[1]) if isinstance(inputs, tuple) else image), redshift
+    return ({**inputs, CUTOUTS_INPUT: image} if isinstance(inputs, dict) else image), redshift

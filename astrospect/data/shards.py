@@ -31,6 +31,10 @@ MAX_CHUNK_BYTES = 64 * 1024**2  # an HDF5 chunk is decompressed whole; the write
 MAX_LINKS = 10_000  # HDF5 objects in one file; a shard has about 30
 
 FloatArray = npt.NDArray[np.float32]
+# The names of a model's inputs when it takes more of a shard than the cutouts (the `cnn-ebv` challenger):
+# training's dataset yields them by these names and the model's Input layers carry them.
+CUTOUTS_INPUT = "cutouts"
+EBV_INPUT = "ebv"  # Galactic foreground E(B-V) per cutout; NaN where unknown
 
 
 class ShardFormatError(ValueError):
