@@ -20,10 +20,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
+from astrospect.data.shards import Cutouts
 from astrospect.model import PDF_LOGITS, PDF_OUTPUT, pdf_bins
 from astrospect.pdf import RedshiftBins, shift_pdfs
 from astrospect.pdf_metrics import pit_statistics, pit_values
-from astrospect.predict import PREDICT_BATCH
+from astrospect.predict import batched_outputs
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
@@ -38,13 +39,13 @@ class Calibration:
     shift: float = 0.0  # redshift added to every PDF
 
 
-def bin_logits(model: keras.Model, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The PDF head's logits before calibration, for channels-last raw cutouts."""
+def bin_logits(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
+    """The PDF head's logits before calibration, for channels-last raw cutouts (and their E(B-V), for a
+    model that takes it)."""
     logits_model = keras.Model(model.input, model.get_layer(PDF_LOGITS).output)
-    parts = [
-        np.asarray(logits_model.predict_on_batch(images[start : start + PREDICT_BATCH]), dtype=np.float32)
-        for start in range(0, len(images), PREDICT_BATCH)
-    ]
+    parts = batched_outputs(logits_model, images, ebv)
     return np.concatenate(parts) if parts else np.zeros((0, model.output.shape[-1]), np.float32)
 
 
@@ -162,18 +163,20 @@ def model_calibration(model: keras.Model) -> Calibration:
 
 def calibrate_pdf_model(
     model: keras.Model,
-    chunks: Iterable[tuple[npt.NDArray[np.float32], npt.NDArray[np.floating]]],
+    chunks: Iterable[Cutouts],
     objective: Objective = "pit_cvm",
 ) -> dict[str, float]:
-    """Fit the calibration on validation (images, spec-z) chunks, store it in ``model``, and report it with
-    the validation PIT CvM and NLL before and after (e.g. ``((x, z) for x, z, _ in iter_selected(val_rows))``)."""
+    """Fit the calibration on labelled validation cutouts (e.g. ``iter_selected_cutouts(val_rows)``), store
+    it in ``model``, and report it with the validation PIT CvM and NLL before and after."""
     bins = pdf_bins(model)
     if bins is None:
         raise ValueError(f"model {model.name!r} has no PDF head ({PDF_OUTPUT!r} layer) to calibrate")
     logit_parts, z_parts = [], []
-    for images, z in chunks:
-        logit_parts.append(bin_logits(model, images))
-        z_parts.append(np.asarray(z, dtype=np.float64))
+    for chunk in chunks:
+        if chunk.redshift is None:
+            raise ValueError("calibration needs spec-z: these validation cutouts have no redshift labels")
+        logit_parts.append(bin_logits(model, chunk.images, chunk.ebv))
+        z_parts.append(np.asarray(chunk.redshift, dtype=np.float64))
     if not logit_parts:
         raise ValueError("cannot calibrate on no validation galaxies")
     logits, z_true = np.concatenate(logit_parts), np.concatenate(z_parts)

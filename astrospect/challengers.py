@@ -179,7 +179,7 @@ register(
         "astrospect.train:fit_pdf_cnn",
         "full",
         output="pdf",
-        description="the seed CNN's trunk with a softmax over redshift bins, calibrated on validation",
+        description="cnn-ebv's trunk with a softmax over redshift bins, calibrated on validation",
     )
 )
 register(

@@ -40,6 +40,7 @@ class CurvePoint:
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
+    crps: float | None = None  # for a challenger that gives PDFs
 
 
 def nested_training_subset(splits: Splits, objid: Sequence[np.ndarray], n_train: int) -> Splits:
@@ -98,6 +99,7 @@ def run_learning_curve(
                     seconds,
                     outcome.trained.history,
                     outcome.trained.params,
+                    outcome.evaluation.pdf_metrics.get("crps"),
                 )
             )
             log.info(
@@ -113,17 +115,23 @@ def run_learning_curve(
 def curve_table(
     points: Sequence[CurvePoint], reference: str = "baseline-knn-full"
 ) -> list[dict[str, object]]:
-    """One row per size: each challenger's sigma_MAD, and each one's ratio to ``reference`` where it ran."""
+    """One row per size: each challenger's sigma_MAD (and CRPS, for PDFs), and each one's ratio to
+    ``reference``'s where both ran."""
     rows: list[dict[str, object]] = []
     for size in sorted({point.n_train for point in points}):
         at_size = {point.challenger: point for point in points if point.n_train == size}
         row: dict[str, object] = {"n_train": size}
         for name, point in at_size.items():
             row[f"{name} sigma_mad"] = point.sigma_mad
+            if point.crps is not None:
+                row[f"{name} crps"] = point.crps
         if reference in at_size:
+            base = at_size[reference]
             for name, point in at_size.items():
                 if name != reference:
-                    row[f"{name} / {reference}"] = point.sigma_mad / at_size[reference].sigma_mad
+                    row[f"{name} / {reference}"] = point.sigma_mad / base.sigma_mad
+                    if point.crps is not None and base.crps is not None:
+                        row[f"{name} crps / {reference}"] = point.crps / base.crps
         rows.append(row)
     return rows
 

@@ -185,10 +185,16 @@ def build_pdf_cnn(
     bins: RedshiftBins,
     name: str = "pdf_cnn",
     prior: npt.NDArray[np.floating] | None = None,
+    photometry: tuple[list[float], list[float]] | None = None,
 ) -> keras.Model:
-    """The seed's trunk with a softmax head over ``bins``: raw cutouts in, (N, bins.n) probabilities out;
-    ``prior`` (N(z) on ``bins``) sets the head's initial biases (PRIOR_BIAS_FRACTION)."""
-    inputs, features = _seed_trunk(scaling)
+    """A softmax head over ``bins`` on a CNN trunk: (N, bins.n) probabilities out.
+
+    With ``photometry`` (:func:`fit_photometry_scaling`) the trunk is `cnn-ebv`'s (cutouts and E(B-V) in:
+    the `pdf` challenger); without it, the seed's (cutouts alone). ``prior`` (N(z) on ``bins``) sets the
+    head's initial biases (PRIOR_BIAS_FRACTION).
+    """
+    inputs: Any
+    inputs, features = _seed_trunk(scaling) if photometry is None else _photoz_trunk(scaling, photometry)
     bias: Any = "zeros"
     if prior is not None:
         if np.shape(prior) != (bins.n,):
@@ -311,22 +317,16 @@ def _conv_block(
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def build_photoz_cnn(
-    scaling: InputScaling,
-    photometry: tuple[list[float], list[float]],
-    z_min: float,
-    z_max: float,
-    name: str = "photoz_cnn",
-) -> keras.Model:
-    """The `cnn-ebv` challenger: cutouts and E(B-V) in, redshift out.
+def _photoz_trunk(
+    scaling: InputScaling, photometry: tuple[list[float], list[float]]
+) -> tuple[dict[str, keras.KerasTensor], keras.KerasTensor]:
+    """The `cnn-ebv` layers from cutouts and E(B-V) to its last 128 features: the part its point and PDF
+    heads share.
 
     Three batch-normalised convolution blocks (about the seed's cost per image: ~9 M multiply-adds) pooled
     to one vector, beside the in-model aperture photometry and E(B-V) (Pasquet et al. 2019 give E(B-V) to
-    the dense layers the same way), into two dense layers. The output is the seed's: a sigmoid rescaled to
-    the training redshift range.
+    the dense layers the same way), into two dense layers.
     """
-    if not z_max > z_min:
-        raise ValueError(f"redshift range must be increasing, got z_min={z_min}, z_max={z_max}")
     cutouts = keras.Input(shape=(CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), name=CUTOUTS_INPUT, dtype="float32")
     ebv = keras.Input(shape=(), name=EBV_INPUT, dtype="float32")
     x = pixel_scaling(scaling)(cutouts)
@@ -345,10 +345,25 @@ def build_photoz_cnn(
     x = layers.Dense(256, activation="relu", name="dense1")(x)
     x = layers.Dropout(0.1, name="dropout1")(x)
     x = layers.Dense(128, activation="relu", name="dense2")(x)
-    x = layers.Dense(1, activation="sigmoid", name="z_normalised", dtype="float32")(x)
+    return {CUTOUTS_INPUT: cutouts, EBV_INPUT: ebv}, x
+
+
+def build_photoz_cnn(
+    scaling: InputScaling,
+    photometry: tuple[list[float], list[float]],
+    z_min: float,
+    z_max: float,
+    name: str = "photoz_cnn",
+) -> keras.Model:
+    """The `cnn-ebv` challenger: cutouts and E(B-V) in, redshift out. Its trunk is :func:`_photoz_trunk`;
+    the output is the seed's: a sigmoid rescaled to the training redshift range."""
+    if not z_max > z_min:
+        raise ValueError(f"redshift range must be increasing, got z_min={z_min}, z_max={z_max}")
+    inputs, features = _photoz_trunk(scaling, photometry)
+    x = layers.Dense(1, activation="sigmoid", name="z_normalised", dtype="float32")(features)
     x = layers.Rescaling(scale=z_max - z_min, offset=z_min, name="redshift_scaling", dtype="float32")(x)
     outputs = layers.Reshape((), name="redshift")(x)
-    return keras.Model({CUTOUTS_INPUT: cutouts, EBV_INPUT: ebv}, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def takes_ebv(model: keras.Model) -> bool:

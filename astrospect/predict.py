@@ -37,7 +37,9 @@ def model_inputs(
     return {CUTOUTS_INPUT: images, EBV_INPUT: values}
 
 
-def _batches(model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv) -> list[npt.NDArray[np.float32]]:
+def batched_outputs(
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
+) -> list[npt.NDArray[np.float32]]:
     """``predict_on_batch`` over PREDICT_BATCH-sized slices (it avoids ``predict``'s per-call setup)."""
     return [
         np.asarray(
@@ -58,7 +60,7 @@ def predict_redshift(
     model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
 ) -> npt.NDArray[np.float32]:
     """Redshifts for channels-last raw cutouts (and their E(B-V), for a model that takes it)."""
-    outputs = [batch.reshape(-1) for batch in _batches(model, images, ebv)]
+    outputs = [batch.reshape(-1) for batch in batched_outputs(model, images, ebv)]
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
@@ -66,7 +68,7 @@ def predict_pdf(
     model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
 ) -> npt.NDArray[np.float32]:
     """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.model.build_pdf_cnn`)."""
-    outputs = _batches(model, images, ebv)
+    outputs = batched_outputs(model, images, ebv)
     if outputs and outputs[0].ndim != 2:
         raise ValueError(f"model {model.name!r} gives {outputs[0].shape[1:]} per cutout, not a PDF over bins")
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output.shape[-1]), np.float32)

@@ -3,7 +3,8 @@
 :func:`train` is the one training loop. The recipe (docs/architecture.md, "Training"): pixel scalings fitted
 on the training split; AdamW with decoupled weight decay; a learning rate that warms up linearly for
 ``warmup_epochs`` and then follows a cosine to 1% of its peak over the remaining epochs; gradients clipped to
-a global norm; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
+a global norm; an exponential moving average of the weights, which validation, early stopping and the
+saved model use; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
 no single spike ends training, with the best epoch's weights restored; one log line per epoch.
 The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift),
 :func:`fit_photoz_cnn` for the `cnn-ebv` challenger, :func:`fit_pdf_cnn` for the redshift-PDF CNN
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.challengers import Trained
-from astrospect.data.dataset import Splits, iter_selected, make_tf_dataset, sample_images
+from astrospect.data.dataset import Splits, iter_selected_cutouts, make_tf_dataset, sample_images
 from astrospect.model import (
     Stretch,
     build_pdf_cnn,
@@ -68,6 +69,9 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW's decoupled decay; biases and batch-norm parameters are exempt
     clipnorm: float = 1.0  # global gradient norm
     smoothing: int = 3  # early stopping watches the median validation loss of this many last epochs
+    # Polyak averaging of the weights, per step; validation, early stopping and the saved model use the
+    # average. None trains without it.
+    ema_momentum: float | None = 0.99
     seed: int = 42
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
@@ -142,7 +146,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         warmup_steps=warmup_steps,
     )
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm
+        learning_rate=schedule,
+        weight_decay=config.weight_decay,
+        clipnorm=config.clipnorm,
+        use_ema=config.ema_momentum is not None,
+        ema_momentum=config.ema_momentum or 0.99,
     )
     # Decay shrinks weights towards zero: right for kernels, wrong for biases and batch-norm shifts/scales.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -272,6 +280,8 @@ def train(
         validation_data=data(val_rows, shuffle=False, augment=False),
         epochs=config.epochs,
         callbacks=[
+            # First, so that validation and the epoch-end callbacks see the averaged weights.
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []),
             SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup),
             throughput,
         ],
@@ -391,7 +401,7 @@ def _point_trained(
 
 
 def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
-    """The registry's builder for the PDF CNN: the seed's trunk with a softmax over DEFAULT_BINS, trained
+    """The registry's builder for the PDF CNN: `cnn-ebv`'s trunk with a softmax over DEFAULT_BINS, trained
     on cross-entropy against the binned redshift, then calibrated (a temperature and a shift) on the
     validation split so that its intervals cover what they claim (:mod:`astrospect.calibration`)."""
     from astrospect.calibration import calibrate_pdf_model
@@ -402,7 +412,10 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         config,
         name=challenger.name,
         build=lambda sample, _: build_pdf_cnn(
-            fit_input_scaling(sample, config.stretch), bins, prior=bins.histogram(splits.train.redshift)
+            fit_input_scaling(sample, config.stretch),
+            bins,
+            prior=bins.histogram(splits.train.redshift),
+            photometry=fit_photometry_scaling(sample),
         ),
         loss="categorical_crossentropy",
         target=lambda z: encode_redshift_bins(z, bins),
@@ -410,7 +423,7 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
     model = result.model
     uncalibrated = keras.models.clone_model(model)  # kept to report the holdout before calibration
     uncalibrated.set_weights(model.get_weights())
-    calibration = calibrate_pdf_model(model, ((x, z) for x, z, _ in iter_selected(splits.val)))
+    calibration = calibrate_pdf_model(model, iter_selected_cutouts(splits.val))
     return Trained(
         challenger=challenger,
         predict=None,  # its redshift is the PDFs' POINT_ESTIMATE, from the same model call

@@ -25,7 +25,13 @@ import typer
 from astrospect.baseline import colour_tables, fit_colour_baseline
 from astrospect.calibration import calibrate_pdf_model
 from astrospect.data.clipping import UNCLIPPED
-from astrospect.data.dataset import iter_selected, make_tf_dataset, sample_images, select_splits
+from astrospect.data.dataset import (
+    iter_selected,
+    iter_selected_cutouts,
+    make_tf_dataset,
+    sample_images,
+    select_splits,
+)
 from astrospect.data.shards import resolve_shards
 from astrospect.metrics import metric_table
 from astrospect.model import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
@@ -164,7 +170,7 @@ def table(
         label = run.name
         before = _holdout_pdfs(model, holdout)
         rows.append(_row(f"{label} T=1", before, bins, z))
-        report = calibrate_pdf_model(model, ((x, zz) for x, zz, _ in iter_selected(val_rows)))
+        report = calibrate_pdf_model(model, iter_selected_cutouts(val_rows))
         after = _holdout_pdfs(model, holdout)
         rows.append(
             {

@@ -68,6 +68,8 @@ def log_learning_curve(
         _log_params(client, child_id, {**point.params, "n_train": point.n_train})
         client.log_metric(child_id, "sigma_mad", point.sigma_mad)
         client.log_metric(child_id, "outlier_frac_005", point.outlier_frac_005)
+        if point.crps is not None:
+            client.log_metric(child_id, "crps", point.crps)
         client.log_metric(child_id, "wall_seconds", point.seconds)
         _log_history(client, child_id, point.history)
         client.set_terminated(child_id)

@@ -18,13 +18,18 @@ from astrospect.calibration import (
     nll,
     pit_cvm,
 )
+from astrospect.data.shards import Cutouts
 from astrospect.model import (
+    EBV_INPUT,
     build_pdf_cnn,
+    build_photoz_cnn,
     build_seed_cnn,
     count_trainable_params,
     fit_input_scaling,
+    fit_photometry_scaling,
     load_model,
     pdf_bins,
+    takes_ebv,
 )
 from astrospect.pdf import DEFAULT_BINS, RedshiftBins, encode_redshift_bins, shift_pdfs
 from astrospect.pdf_metrics import pit_values
@@ -51,6 +56,48 @@ def test_pdf_cnn_shares_the_seed_trunk_and_ends_in_a_softmax_over_the_bins(raw_c
     assert np.allclose(predict_pdf(pdf, raw_cutouts), probs, atol=1e-6)
     with pytest.raises(ValueError, match="not a PDF"):
         predict_pdf(seed, raw_cutouts)
+
+
+def test_pdf_cnn_on_the_photoz_trunk_takes_ebv_and_calibrates_on_cutouts_with_or_without_it(
+    raw_cutouts: np.ndarray,
+) -> None:
+    """The `pdf` challenger: `cnn-ebv`'s trunk (same layers, same shapes) under the softmax head."""
+    scaling, photometry = fit_input_scaling(raw_cutouts), fit_photometry_scaling(raw_cutouts)
+    point = build_photoz_cnn(scaling, photometry, 0.0, 0.6)
+    pdf = build_pdf_cnn(scaling, DEFAULT_BINS, photometry=photometry)
+    assert takes_ebv(pdf) and pdf_bins(pdf) == DEFAULT_BINS
+    trunk = [layer.name for layer in point.layers][
+        : [layer.name for layer in point.layers].index("dense2") + 1
+    ]
+    for name in trunk:
+        assert [w.shape for w in pdf.get_layer(name).weights] == [
+            w.shape for w in point.get_layer(name).weights
+        ]
+    # the point head's 128 -> 1 sigmoid (129 parameters) becomes 128 -> 280 logits
+    assert count_trainable_params(pdf) == count_trainable_params(point) - 129 + 129 * DEFAULT_BINS.n
+    head = pdf.get_layer("bin_logits")  # untrained but peaked: about N(0.3, 0.05), moved by each input
+    kernel, _ = head.get_weights()
+    head.set_weights([kernel, -((DEFAULT_BINS.centres - 0.3) ** 2) / (2 * 0.05**2)])
+    ebv = np.linspace(0.0, 0.3, len(raw_cutouts)).astype(np.float32)
+    with_ebv, without = predict_pdf(pdf, raw_cutouts, ebv), predict_pdf(pdf, raw_cutouts)
+    assert np.allclose(with_ebv.sum(axis=1), 1.0, atol=1e-5) and not np.allclose(with_ebv, without)
+    # validation redshifts drawn from the model's own PDFs (the fit refuses PDFs far from the redshifts)
+    rng, copies = np.random.default_rng(5), 16
+    images = np.concatenate([raw_cutouts] * copies)
+    known = Cutouts(
+        images,
+        np.arange(len(images)),
+        redshift=_draw_redshifts(np.concatenate([with_ebv] * copies), DEFAULT_BINS, rng).astype(np.float32),
+        ebv=np.concatenate([ebv] * copies),
+    )
+    unknown = _labelled(images, _draw_redshifts(np.concatenate([without] * copies), DEFAULT_BINS, rng))
+    logits = np.concatenate([bin_logits(pdf, images, known.ebv), bin_logits(pdf, images)])
+    z = np.concatenate([known.redshift, unknown.redshift])
+    report = calibrate_pdf_model(pdf, [known, unknown])  # the second chunk has no E(B-V): the fallback
+    # each chunk was scored with its own E(B-V), or without: the NLL before calibration is exactly that
+    assert report["val_nll_before"] == pytest.approx(nll(logits, z, DEFAULT_BINS, Calibration()), rel=1e-5)
+    assert model_calibration(pdf).temperature == pytest.approx(report["temperature"])
+    assert {tensor.name for tensor in pdf.inputs} == {"cutouts", EBV_INPUT}
 
 
 def test_saved_pdf_model_gives_identical_pdfs_with_its_bins_and_temperature_in_a_fresh_process(
@@ -85,6 +132,11 @@ def test_saved_pdf_model_gives_identical_pdfs_with_its_bins_and_temperature_in_a
     assert np.allclose(
         load_model(tmp_path / "model.keras").predict_on_batch(raw_cutouts), expected, atol=1e-7
     )
+
+
+def _labelled(images: np.ndarray, z: np.ndarray) -> Cutouts:
+    """Validation cutouts with their spec-z, as calibration reads them."""
+    return Cutouts(images, np.arange(len(images)), redshift=np.asarray(z, np.float32))
 
 
 def _draw_redshifts(probs: np.ndarray, bins: RedshiftBins, rng: np.random.Generator) -> np.ndarray:
@@ -149,7 +201,7 @@ def test_calibrating_a_model_stores_the_result_in_it_and_changes_the_pdfs(raw_cu
     sharper = special.softmax(bin_logits(model, raw_cutouts) / 0.5, axis=1)
     images = np.concatenate([raw_cutouts] * 48)
     z = _draw_redshifts(np.concatenate([sharper] * 48), bins, rng) + 0.01
-    report = calibrate_pdf_model(model, [(images[:700], z[:700]), (images[700:], z[700:])])
+    report = calibrate_pdf_model(model, [_labelled(images[:700], z[:700]), _labelled(images[700:], z[700:])])
     assert report["val_pit_cvm_after"] < report["val_pit_cvm_before"]
     stored = model_calibration(model)
     assert (stored.temperature, stored.shift) == (
@@ -177,14 +229,14 @@ def test_calibration_refuses_redshifts_its_pdfs_cannot_describe(raw_cutouts: np.
     logits.set_weights([np.zeros_like(kernel), peaked])
     z = np.random.default_rng(4).uniform(0.5, 0.6, len(raw_cutouts))
     with pytest.raises(RuntimeError, match="far from the validation redshifts"):
-        calibrate_pdf_model(model, [(raw_cutouts, z)])
+        calibrate_pdf_model(model, [_labelled(raw_cutouts, z)])
     assert model_calibration(model) == Calibration()  # nothing stored
 
 
 def test_calibration_refuses_bad_input(raw_cutouts: np.ndarray) -> None:
     seed = build_seed_cnn(fit_input_scaling(raw_cutouts), 0.0, 0.6)
     with pytest.raises(ValueError, match="no PDF head"):
-        calibrate_pdf_model(seed, [(raw_cutouts, np.zeros(len(raw_cutouts)))])
+        calibrate_pdf_model(seed, [_labelled(raw_cutouts, np.zeros(len(raw_cutouts)))])
     with pytest.raises(ValueError, match="positive"):
         apply_calibration(build_pdf_cnn(fit_input_scaling(raw_cutouts), DEFAULT_BINS), Calibration(0.0))
     with pytest.raises(ValueError, match="shape"):

@@ -112,9 +112,16 @@ def test_cnn_ebv_trains_saves_its_schedule_and_predicts_with_and_without_ebv(
     shards: list[Path], tmp_path: Path
 ) -> None:
     splits = select_splits(shards, "full")
-    config = TrainConfig(out_dir=tmp_path / "run", epochs=4, warmup_epochs=1, patience=4, seed=0)
+    config = TrainConfig(
+        out_dir=tmp_path / "run", epochs=4, warmup_epochs=1, patience=4, seed=0, precision="float32"
+    )
     trained = fit_photoz_cnn(challengers.get("cnn-ebv"), splits, config)
-    assert trained.model_path is not None
+    assert trained.model_path is not None and trained.keras_model is not None
+    # Validation and early stopping saw the weight average, and the model kept is the one they chose: it
+    # scores on validation exactly the best validation loss of the history.
+    val = make_tf_dataset(splits.val, config.batch_size, shuffle=False, seed=0, with_ebv=True)
+    val_loss = trained.keras_model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    assert val_loss == pytest.approx(min(trained.history["val_loss"][config.warmup :]), rel=1e-4)
     # The recipe is in the saved model's training config: AdamW on the warm-up + cosine schedule, clipped.
     with zipfile.ZipFile(trained.model_path) as archive:
         saved = json.loads(archive.read("config.json"))
@@ -122,6 +129,7 @@ def test_cnn_ebv_trains_saves_its_schedule_and_predicts_with_and_without_ebv(
     assert optimizer["class_name"] == "AdamW"
     assert optimizer["config"]["clipnorm"] == config.clipnorm
     assert optimizer["config"]["weight_decay"] == pytest.approx(config.weight_decay)
+    assert optimizer["config"]["use_ema"] and optimizer["config"]["ema_momentum"] == config.ema_momentum
     schedule = optimizer["config"]["learning_rate"]
     assert schedule["class_name"] == "CosineDecay"
     steps = -(-len(splits.train) // config.batch_size)

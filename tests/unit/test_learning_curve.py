@@ -69,11 +69,14 @@ def test_training_subsets_are_nested_exact_and_leave_validation_and_holdout_alon
 def test_the_curve_table_gives_each_challengers_ratio_to_the_colour_knn() -> None:
     points = [
         CurvePoint("cnn-ebv", 6000, 0.020, 0.03, 1.0),
-        CurvePoint("baseline-knn-full", 6000, 0.025, 0.04, 1.0),
+        CurvePoint("baseline-knn-full", 6000, 0.025, 0.04, 1.0, crps=0.0125),
+        CurvePoint("pdf", 6000, 0.030, 0.05, 1.0, crps=0.0150),
         CurvePoint("cnn-ebv", 12000, 0.015, 0.02, 1.0),
     ]
     rows = curve_table(points)
     assert rows[0]["cnn-ebv / baseline-knn-full"] == pytest.approx(0.8)
+    assert rows[0]["pdf crps / baseline-knn-full"] == pytest.approx(1.2)
+    assert "cnn-ebv crps / baseline-knn-full" not in rows[0]  # a point model has no CRPS to compare
     assert "cnn-ebv / baseline-knn-full" not in rows[1]  # no k-NN at that size: no ratio made up
     assert [row["n_train"] for row in rows] == [6000, 12000]
 
