@@ -56,6 +56,9 @@ Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 BuildModel = Callable[[npt.NDArray[np.float32], tuple[float, float]], keras.Model]
 
 
+EMA_MAX_SPAN = 0.15  # the weight average spans at most this fraction of the schedule (TrainConfig)
+
+
 @dataclass
 class TrainConfig:
     """The training hyperparameters of a session; logged as the CNN runs' parameters."""
@@ -69,14 +72,22 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW's decoupled decay; biases and batch-norm parameters are exempt
     clipnorm: float = 1.0  # global gradient norm
     smoothing: int = 3  # early stopping watches the median validation loss of this many last epochs
-    # Polyak averaging of the weights, per step; validation, early stopping and the saved model use the
-    # average. None trains without it.
+    # Polyak averaging of the weights, per step (0.99: about the last 100 steps); validation, early stopping
+    # and the saved model use the average. None trains without it.
     ema_momentum: float | None = 0.99
     seed: int = 42
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192
     precision: Precision = "auto"
+
+    def ema_momentum_for(self, steps_per_epoch: int) -> float | None:
+        """The averaging momentum actually used: the average spans at most EMA_MAX_SPAN of the schedule's
+        steps, so a short run (a smoke test's few dozen steps) does not end near its initial weights."""
+        if self.ema_momentum is None:
+            return None
+        span = EMA_MAX_SPAN * max(1, self.epochs * steps_per_epoch)
+        return min(self.ema_momentum, max(0.0, 1.0 - 1.0 / span))
 
     @property
     def warmup(self) -> int:
@@ -145,12 +156,13 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         warmup_target=config.learning_rate,
         warmup_steps=warmup_steps,
     )
+    ema_momentum = config.ema_momentum_for(steps_per_epoch)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=config.weight_decay,
         clipnorm=config.clipnorm,
-        use_ema=config.ema_momentum is not None,
-        ema_momentum=config.ema_momentum or 0.99,
+        use_ema=ema_momentum is not None,
+        ema_momentum=0.99 if ema_momentum is None else ema_momentum,  # Keras wants a number either way
     )
     # Decay shrinks weights towards zero: right for kernels, wrong for biases and batch-norm shifts/scales.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
