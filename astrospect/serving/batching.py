@@ -24,8 +24,9 @@ import numpy as np
 
 from astrospect.serving.schemas import FloatArray
 
-# The model function: one answer per cutout along the first axis (a redshift, or a row such as a PDF).
-Predict = Callable[[FloatArray], np.ndarray]
+# The model function: the cutouts and each one's E(B-V) (NaN where unknown) in, one answer per cutout along
+# the first axis out (a redshift, or a row such as a PDF).
+Predict = Callable[[FloatArray, FloatArray], np.ndarray]
 
 # Tuned with `make bench-serving` on the 2-core machine. A seed-CNN batch costs ~1 ms plus ~0.2 ms per
 # cutout through the compiled predict step and gains nothing past ~128 cutouts; 16 concurrent clients
@@ -46,6 +47,7 @@ class BatcherOverloadedError(RuntimeError):
 @dataclass
 class _Job:
     images: FloatArray
+    ebv: FloatArray  # one per cutout, NaN where unknown
     done: asyncio.Future[np.ndarray]
 
 
@@ -81,23 +83,27 @@ class AdaptiveBatcher:
         self._runner: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
-    async def predict(self, images: FloatArray) -> np.ndarray:
+    async def predict(self, images: FloatArray, ebv: FloatArray | None = None) -> np.ndarray:
         """The model's answers for ``images`` (N, 32, 32, 5), one per cutout along the first axis; more than
         ``max_batch`` are sent in turns, so a large request shares the model with the requests that arrive
-        meanwhile instead of blocking them."""
+        meanwhile instead of blocking them. ``ebv``: each cutout's E(B-V), NaN where unknown; None, all
+        unknown (the model function gets NaN, which a model without the E(B-V) input never reads)."""
+        values = np.full(len(images), np.nan, np.float32) if ebv is None else np.asarray(ebv, np.float32)
+        if values.shape != (len(images),):
+            raise ValueError(f"ebv: expected one value per cutout ({len(images)}), got shape {values.shape}")
         parts = [
-            await self._submit(images[start : start + self.max_batch])
+            await self._submit(images[start : start + self.max_batch], values[start : start + self.max_batch])
             for start in range(0, len(images), self.max_batch)
         ]
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
-    async def _submit(self, images: FloatArray) -> np.ndarray:
+    async def _submit(self, images: FloatArray, ebv: FloatArray) -> np.ndarray:
         if self._queued + len(images) > self.max_queued:
             raise BatcherOverloadedError(
                 f"server busy: {self._queued} cutouts already queued (limit {self.max_queued}); retry shortly"
             )
         loop = asyncio.get_running_loop()
-        job = _Job(images, loop.create_future())
+        job = _Job(images, ebv, loop.create_future())
         self._queue.append(job)
         self._queued += len(images)
         if self._runner is None:
@@ -109,9 +115,10 @@ class AdaptiveBatcher:
             while self._queue:
                 jobs = self._take_batch()
                 batch = jobs[0].images if len(jobs) == 1 else np.concatenate([job.images for job in jobs])
+                ebv = jobs[0].ebv if len(jobs) == 1 else np.concatenate([job.ebv for job in jobs])
                 self.stats.record(len(batch))
                 try:
-                    answers = np.asarray(await anyio.to_thread.run_sync(self._predict, batch))
+                    answers = np.asarray(await anyio.to_thread.run_sync(self._predict, batch, ebv))
                     if answers.ndim == 0 or len(answers) != len(batch):
                         raise ValueError(
                             f"the model gave answers of shape {answers.shape} for {len(batch)} cutouts;"

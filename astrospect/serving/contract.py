@@ -67,7 +67,8 @@ class Busy(BentoMLException):
 MEANING: dict[HTTPStatus, str] = {
     HTTPStatus.BAD_REQUEST: (
         "The request does not match this document: not valid JSON, a missing or mistyped field, a header"
-        " out of its pattern, or cutouts of the wrong shape or count, or with NaN or infinite fluxes."
+        " out of its pattern, cutouts of the wrong shape or count, or with NaN or infinite fluxes, or an"
+        " `ebv` that is not one finite, non-negative value (or null) per cutout."
         " `error` says what was expected; `detail` lists each failing field for JSON bodies."
     ),
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: (

@@ -6,10 +6,14 @@ fluxes), so every path gives the same guarantees; the body size limit is the req
 - **JSON** (``predict``): ``{"images": [[...5120 numbers...], ...], "layout": "channels-last"}``, one flat
   array per cutout. The type below is both pydantic's validator (in Rust, straight from the JSON bytes:
   strict numbers, finite, within float32, exactly 5120 per cutout, 1 to ``max_cutouts`` cutouts) and the
-  schema in ``/docs.json``, so a body valid by the document is a body the service takes.
+  schema in ``/docs.json``, so a body valid by the document is a body the service takes. An optional
+  ``ebv`` field gives each cutout's Galactic E(B-V) (null where unknown): its values are checked by the same
+  kind of type, its length against ``images`` by :func:`ebv_per_cutout` (a JSON schema cannot relate them).
 - **Binary** (``predict_binary``): the raw bytes of a C-ordered little-endian float32 array, its shape in
   the ``Cutout-Shape`` header (``N,5,32,32`` band-first or ``N,32,32,5`` channels-last, 64x64 centre-cropped).
   The body must hold exactly ``4 * prod(shape)`` bytes, which also catches float64 or float16 sent by mistake.
+  No E(B-V) travels with it: a champion that takes E(B-V) answers binary cutouts with its unknown-E(B-V)
+  fallback (send JSON, or a shard with ``ebv``, to use it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ LAYOUT_AXES: dict[str, tuple[int, int, int]] = {
 _SHAPE = re.compile(SHAPE_PATTERN)
 
 Flux = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+# Galactic foreground E(B-V) in magnitudes: a reddening, never negative; null in the list means unknown.
+EbvValue = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=FLOAT32_MAX)]
+EBV_DESCRIPTION = (
+    "optional: each cutout's Galactic foreground E(B-V) in magnitudes (SFD, as SDSS catalogues give it), in"
+    " the order of `images`, exactly one per cutout; null where unknown, and the whole field absent or null"
+    " when none is known. A champion with an E(B-V) input is more precise with it (without, it uses its"
+    " unknown-E(B-V) fallback); any other champion ignores it."
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,30 @@ class FlatCutouts:
         return described
 
 
+@dataclass(frozen=True)
+class EbvPerCutout:
+    """Pydantic annotation for the JSON ``ebv`` field: a list of 1 to ``max_cutouts`` E(B-V) values or nulls,
+    or null. The list type is the single description, as for :class:`FlatCutouts`; whether the list holds
+    one value per cutout is :func:`ebv_per_cutout`'s to say, once ``images`` is decoded."""
+
+    max_cutouts: int
+
+    def list_type(self) -> Any:
+        return Annotated[list[EbvValue | None], annotated_types.Len(1, self.max_cutouts)] | None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return handler.generate_schema(self.list_type())
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        described: JsonSchemaValue = TypeAdapter(self.list_type()).json_schema()
+        described["description"] = EBV_DESCRIPTION
+        return described
+
+
 def _rows_to_array(rows: list[list[float]]) -> FloatArray:
     return np.array(rows, dtype=np.float32)
 
@@ -94,6 +130,18 @@ def _to_lists(array: FloatArray) -> list[Any]:
 def from_flat(rows: FloatArray, layout: str, *, max_cutouts: int) -> FloatArray:
     """(N, 5120) rows in ``layout`` order as the model's (N, 32, 32, 5)."""
     return validate_cutouts(rows.reshape(len(rows), *LAYOUT_AXES[layout]), max_cutouts=max_cutouts)
+
+
+def ebv_per_cutout(values: list[float | None] | None, n_cutouts: int) -> FloatArray | None:
+    """The JSON ``ebv`` field (each value already checked by its type) as float32, NaN where unknown; None
+    when absent. A list that is not one value per cutout is a :class:`BadRequest` naming the field."""
+    if values is None:
+        return None
+    if len(values) != n_cutouts:
+        raise BadRequest(
+            f"ebv: expected one value per cutout ({n_cutouts}, as many as images), got {len(values)}"
+        )
+    return np.array([np.nan if value is None else value for value in values], np.float32)
 
 
 def decode_binary(body: bytes, shape_header: str | None, *, max_cutouts: int) -> FloatArray:

@@ -11,6 +11,11 @@ was expected and never fails the requests batched with it. The status codes, the
 ``/docs.json`` are :mod:`astrospect.serving.contract`'s. Concurrent requests share model calls through
 :class:`~astrospect.serving.batching.AdaptiveBatcher`.
 
+A champion with an E(B-V) input (:func:`astrospect.model.takes_ebv`) gets each cutout's E(B-V) where the
+request gives it: the JSON routes' optional ``ebv`` field, an uploaded shard's ``ebv`` dataset. Elsewhere
+(binary bodies, ``.npy`` uploads, null values) it gets NaN, its unknown-E(B-V) fallback;
+:func:`astrospect.predict.model_inputs` decides what the model is fed, so any other champion ignores it.
+
 The Keras model is loaded once, in ``__init__``: BentoML serves no request, ``/readyz`` included, before
 that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` built) or
 ``astrospect serve --from-source``.
@@ -47,7 +52,14 @@ from astrospect.serving.contract import (
     UnsupportedMediaType,
     openapi_document,
 )
-from astrospect.serving.decoding import BinaryCutouts, FlatCutouts, Layout, from_flat
+from astrospect.serving.decoding import (
+    BinaryCutouts,
+    EbvPerCutout,
+    FlatCutouts,
+    Layout,
+    ebv_per_cutout,
+    from_flat,
+)
 from astrospect.serving.guards import RequestGuard
 from astrospect.serving.monitoring import observe_served
 from astrospect.serving.pdfs import QP_FILENAME, ServedPdfs, pdf_rows, qp_file, warm_qp
@@ -68,6 +80,9 @@ MAX_FILE_CUTOUTS = file_cutout_limit(SETTINGS.serving_max_body_bytes)
 
 REQUEST_TIMEOUT_S = 60
 FileAnswer = Literal["json", "qp"]
+# The JSON routes' optional `ebv` field: its values are checked by its type, its length against `images` by
+# ebv_per_cutout.
+EbvField = Annotated[list[float | None] | None, EbvPerCutout(SETTINGS.serving_max_cutouts)]
 
 
 @dataclass(frozen=True)
@@ -121,14 +136,14 @@ class PhotoZ:
         self.bins = pdf_bins(model)  # None: a point-estimate model
         bins = self.bins
 
-        def predict(images: FloatArray) -> np.ndarray:
+        def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
             if bins is None:
-                return predict_redshift(model, images)
-            return pdf_rows(predict_pdf(model, images), bins)  # the summaries too, once per batch
+                return predict_redshift(model, images, ebv)
+            return pdf_rows(predict_pdf(model, images, ebv), bins)  # the summaries too, once per batch
 
         # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
         for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
-            predict(np.zeros((size, *self.card.input_shape), np.float32))
+            predict(np.zeros((size, *self.card.input_shape), np.float32), np.full(size, np.nan, np.float32))
         if bins is not None:
             log.info("qp imported and a qp file written in %.2f s (warm-up)", warm_qp(bins))
         self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)
@@ -154,9 +169,9 @@ class PhotoZ:
     def __is_ready__(self) -> bool:
         return getattr(self, "loaded", False)
 
-    async def _answer(self, images: FloatArray) -> Answer:
+    async def _answer(self, images: FloatArray, ebv: FloatArray | None = None) -> Answer:
         try:
-            answers = await self.batcher.predict(images)
+            answers = await self.batcher.predict(images, ebv)
         except BatcherOverloadedError as error:
             raise Busy(str(error)) from error
         if self.bins is None:
@@ -177,9 +192,11 @@ class PhotoZ:
             )
         return self.bins
 
-    async def _pdf_prediction(self, images: FloatArray, route: str) -> PdfPrediction:
+    async def _pdf_prediction(
+        self, images: FloatArray, route: str, ebv: FloatArray | None = None
+    ) -> PdfPrediction:
         bins = self._pdf_bins(route)
-        answer = await self._answer(images)
+        answer = await self._answer(images, ebv)
         assert answer.pdfs is not None
         return PdfPrediction(
             **self.identity,
@@ -191,41 +208,52 @@ class PhotoZ:
 
     @bentoml.api
     async def predict(
-        self, images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)], layout: Layout
+        self,
+        images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)],
+        layout: Layout,
+        ebv: EbvField = None,
     ) -> Prediction:
         """Redshifts for a JSON batch of raw ugriz cutouts in nanomaggies, one flat array of 5120 fluxes per
-        cutout in the axis order `layout` names (channels-last: 32 x 32 x 5; band-first: 5 x 32 x 32).
-        From a PDF champion, `redshift` is each PDF's median and `pdf_summary` summarises it."""
+        cutout in the axis order `layout` names (channels-last: 32 x 32 x 5; band-first: 5 x 32 x 32), and
+        optionally each cutout's E(B-V) (`ebv`, null where unknown). From a PDF champion, `redshift` is each
+        PDF's median and `pdf_summary` summarises it."""
         cutouts = from_flat(images, layout, max_cutouts=SETTINGS.serving_max_cutouts)
-        return (await self._answer(cutouts)).prediction(self.identity)
+        answer = await self._answer(cutouts, ebv_per_cutout(ebv, len(cutouts)))
+        return answer.prediction(self.identity)
 
     @bentoml.api(input_spec=BinaryInput)
     async def predict_binary(self, images: FloatArray) -> Prediction:
         """Redshifts for raw little-endian float32 cutouts in the body (application/octet-stream), their shape
-        in the Cutout-Shape header: N,5,32,32 band-first or N,32,32,5 channels-last (64x64 centre-cropped)."""
+        in the Cutout-Shape header: N,5,32,32 band-first or N,32,32,5 channels-last (64x64 centre-cropped).
+        No E(B-V): an E(B-V) champion answers with its unknown-E(B-V) fallback (`predict` takes `ebv`)."""
         return (await self._answer(images)).prediction(self.identity)
 
     @bentoml.api
     async def predict_pdf(
-        self, images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)], layout: Layout
+        self,
+        images: Annotated[FloatArray, FlatCutouts(SETTINGS.serving_max_cutouts)],
+        layout: Layout,
+        ebv: EbvField = None,
     ) -> PdfPrediction:
-        """Redshift PDFs for a JSON batch of cutouts, as `predict` takes them: the bin edges once, and per
-        cutout the probabilities of the bins, the median and the summary. 409 from a point-estimate champion."""
+        """Redshift PDFs for a JSON batch of cutouts (and their optional `ebv`), as `predict` takes them: the
+        bin edges once, and per cutout the probabilities of the bins, the median and the summary. 409 from a
+        point-estimate champion."""
         cutouts = from_flat(images, layout, max_cutouts=SETTINGS.serving_max_cutouts)
-        return await self._pdf_prediction(cutouts, "predict_pdf")
+        return await self._pdf_prediction(cutouts, "predict_pdf", ebv_per_cutout(ebv, len(cutouts)))
 
     @bentoml.api(input_spec=BinaryInput)
     async def predict_pdf_binary(self, images: FloatArray) -> PdfPrediction:
-        """Redshift PDFs for raw float32 cutouts, as `predict_binary` takes them; the answer of `predict_pdf`.
-        409 from a point-estimate champion."""
+        """Redshift PDFs for raw float32 cutouts, as `predict_binary` takes them (no E(B-V)); the answer of
+        `predict_pdf`. 409 from a point-estimate champion."""
         return await self._pdf_prediction(images, "predict_pdf_binary")
 
     # The JSON answer is the documented schema; the qp file is a Response BentoML sends as it is, and the
     # contract adds its media type to the document.
     @bentoml.api(output_spec=FilePrediction)
     async def predict_file(self, file: Path, format: FileAnswer = "json") -> FilePrediction | Response:
-        """Redshifts for every cutout of an uploaded HDF5 shard (labels optional) or .npy array (either
-        layout); one row per cutout, with its objid when the file has one, and a PDF champion's summary.
+        """Redshifts for every cutout of an uploaded HDF5 shard (labels optional; its `ebv` dataset, when it
+        has one, goes to an E(B-V) champion) or .npy array (either layout, no E(B-V)); one row per cutout, with
+        its objid when the file has one, and a PDF champion's summary.
         `format=qp` answers a PDF champion's PDFs as a qp HDF5 file instead (application/x-hdf5, which
         qp.read opens saved as .hdf5; objid as ancillary data); 409 from a point-estimate champion."""
         bins = self._pdf_bins("predict_file with format=qp") if format == "qp" else None
@@ -235,7 +263,7 @@ class PhotoZ:
             raise UnsupportedMediaType(str(error)) from error
         except UploadError as error:
             raise BadRequest(str(error)) from error
-        answer = await self._answer(upload.images)
+        answer = await self._answer(upload.images, upload.ebv)
         if bins is not None:
             assert answer.pdfs is not None
             content = await anyio.to_thread.run_sync(qp_file, answer.pdfs.probabilities, bins, upload.objid)

@@ -3,6 +3,8 @@
 The format is recognised by its signature, not its name. Both readers learn the number of cutouts from
 the header before reading pixels: a few bytes of header can declare billions of cutouts, so the count is
 bounded before anything is allocated. Errors name the field and the reason, never the server's temp path.
+A shard's optional ``ebv`` dataset (each cutout's E(B-V), NaN where unknown) comes along for a champion that
+takes it; a ``.npy`` array has none.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Upload:
     file_format: str  # "hdf5" or "npy"
     images: FloatArray  # (N, 32, 32, 5), validated
     objid: npt.NDArray[np.int64] | None  # from a shard; a .npy array has none
+    ebv: FloatArray | None = None  # a shard's E(B-V) per cutout, NaN where unknown; None when it has none
 
 
 def file_cutout_limit(max_body_bytes: int) -> int:
@@ -75,7 +78,7 @@ def _read_hdf5(path: Path, max_cutouts: int) -> Upload:
             f"{source}: unreadable data ({str(error).replace(str(path), '<upload>')})"
         ) from error
     images = _validated(cutouts.images, source=f"{source} field 'images'", max_cutouts=max_cutouts)
-    return Upload("hdf5", images, cutouts.objid)
+    return Upload("hdf5", images, cutouts.objid, _validated_ebv(cutouts.ebv, source=source))
 
 
 def _read_npy(path: Path, max_cutouts: int) -> Upload:
@@ -88,6 +91,20 @@ def _read_npy(path: Path, max_cutouts: int) -> Upload:
     if array.ndim >= 1 and array.shape[0] > max_cutouts:
         raise UploadError(f"{source}: expected at most {max_cutouts} cutouts per file, got {array.shape[0]}")
     return Upload("npy", _validated(np.array(array), source=source, max_cutouts=max_cutouts), None)
+
+
+def _validated_ebv(ebv: FloatArray | None, *, source: str) -> FloatArray | None:
+    """A shard's E(B-V), as the JSON routes take it: NaN means unknown (the shard format's own convention),
+    but a negative or infinite reddening is no E(B-V) at all."""
+    if ebv is None:
+        return None
+    bad = np.isinf(ebv) | (ebv < 0)
+    if bad.any():
+        raise UploadError(
+            f"{source}: field 'ebv': expected each E(B-V) finite and >= 0 (NaN where unknown), got"
+            f" {int(bad.sum())} other value(s); the first at row {int(np.argmax(bad))}: {float(ebv[np.argmax(bad)])}"
+        )
+    return ebv
 
 
 def _validated(images: object, *, source: str, max_cutouts: int) -> FloatArray:

@@ -3,7 +3,8 @@
 The document says everything a JSON schema can: the JSON route's exact sizes and bounds, the binary route's
 shape-header pattern, the upload's part types. What it cannot say is how two parts of a request agree, or
 what bytes a file format holds: that the binary body holds exactly ``4 x prod(Cutout-Shape)`` bytes of
-finite float32, or that an ``application/x-npy`` part is a ``.npy`` array of cutouts. These hooks teach
+finite float32, that the JSON routes' ``ebv`` holds one value per cutout of ``images``, or that an
+``application/x-npy`` part is a ``.npy`` array of cutouts. These hooks teach
 Schemathesis exactly that, the way its documentation says to for custom media types, so its schema-valid
 (positive) requests are the ones the service must accept. Negative requests are left as Schemathesis makes
 them; the integration tests send the bad bodies these strategies never make (NaN, wrong length, bad files).
@@ -72,4 +73,15 @@ def shape_of_the_body(ctx: schemathesis.HookContext, case: Case) -> Case:
     per_cutout = CUTOUT_SIZE * CUTOUT_SIZE * N_BANDS
     # The strategy above draws either layout; both read the same bytes, so either header is right.
     case.headers[SHAPE_HEADER] = f"{values // per_cutout},{CUTOUT_SIZE},{CUTOUT_SIZE},{N_BANDS}"
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(path=["/predict", "/predict_pdf"])
+def one_ebv_per_cutout(ctx: schemathesis.HookContext, case: Case) -> Case:
+    """A positive JSON case with ``ebv`` gives one value per cutout (the two lists are drawn apart)."""
+    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return case
+    images, ebv = case.body.get("images"), case.body.get("ebv")
+    if isinstance(images, list) and isinstance(ebv, list) and ebv:
+        case.body["ebv"] = [ebv[i % len(ebv)] for i in range(len(images))]
     return case

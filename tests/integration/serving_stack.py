@@ -2,7 +2,7 @@
 
 The MLflow server is the tracking tests' (``tracking_support.mlflow_server``: the project's own start
 script, SQLite + local artifacts, loopback). The champion is a tiny untrained seed CNN, or PDF CNN with a
-non-trivial calibration (``pdf=True``), logged with ``mlflow.tensorflow.log_model`` beside a real holdout
+non-trivial calibration (``pdf=True``), or `cnn-ebv`'s photo-z CNN with its E(B-V) input (``ebv=True``), logged with ``mlflow.tensorflow.log_model`` beside a real holdout
 metric table and a dataset version tag; deploy and serve run as the commands a user types, in
 subprocesses, against temp folders.
 """
@@ -41,7 +41,9 @@ class Champion:
     metrics: dict[str, float]
     shard: Path  # the cutouts it is checked on (labels included)
     images: npt.NDArray[np.float32]  # the same cutouts, channels-last
-    expected: npt.NDArray[np.float32]  # what the MLflow model predicts for them: redshifts, or (N, bins) PDFs
+    # what the MLflow model predicts for them (with the shard's E(B-V), for a model that takes it):
+    # redshifts, or (N, bins) PDFs
+    expected: npt.NDArray[np.float32]
     keras_path: Path  # the same model as a .keras file (what `astrospect predict --model` takes)
     bins: RedshiftBins | None = None  # a PDF champion's bins
 
@@ -58,19 +60,25 @@ class Stack:
 
 
 @contextmanager
-def served_champion(home: Path, pdf: bool = False, **serving: str) -> Iterator[Stack]:
-    """MLflow server, champion (a PDF model with ``pdf``), ``astrospect deploy``, ``astrospect serve``:
-    everything under ``home``."""
+def served_champion(home: Path, pdf: bool = False, ebv: bool = False, **serving: str) -> Iterator[Stack]:
+    """MLflow server, champion (a PDF model with ``pdf``, an E(B-V) model with ``ebv``), ``astrospect
+    deploy``, ``astrospect serve``: everything under ``home``."""
     with mlflow_server(home) as registry:
-        champion = register_pdf_champion(registry, home) if pdf else register_seed_champion(registry, home)
+        if pdf:
+            champion = register_pdf_champion(registry, home)
+        elif ebv:
+            champion = register_ebv_champion(registry, home)
+        else:
+            champion = register_seed_champion(registry, home)
         env = stack_env(home, registry, **serving)
         deployed = run_deploy(env)
         with bento_server(env, home / "serve.log") as url:
             yield Stack(url, registry, champion, deployed, env)
 
 
-def galaxy_shard(path: Path, n: int, seed: int) -> Path:
-    """Cutouts with sky noise and a bright centre, band-first as stored; labels included."""
+def galaxy_shard(path: Path, n: int, seed: int, with_ebv: bool = False) -> Path:
+    """Cutouts with sky noise and a bright centre, band-first as stored; labels included, and each cutout's
+    E(B-V) with ``with_ebv`` (0.02-0.5, wider than the sky's, so a model's answer moves with it)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:CUTOUT_SIZE, 0:CUTOUT_SIZE] - (CUTOUT_SIZE - 1) / 2
     profile = np.exp(-(xx**2 + yy**2) / (2 * rng.uniform(1.5, 4.0, (n, 1, 1, 1)) ** 2))
@@ -78,7 +86,8 @@ def galaxy_shard(path: Path, n: int, seed: int) -> Path:
     images = (flux * profile + rng.normal(0, 0.05, (n, N_BANDS, CUTOUT_SIZE, CUTOUT_SIZE))).astype(np.float32)
     objid = np.arange(n, dtype=np.int64) + 1_237_660_000_000_000_000
     z = rng.uniform(0.02, 0.5, n).astype(np.float32)
-    return write_shard(path, images, objid, z, np.full(n, 1e-4, np.float32))
+    ebv = rng.uniform(0.02, 0.5, n).astype(np.float32) if with_ebv else None
+    return write_shard(path, images, objid, z, np.full(n, 1e-4, np.float32), ebv=ebv)
 
 
 def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
@@ -103,6 +112,16 @@ def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
     return _register_champion(tracking_uri, folder, model, shard, DEFAULT_BINS)
 
 
+def register_ebv_champion(tracking_uri: str, folder: Path) -> Champion:
+    """Log a tiny `cnn-ebv` photo-z CNN (cutouts and E(B-V) in) as champion, checked on a shard with ``ebv``."""
+    from astrospect.model import build_photoz_cnn, fit_input_scaling, fit_photometry_scaling
+
+    shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7, with_ebv=True)
+    images = read_shard(shard).images
+    model = build_photoz_cnn(fit_input_scaling(images), fit_photometry_scaling(images), 0.0, 0.6)
+    return _register_champion(tracking_uri, folder, model, shard, None)
+
+
 def _register_champion(
     tracking_uri: str, folder: Path, model: Any, shard: Path, bins: RedshiftBins | None
 ) -> Champion:
@@ -112,7 +131,9 @@ def _register_champion(
     from mlflow.types.schema import Schema, TensorSpec
 
     from astrospect.metrics import metric_table
+    from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
     from astrospect.pdf import POINT_ESTIMATE, point_estimate
+    from astrospect.predict import model_inputs
     from astrospect.tracking.registry import CHAMPION_ALIAS
     from astrospect.tracking.tags import TAG_DATASET_VERSION
 
@@ -123,11 +144,16 @@ def _register_champion(
         if bins is None
         else TensorSpec(np.dtype(np.float32), (-1, bins.n), "redshift_pdf")
     )
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), "cutouts")]),
-        outputs=Schema([output]),
+    cutouts_spec = TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS), CUTOUTS_INPUT)
+    inputs = (
+        [cutouts_spec, TensorSpec(np.dtype(np.float32), (-1,), EBV_INPUT)]
+        if takes_ebv(model)
+        else [cutouts_spec]
     )
-    answers = np.asarray(model.predict_on_batch(cutouts.images))
+    signature = ModelSignature(inputs=Schema(inputs), outputs=Schema([output]))
+    # What the model is fed for the shard, its E(B-V) included when it has an input for it.
+    fed = model_inputs(model, cutouts.images, cutouts.ebv)
+    answers = np.asarray(model.predict_on_batch(fed))
     redshift = answers if bins is None else point_estimate(answers, bins, POINT_ESTIMATE)
     metrics = metric_table(cutouts.redshift, redshift)
     keras_path = folder / "champion.keras"
@@ -150,7 +176,9 @@ def _register_champion(
                 model,
                 name="model",
                 signature=signature,
-                input_example=cutouts.images[:2],
+                input_example=model_inputs(
+                    model, cutouts.images[:2], None if cutouts.ebv is None else cutouts.ebv[:2]
+                ),
                 registered_model_name=MODEL_NAME,
                 pip_requirements=["tensorflow", "keras"],
             )
@@ -164,7 +192,7 @@ def _register_champion(
             logged = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
         finally:
             os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
-        expected = np.asarray(logged.predict(cutouts.images), dtype=np.float32)
+        expected = np.asarray(logged.predict(fed), dtype=np.float32)
     finally:
         mlflow.set_tracking_uri(previous_uri)
         mlflow.set_registry_uri(previous_registry)

@@ -176,6 +176,16 @@ def test_predict_binary_equals_the_json_path_and_the_mlflow_model(
     np.testing.assert_allclose(as_binary.json()["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
 
 
+def test_a_champion_without_the_ebv_input_ignores_ebv(
+    http: requests.Session, server: str, champion: Champion
+) -> None:
+    images = champion.images[:3]
+    body = {"images": images.reshape(3, -1).tolist(), "layout": "channels-last", "ebv": [0.05, None, 0.4]}
+    response = http.post(f"{server}/predict", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["redshift"], champion.expected[:3], **TOLERANCE)
+
+
 def test_predict_file_hdf5_shard(http: requests.Session, server: str, champion: Champion) -> None:
     response = upload(http, server, champion.shard.read_bytes(), "cutouts.h5")
     assert response.status_code == 200, response.text

@@ -99,6 +99,16 @@ def test_predict_pdf_gives_the_mlflow_models_calibrated_pdfs_summed_to_1_with_th
     assert body["redshift"] == [summary["median"] for summary in body["pdf_summary"]]
 
 
+def test_predict_pdf_takes_ebv_which_a_champion_without_that_input_ignores(
+    http: requests.Session, server: str, champion: Champion
+) -> None:
+    images = champion.images[:3]
+    body = {"images": images.reshape(3, -1).tolist(), "layout": "channels-last", "ebv": [0.05, None, 0.4]}
+    response = http.post(f"{server}/predict_pdf", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["probabilities"], champion.expected[:3], **PDF_TOLERANCE)
+
+
 def test_the_calibration_is_not_the_identity(champion: Champion) -> None:
     """Guards the test above: an uncalibrated head would give other PDFs (T and shift are far from 1, 0)."""
     logits = bin_logits(load_model(champion.keras_path), champion.images[:4])

@@ -19,7 +19,7 @@ class SlowModel:
         self.calls: list[int] = []
         self.release = threading.Event()
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray, ebv: np.ndarray) -> np.ndarray:
         if not self.calls:
             self.release.wait(timeout=10)
         self.calls.append(len(images))
@@ -92,7 +92,7 @@ def test_a_full_queue_refuses_at_once() -> None:
 def test_a_model_error_reaches_every_request_of_its_batch_and_the_batcher_goes_on() -> None:
     calls = []
 
-    def flaky(images: np.ndarray) -> np.ndarray:
+    def flaky(images: np.ndarray, ebv: np.ndarray) -> np.ndarray:
         calls.append(len(images))
         if len(calls) == 1:
             raise RuntimeError("model exploded")
@@ -111,13 +111,13 @@ def test_a_model_error_reaches_every_request_of_its_batch_and_the_batcher_goes_o
 
 def test_limits_must_be_consistent() -> None:
     with pytest.raises(ValueError, match="max_batch <= max_queued"):
-        AdaptiveBatcher(lambda images: images, max_batch=16, max_queued=8)
+        AdaptiveBatcher(lambda images, ebv: images, max_batch=16, max_queued=8)
 
 
 def test_rows_per_cutout_come_back_to_their_own_requests() -> None:
     """A PDF champion answers a row per cutout (its PDF and summary): each request gets its own rows."""
 
-    def rows(images: np.ndarray) -> np.ndarray:
+    def rows(images: np.ndarray, ebv: np.ndarray) -> np.ndarray:
         first_pixel = images[:, 0, 0, 0]
         return np.stack([first_pixel, 2 * first_pixel, 3 * first_pixel], axis=1)
 
@@ -134,6 +134,86 @@ def test_rows_per_cutout_come_back_to_their_own_requests() -> None:
 
 
 def test_a_model_answering_the_wrong_number_of_cutouts_fails_its_requests() -> None:
-    batcher = AdaptiveBatcher(lambda images: np.zeros(len(images) + 1), max_batch=8, max_queued=64)
+    batcher = AdaptiveBatcher(lambda images, ebv: np.zeros(len(images) + 1), max_batch=8, max_queued=64)
     with pytest.raises(ValueError, match="expected one per cutout"):
         asyncio.run(batcher.predict(cutouts([1.0, 2.0])))
+
+
+class EbvRecorder:
+    """Answers each cutout with its E(B-V) and records each call's cutouts and E(B-V), so a test sees what
+    the model was fed; the first call blocks until released, so later requests join one batch."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[np.ndarray, np.ndarray]] = []
+        self.release = threading.Event()
+
+    def __call__(self, images: np.ndarray, ebv: np.ndarray) -> np.ndarray:
+        if not self.calls:
+            self.release.wait(timeout=10)
+        self.calls.append((images[:, 0, 0, 0].copy(), ebv.copy()))
+        return ebv
+
+
+def test_ebv_travels_beside_its_cutouts_through_concatenated_and_split_batches() -> None:
+    model = EbvRecorder()
+    batcher = AdaptiveBatcher(model, max_batch=4, max_queued=64)
+
+    async def scenario() -> list[np.ndarray]:
+        first = asyncio.create_task(batcher.predict(cutouts([0.0]), np.array([0.5], np.float32)))
+        await asyncio.sleep(0.05)  # the first call is running (blocked): the rest queue behind it
+        rest = [
+            asyncio.create_task(batcher.predict(cutouts([1.0, 2.0]), np.array([0.01, 0.02], np.float32))),
+            asyncio.create_task(batcher.predict(cutouts([3.0]))),  # no E(B-V): unknown
+            asyncio.create_task(
+                batcher.predict(cutouts([4.0, 5.0, 6.0]), np.array([0.04, np.nan, 0.06], np.float32))
+            ),
+        ]
+        await asyncio.sleep(0.05)
+        model.release.set()
+        return [await first, *[await task for task in rest]]
+
+    answers = asyncio.run(scenario())
+    # Each request gets its own E(B-V) back, in its cutouts' order, NaN where it gave none.
+    np.testing.assert_array_equal(answers[0], np.float32([0.5]))
+    np.testing.assert_array_equal(answers[1], np.float32([0.01, 0.02]))
+    np.testing.assert_array_equal(answers[2], np.float32([np.nan]))
+    np.testing.assert_array_equal(answers[3], np.float32([0.04, np.nan, 0.06]))
+    # ... and inside each model call every cutout sat beside its own E(B-V): the first two waiting requests
+    # were concatenated, the third (3 more would pass max_batch 4) went on in the next call.
+    fed = [(pixels.tolist(), ebv) for pixels, ebv in model.calls]
+    assert [pixels for pixels, _ in fed] == [[0.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    np.testing.assert_array_equal(fed[1][1], np.float32([0.01, 0.02, np.nan]))
+    np.testing.assert_array_equal(fed[2][1], np.float32([0.04, np.nan, 0.06]))
+
+
+def test_a_request_over_max_batch_has_its_ebv_split_with_its_cutouts() -> None:
+    model = EbvRecorder()
+    model.release.set()
+    batcher = AdaptiveBatcher(model, max_batch=4, max_queued=64)
+    ebv = np.arange(10, dtype=np.float32) / 100
+    answer = asyncio.run(batcher.predict(cutouts([float(v) for v in range(10)]), ebv))
+    np.testing.assert_array_equal(answer, ebv)
+    for pixels, fed in model.calls:
+        np.testing.assert_array_equal(fed, pixels.astype(np.float32) / 100)
+    assert [len(pixels) for pixels, _ in model.calls] == [4, 4, 2]
+
+
+def test_without_ebv_the_model_gets_nan_for_every_cutout() -> None:
+    model = EbvRecorder()
+    model.release.set()
+    batcher = AdaptiveBatcher(model, max_batch=8, max_queued=64)
+    answer = asyncio.run(batcher.predict(cutouts([1.0, 2.0, 3.0])))
+    ((_, fed),) = model.calls
+    assert fed.dtype == np.float32
+    assert fed.shape == (3,)
+    assert np.isnan(fed).all()
+    assert np.isnan(answer).all()
+
+
+def test_ebv_of_another_length_than_the_cutouts_is_refused_before_queueing() -> None:
+    model = EbvRecorder()
+    model.release.set()
+    batcher = AdaptiveBatcher(model, max_batch=8, max_queued=64)
+    with pytest.raises(ValueError, match=r"ebv: expected one value per cutout \(2\), got shape \(3,\)"):
+        asyncio.run(batcher.predict(cutouts([1.0, 2.0]), np.zeros(3, np.float32)))
+    assert model.calls == []

@@ -16,9 +16,11 @@ from astrospect.serving.contract import SHAPE_HEADER, BadRequest
 from astrospect.serving.decoding import (
     CUTOUT_VALUES,
     BinaryCutouts,
+    EbvPerCutout,
     FlatCutouts,
     Layout,
     decode_binary,
+    ebv_per_cutout,
     from_flat,
 )
 from astrospect.serving.schemas import CutoutError, FloatArray
@@ -34,6 +36,7 @@ class PredictInput(BaseModel):
 
     images: Annotated[FloatArray, FlatCutouts(max_cutouts=MAX)]
     layout: Layout
+    ebv: Annotated[list[float | None] | None, EbvPerCutout(max_cutouts=MAX)] = None
 
 
 def json_body(images: np.ndarray, layout: str) -> bytes:
@@ -117,6 +120,88 @@ def test_the_json_schema_is_exactly_what_is_accepted() -> None:
             jsonschema.validate(json.loads(_body(body)), schema)
         with pytest.raises(ValidationError):
             decoded_json(_body(body))
+
+
+# --- JSON E(B-V) ----------------------------------------------------------------------------------------
+
+
+def decoded_ebv(body: bytes | str) -> np.ndarray | None:
+    """The ``ebv`` the service hands the batcher for this body: the field's type, then its length check."""
+    parsed = PredictInput.model_validate_json(body)
+    cutouts = from_flat(parsed.images, parsed.layout, max_cutouts=MAX)
+    return ebv_per_cutout(parsed.ebv, len(cutouts))
+
+
+def _ebv_body(ebv: Any, n: int = 3) -> str:
+    return json.dumps({"images": [ONE] * n, "layout": "channels-last", "ebv": ebv})
+
+
+def test_ebv_is_one_float32_per_cutout_in_order_with_nan_where_null() -> None:
+    ebv = decoded_ebv(_ebv_body([0.031, None, 0]))
+    assert ebv is not None
+    assert ebv.dtype == np.float32
+    np.testing.assert_array_equal(ebv, np.float32([0.031, np.nan, 0.0]))
+
+
+@pytest.mark.parametrize("body", [json.dumps({"images": [ONE], "layout": "channels-last"}), _ebv_body(None)])
+def test_absent_or_null_ebv_is_none_all_unknown(body: str) -> None:
+    assert decoded_ebv(body) is None
+
+
+@pytest.mark.parametrize(
+    ("ebv", "loc", "message"),
+    [
+        ([0.1, -0.01, 0.2], ["ebv", 1], "greater than or equal to 0"),
+        ([0.1, 0.2, "0.3"], ["ebv", 2], "Input should be a valid number"),
+        ([True, 0.2, 0.3], ["ebv", 0], "Input should be a valid number"),
+        ([0.1, 0.2, 1e39], ["ebv", 2], "less than or equal to 3402823466"),
+        ([], ["ebv"], "at least 1 item"),
+        ([0.1] * (MAX + 1), ["ebv"], "at most 4 items"),
+        (0.1, ["ebv"], "Input should be a valid array"),
+    ],
+)
+def test_bad_ebv_values_are_refused_at_the_ebv_field(ebv: Any, loc: list[Any], message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        decoded_ebv(_ebv_body(ebv))
+    (first, *_) = refused.value.errors()
+    assert list(first["loc"]) == loc
+    assert message in first["msg"]
+    assert str(refused.value).splitlines()[1].startswith("ebv")  # the message BentoML sends names the field
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_ebv_is_refused(literal: str) -> None:
+    body = _ebv_body([0.1, 0.2, 0.3]).replace("0.2", literal)
+    with pytest.raises(ValidationError) as refused:
+        decoded_ebv(body)
+    (first,) = refused.value.errors()
+    assert list(first["loc"]) == ["ebv", 1]
+    assert "finite number" in first["msg"]
+
+
+@pytest.mark.parametrize("n_values", [2, 4])
+def test_ebv_of_another_length_than_images_is_a_400_naming_the_field(n_values: int) -> None:
+    with pytest.raises(BadRequest) as refused:
+        decoded_ebv(_ebv_body([0.1] * n_values, n=3))
+    assert refused.value.error_code == 400
+    assert str(refused.value) == (
+        f"ebv: expected one value per cutout (3, as many as images), got {n_values}"
+    )
+
+
+def test_the_ebv_schema_is_what_is_accepted() -> None:
+    ebv = PredictInput.model_json_schema()["properties"]["ebv"]
+    assert "ebv" not in PredictInput.model_json_schema()["required"]
+    assert "one per cutout" in ebv["description"]
+    schema = {"anyOf": ebv["anyOf"]}
+    for good in (None, [0.0], [None, 0.5]):
+        jsonschema.validate(good, schema)
+        decoded_ebv(_ebv_body(good, n=1 if good is None else len(good)))
+    for bad in ([], [-0.1], ["0.1"], [0.1] * (MAX + 1)):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+        with pytest.raises(ValidationError):
+            decoded_ebv(_ebv_body(bad))
 
 
 # --- binary --------------------------------------------------------------------------------------------

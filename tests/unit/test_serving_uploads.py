@@ -35,6 +35,25 @@ def test_npy_in_either_layout(tmp_path: Path, array: np.ndarray) -> None:
     upload = read_upload(tmp_path / "x.npy", max_cutouts=100)
     assert (upload.file_format, upload.objid) == ("npy", None)
     np.testing.assert_array_equal(upload.images, CHANNELS_LAST)
+    assert upload.ebv is None  # a .npy array carries no E(B-V)
+
+
+def test_a_shards_ebv_comes_with_its_cutouts(tmp_path: Path) -> None:
+    ebv = np.array([0.02, np.nan, 0.0, 0.31, 0.05, np.nan], np.float32)  # NaN: unknown for that galaxy
+    with_ebv = read_upload(write_shard(tmp_path / "a.h5", BAND_FIRST, np.arange(6), ebv=ebv), 100)
+    np.testing.assert_array_equal(with_ebv.ebv, ebv)
+    assert read_upload(write_shard(tmp_path / "b.h5", BAND_FIRST, np.arange(6)), 100).ebv is None
+
+
+@pytest.mark.parametrize(("value", "shown"), [(-0.01, "-0.0099"), (np.inf, "inf")])
+def test_a_shard_with_a_negative_or_infinite_ebv_is_refused(tmp_path: Path, value: float, shown: str) -> None:
+    ebv = np.array([0.02, 0.03, value, 0.1, 0.1, 0.1], np.float32)
+    shard = write_shard(tmp_path / "a.h5", BAND_FIRST, np.arange(6), ebv=ebv)
+    with pytest.raises(UploadError) as refused:
+        read_upload(shard, max_cutouts=100)
+    message = str(refused.value)
+    assert message.startswith("HDF5 shard: field 'ebv': expected each E(B-V) finite and >= 0")
+    assert f"got 1 other value(s); the first at row 2: {shown}" in message
 
 
 def test_format_is_recognised_by_content_not_name(tmp_path: Path) -> None:
