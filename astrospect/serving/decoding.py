@@ -114,9 +114,16 @@ class EbvPerCutout:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        described: JsonSchemaValue = TypeAdapter(self.list_type()).json_schema()
-        described["description"] = EBV_DESCRIPTION
-        return described
+        # Written in OpenAPI 3.0's words (`nullable`), the document's version: BentoML keeps only the first
+        # branch of an anyOf, which would document a null field, or a null value, as refused.
+        return {
+            "type": "array",
+            "nullable": True,
+            "minItems": 1,
+            "maxItems": self.max_cutouts,
+            "items": {"type": "number", "minimum": 0.0, "maximum": FLOAT32_MAX, "nullable": True},
+            "description": EBV_DESCRIPTION,
+        }
 
 
 def _rows_to_array(rows: list[list[float]]) -> FloatArray:
