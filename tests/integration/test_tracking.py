@@ -256,7 +256,7 @@ def test_each_cnn_is_a_registered_version_with_signature_and_example(
         assert list(inputs[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 5]
         output_shape = list(info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"])
         assert output_shape == ([-1, 280] if name == "pdf" else [-1])  # the PDF output is declared
-        if name == "cnn-ebv":  # cutouts and E(B-V), by name
+        if name in ("cnn-ebv", "pdf"):  # the photo-z trunk: cutouts and E(B-V), by name
             assert [(spec["name"], list(spec["tensor-spec"]["shape"])) for spec in inputs] == [
                 ("cutouts", [-1, 32, 32, 5]),
                 ("ebv", [-1]),
