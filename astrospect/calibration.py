@@ -44,9 +44,19 @@ def bin_logits(
 ) -> npt.NDArray[np.float32]:
     """The PDF head's logits before calibration, for channels-last raw cutouts (and their E(B-V), for a
     model that takes it)."""
-    logits_model = keras.Model(model.input, model.get_layer(PDF_LOGITS).output)
+    return _head_logits(_logits_model(model), images, ebv)
+
+
+def _logits_model(model: keras.Model) -> keras.Model:
+    """``model`` up to its PDF head's logits. Build it once per pass: each new one re-traces Keras' predict."""
+    return keras.Model(model.input, model.get_layer(PDF_LOGITS).output)
+
+
+def _head_logits(
+    logits_model: keras.Model, images: npt.NDArray[np.float32], ebv: npt.NDArray[np.float32] | None
+) -> npt.NDArray[np.float32]:
     parts = batched_outputs(logits_model, images, ebv)
-    return np.concatenate(parts) if parts else np.zeros((0, model.output.shape[-1]), np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0, logits_model.output.shape[-1]), np.float32)
 
 
 def calibrated_pdfs(
@@ -171,11 +181,12 @@ def calibrate_pdf_model(
     bins = pdf_bins(model)
     if bins is None:
         raise ValueError(f"model {model.name!r} has no PDF head ({PDF_OUTPUT!r} layer) to calibrate")
+    logits_model = _logits_model(model)
     logit_parts, z_parts = [], []
     for chunk in chunks:
         if chunk.redshift is None:
             raise ValueError("calibration needs spec-z: these validation cutouts have no redshift labels")
-        logit_parts.append(bin_logits(model, chunk.images, chunk.ebv))
+        logit_parts.append(_head_logits(logits_model, chunk.images, chunk.ebv))
         z_parts.append(np.asarray(chunk.redshift, dtype=np.float64))
     if not logit_parts:
         raise ValueError("cannot calibrate on no validation galaxies")
