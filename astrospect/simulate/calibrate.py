@@ -1,19 +1,26 @@
 """Fit the simulator's spectral mixture to real SDSS galaxies: writes ``spectral_mixture.json``.
 
-Deterministic (fixed seeds, no rendering, ~1 minute): run ``python -m astrospect.simulate.calibrate`` and
-review the JSON diff. Fitted to colours only, never to a model's result.
+Deterministic (fixed seeds, no rendering, a few minutes): run ``python -m astrospect.simulate.calibrate``
+and review the JSON diff. Fitted to colours only, never to a model's result.
 
 1. The calibration galaxies (``sdss_main_sample_calibration.csv``: every band < 20, 0 < z < 0.3) are
-   de-reddened by the simulator's mean Galactic E(B-V) (it adds each galaxy's own back) and fitted with
-   kcorrect's NNLS at their spectroscopic redshifts: each becomes the shares of rest-frame r light of
-   kcorrect's five templates.
-2. **Template zero-points**: the median real-minus-template magnitude per band (r = 0), as photo-z template
-   codes derive them from spectroscopic samples. kcorrect's templates make u-g ~0.05 mag too blue at
-   fixed g-r; without this the colours cannot reach the real ones at all.
-3. A **Gaussian mixture** (scikit-learn, MIXTURE_COMPONENTS full-covariance components) over (z, r, the
-   four additive log-ratios of the shares): the simulator draws each galaxy's mix conditional on its z
-   and r. With the typical galaxy's shares per redshift bin (for the K-correction of the selection) and
-   the red galaxies' shares (toward which bulges move).
+   de-reddened by the simulator's mean Galactic E(B-V) (it adds each galaxy's own back).
+2. A **Gaussian mixture** (scikit-learn, full covariance) over (ln z, r, u-g, g-r, r-i, i-z): the simulator
+   draws each galaxy's colours from it conditional on its z and r, so the joint colours at each redshift
+   and magnitude are the real ones. The redshift enters as ln z: in z itself the nearest galaxies
+   (z < 0.03) sat at the edge of every component and drew the colours of z ~ 0.05 galaxies, too red. The
+   number of components is chosen by BIC among COMPONENT_CHOICES. A Gaussian mixture rather than a
+   normalising flow: conditioning on (z, r) is closed-form, drawing is exact and cheap in every worker, it
+   needs no new dependency, and 20,000 galaxies in six dimensions are plenty for it.
+3. **Deconvolution.** Real colours already hold the scatter of dust at random inclinations, of line
+   strengths and of bulge-to-disk mixes; the simulator adds its own after the warp. So each real galaxy's
+   NNLS template mix is given PERTURBATION_DRAWS draws of what the simulator adds
+   (:func:`.population.colour_perturbations`), and each component's colour mean and covariance lose the
+   responsibility-weighted mean and covariance of those draws (extreme deconvolution with the same
+   noise for all of a component's members; eigenvalues floored at MIN_VARIANCE).
+4. The warp's bounds: the 0.1 and 99.9 percentiles of real minus NNLS template colours.
+5. The typical galaxy's shares per redshift bin (for the K-correction of the selection) and the red
+   galaxies' shares (toward which bulges move).
 
 Then it draws a catalogue from the fresh model (true magnitudes, no images) and logs the figures
 synth-check judges on the cutouts, at catalogue level: only a quick look, the cutouts decide.
@@ -27,60 +34,64 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.mixture import GaussianMixture
 
 from astrospect.settings import BANDS, get_logger
 from astrospect.simulate import population, spectra
-from astrospect.simulate.targets import load_calibration_galaxies, load_targets
+from astrospect.simulate.targets import COLOURS, load_calibration_galaxies, load_targets
 
 log = get_logger(__name__)
 
-MIXTURE_COMPONENTS = 30
-LOG_RATIO_FLOOR = 0.02  # light shares are floored at 2% before log-ratios: NNLS gives many exact zeros
-# Relative magnitude errors the NNLS fit weights the bands by: typical SDSS model-magnitude errors at r ~ 17.
-FIT_MAG_ERRORS = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
+COMPONENT_CHOICES = (10, 15, 20, 30, 40)
+MIXTURE_VERSION = 2  # 2: colours with the warp's bounds, ln z, deconvolved; 1: template shares, z
 RED_QUANTILE = 0.75  # the red galaxies: the reddest quarter in rest-frame g-r
 SEED = 20240
 SIGNIFICANT_DIGITS = 7
+PERTURBATION_DRAWS = 16
+MIN_VARIANCE = 1e-5  # mag^2: a deconvolved colour covariance keeps at least this in every direction
+GIVEN_SLICE, COLOUR_SLICE = slice(0, 2), slice(2, 6)
 
 
-def fit_shares(
-    magnitudes: npt.NDArray[np.float64], redshift: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """kcorrect NNLS fits of de-reddened SDSS magnitudes: light shares (n, 5) and template magnitudes (n, 5)."""
-    dereddened = magnitudes - population.SF11_COEFFICIENTS * population.EBV_MEAN
-    maggies = 10.0 ** (-0.4 * (dereddened + spectra.SDSS_TO_AB_OFFSET_MAG))
-    ivar = 1.0 / (0.4 * np.log(10.0) * FIT_MAG_ERRORS * maggies) ** 2
-    coeffs = np.asarray(spectra.sdss_fitter().fit_coeffs(redshift=redshift, maggies=maggies, ivar=ivar))  # type: ignore[attr-defined]
-    grid = spectra.template_grid()
-    light = coeffs * grid.maggies[0, spectra.R_BAND, : spectra.N_DEFAULT_TEMPLATES]
-    shares = light / light.sum(axis=1, keepdims=True)
-    model = grid.observed_maggies(redshift, population.shares_to_mix(grid, shares), np.zeros(len(redshift)))
-    template_mags = -2.5 * np.log10(model)
-    template_mags += (dereddened[:, spectra.R_BAND] - template_mags[:, spectra.R_BAND])[:, None]
-    return shares, template_mags
+def dereddened_magnitudes(real: pd.DataFrame) -> npt.NDArray[np.float64]:
+    magnitudes = real[list(BANDS)].to_numpy(dtype=np.float64)
+    return np.asarray(magnitudes - population.SF11_COEFFICIENTS * population.EBV_MEAN)
 
 
 def fit_mixture() -> dict[str, object]:
     real = load_calibration_galaxies()
-    magnitudes = real[list(BANDS)].to_numpy(dtype=np.float64)
+    magnitudes = dereddened_magnitudes(real)
     z = real["redshift"].to_numpy(dtype=np.float64)
-    log.info("fitting kcorrect mixes to %d real galaxies", len(real))
-    shares, template_mags = fit_shares(magnitudes, z)
-    dereddened = magnitudes - population.SF11_COEFFICIENTS * population.EBV_MEAN
-    zero_points = np.median(dereddened - template_mags, axis=0)
-    log.info("template zero-points (real - template, mag, r = 0): %s", np.round(zero_points, 3))
-
-    log_ratios = population.shares_to_log_ratios(shares, LOG_RATIO_FLOOR)
-    data = np.column_stack([z, magnitudes[:, spectra.R_BAND], log_ratios])
-    centre, scale = data.mean(axis=0), data.std(axis=0)
-    mixture = GaussianMixture(
-        MIXTURE_COMPONENTS, covariance_type="full", reg_covar=1e-4, max_iter=1000, random_state=SEED
-    ).fit((data - centre) / scale)
-    log.info("Gaussian mixture: %d components, converged %s", MIXTURE_COMPONENTS, mixture.converged_)
-
+    colours = magnitudes[:, :-1] - magnitudes[:, 1:]
     grid = spectra.template_grid()
-    colour = population.rest_g_r(grid, population.shares_to_mix(grid, shares))
+    log.info("fitting template mixes to %d real galaxies", len(real))
+    shares = population.fit_light_shares(grid, z, magnitudes)
+    mixes = population.shares_to_mix(grid, shares)
+    residuals = colours - population.template_colours(grid, z, mixes)
+    spread = np.percentile(residuals, [16, 50, 84], axis=0)
+    log.info(
+        "real - template colours (mag; u-g, g-r, r-i, i-z): median %s, p16-p84 half-width %s",
+        np.round(spread[1], 3), np.round((spread[2] - spread[0]) / 2, 3),
+    )  # fmt: skip
+
+    # r as observed, not de-reddened: it is the apparent r the simulator draws (Galactic extinction included).
+    observed_r = real["r"].to_numpy(dtype=np.float64)
+    data = np.column_stack([np.log(z), observed_r, colours])
+    centre, scale = data.mean(axis=0), data.std(axis=0)
+    standardised = (data - centre) / scale
+    fits = {
+        k: GaussianMixture(k, covariance_type="full", reg_covar=1e-4, max_iter=1000, random_state=SEED).fit(
+            standardised
+        )
+        for k in COMPONENT_CHOICES
+    }
+    bic = {k: float(fit.bic(standardised)) for k, fit in fits.items()}
+    chosen = min(bic, key=bic.__getitem__)
+    gmm = fits[chosen]
+    log.info("Gaussian mixture BIC by components: %s; chose %d (converged %s)",
+             {k: round(v) for k, v in bic.items()}, chosen, gmm.converged_)  # fmt: skip
+
+    colour = population.rest_g_r(grid, mixes)
     bins = load_targets().bins
     knot_z, knot_shares = [], []
     for lo, hi in zip(bins["z_lo"], bins["z_hi"], strict=True):
@@ -89,18 +100,77 @@ def fit_mixture() -> dict[str, object]:
             knot_z.append(float(np.median(z[inside])))
             knot_shares.append(shares[inside].mean(axis=0))
     red = colour >= np.quantile(colour, RED_QUANTILE)
-    return {
-        "weights": mixture.weights_,
-        "means": mixture.means_ * scale + centre,
-        "covariances": mixture.covariances_ * np.outer(scale, scale)[None],
-        "log_ratio_floor": LOG_RATIO_FLOOR,
-        "zero_points": zero_points - zero_points[spectra.R_BAND],
+    fitted: dict[str, object] = {
+        "version": MIXTURE_VERSION,
+        "dimensions": ["ln_z", "r", *COLOURS],
+        "weights": gmm.weights_,
+        "means": gmm.means_ * scale + centre,
+        "covariances": gmm.covariances_ * np.outer(scale, scale)[None],
+        # Warps beyond what any calibration galaxy needed are not drawn.
+        "residual_range": np.percentile(residuals, [0.1, 99.9], axis=0),
         "knot_redshift": np.array(knot_z),
         "knot_shares": np.array(knot_shares),
         "red_shares": shares[red].mean(axis=0),
         "rest_g_r_mean": float(colour.mean()),
         "rest_g_r_std": float(colour.std()),
     }
+    return deconvolve(fitted, gmm.predict_proba(standardised), z, mixes)
+
+
+def deconvolve(
+    fitted: dict[str, object],
+    responsibility: npt.NDArray[np.float64],
+    z: npt.NDArray[np.float64],
+    mixes: npt.NDArray[np.float64],
+) -> dict[str, object]:
+    """Remove from each component the colour shifts the simulator adds after the warp (see step 3)."""
+    grid = spectra.template_grid()
+    def array(name: str) -> npt.NDArray[np.float64]:
+        return np.asarray(fitted[name], dtype=np.float64)
+
+    mixture = population.SpectralMixture(
+        weights=array("weights"),
+        means=array("means"),
+        covariances=array("covariances"),
+        residual_range=array("residual_range"),
+        knot_redshift=array("knot_redshift"),
+        knot_shares=array("knot_shares"),
+        red_shares=array("red_shares"),
+        rest_g_r_mean=float(array("rest_g_r_mean")),
+        rest_g_r_std=float(array("rest_g_r_std")),
+    )
+    rng = np.random.default_rng(SEED)
+    draws = np.stack(
+        [population.colour_perturbations(grid, mixture, z, mixes, rng) for _ in range(PERTURBATION_DRAWS)]
+    )  # (draws, n, 4)
+    weight = responsibility / responsibility.sum(axis=0, keepdims=True)  # (n, K): no component is empty
+    shift = np.einsum("nk,dnc->kc", weight, draws) / PERTURBATION_DRAWS
+    # The real colours also carry SDSS's photometric errors, and the rendered cutouts get their own noise.
+    band_variance = population.FIT_MAG_ERRORS**2
+    noise = np.diag(band_variance[:-1] + band_variance[1:])
+    noise -= np.diag(band_variance[1:-1], 1) + np.diag(
+        band_variance[1:-1], -1
+    )  # adjacent colours share a band
+    means = np.array(fitted["means"], dtype=np.float64)
+    covariances = np.array(fitted["covariances"], dtype=np.float64)
+    for k in range(len(means)):
+        offsets = draws - shift[k]
+        added = np.einsum("n,dni,dnj->ij", weight[:, k], offsets, offsets) / PERTURBATION_DRAWS + noise
+        means[k, COLOUR_SLICE] -= shift[k]
+        # The perturbations do not depend on (ln z, r) within a component, so they come off the colours'
+        # covariance given (ln z, r), which must stay positive: that is where the floor applies.
+        cov = covariances[k]
+        explained = cov[COLOUR_SLICE, GIVEN_SLICE] @ np.linalg.solve(
+            cov[GIVEN_SLICE, GIVEN_SLICE], cov[GIVEN_SLICE, COLOUR_SLICE]
+        )
+        values, vectors = np.linalg.eigh(cov[COLOUR_SLICE, COLOUR_SLICE] - explained - added)
+        floored = (vectors * np.maximum(values, MIN_VARIANCE)) @ vectors.T
+        cov[COLOUR_SLICE, COLOUR_SLICE] = floored + explained
+    log.info(
+        "deconvolved: perturbation rms per colour (mag) %s",
+        np.round(np.sqrt(np.einsum("dnc,dnc->c", draws, draws) / draws.shape[0] / draws.shape[1]), 3),
+    )
+    return {**fitted, "means": means, "covariances": covariances}
 
 
 def _rounded(value: object) -> object:
@@ -116,8 +186,9 @@ def _rounded(value: object) -> object:
 def write_mixture(fitted: dict[str, object], path: Path = population.MIXTURE_JSON) -> None:
     document = {
         "about": (
-            "Gaussian mixture over (z, r, additive log-ratios of kcorrect default-v4 light shares), fitted "
-            "to the SDSS calibration galaxies by `python -m astrospect.simulate.calibrate`; see that module."
+            "Gaussian mixture over (ln z, r, de-reddened u-g, g-r, r-i, i-z), deconvolved of the simulator's own "
+            "dust, line and bulge-disk scatter, and the bounds of the spectral warp; fitted to the SDSS "
+            "calibration galaxies by `python -m astrospect.simulate.calibrate`; see that module."
         ),
         **{key: _rounded(value) for key, value in fitted.items()},
     }

@@ -7,12 +7,15 @@ The population follows the SDSS main galaxy sample:
   the observed total r): ``n(z) ∝ dV/dz * (fraction of the LF bright enough at z)``, then the apparent
   magnitude is drawn from the LF truncated to the limits at that redshift. Distances, volumes and angular
   sizes come from astropy's Planck18 cosmology.
-* **Spectra** are mixes of kcorrect's five templates (see :mod:`.spectra`) drawn from a Gaussian mixture in
-  coefficient space: the additive log-ratios of the templates' shares of rest-frame r light (four degrees
-  of freedom), jointly with redshift and r, fitted to the kcorrect fits of 20,594 real SDSS galaxies
-  (``spectral_mixture.json``, written by :mod:`.calibrate`). Each galaxy's mix is drawn conditional on its
-  redshift and magnitude, so the joint colour distribution at each redshift is the real one, not only its
-  medians, and red galaxies are more luminous as they really are.
+* **Spectra**: each galaxy's noiseless colours are drawn from a Gaussian mixture over (ln z, r, u-g, g-r,
+  r-i, i-z) fitted to 20,594 real SDSS galaxies (``spectral_mixture.json``, written by :mod:`.calibrate`),
+  conditional on its redshift and magnitude, so the joint colour distribution at each redshift is the real
+  one and red galaxies are more luminous as they really are. The galaxy is the non-negative mix of
+  kcorrect's five templates (see :mod:`.spectra`) closest to those colours (an NNLS fit, as kcorrect fits
+  real galaxies), its continuum **warped** by a smooth positive function of wavelength for what five
+  templates cannot span: a small correction, so the mix, which sets the galaxy's type and so its image,
+  agrees with its colours. Lines, dust and inclination act after the warp; the mixture was deconvolved of
+  the colour scatter they add, so they do not add it twice.
 * **Emission lines** are scaled by a lognormal factor of the galaxy's own (mean 1, LINE_LOG10_SCATTER dex),
   so galaxies with one continuum differ in line strength.
 * **Internal dust** follows the disk's inclination: disk light is attenuated in the rest frame by Calzetti's
@@ -50,6 +53,7 @@ from astrospect.simulate.spectra import (
     R_BAND,
     SDSS_TO_AB_OFFSET_MAG,
     TemplateGrid,
+    colours_of,
     template_grid,
 )
 
@@ -80,6 +84,10 @@ LRG_Z_RANGE = (0.15, 0.65)
 
 # --- spectra ----------------------------------------------------------------------------------------------
 MIXTURE_JSON = Path(__file__).with_name("spectral_mixture.json")
+MIXTURE_VERSION = 2  # the layout load_mixture reads (calibrate writes it)
+# NNLS fits of the templates to colours weight the bands by typical SDSS model-magnitude errors at r ~ 17.
+FIT_MAG_ERRORS = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
+NNLS_MAX_ITERATIONS = 200  # scipy's default (3 x templates) gives up on a few nearly collinear mixes
 LINE_LOG10_SCATTER = 0.2  # galaxy-to-galaxy scatter of line strength at fixed continuum (dex)
 # Bulge fraction: logistic in the galaxy's rest-frame g-r (standardised), with scatter.
 BULGE_COLOUR_SLOPE, BULGE_OFFSET, BULGE_SCATTER = 1.6, -0.4, 0.6
@@ -124,6 +132,7 @@ class Population:
     bulge_mix: FloatArray  # (n, N_TEMPLATES), unit rest-frame r flux
     disk_mix: FloatArray  # (n, N_TEMPLATES)
     line_factor: FloatArray  # emission-line strength relative to the templates' own
+    warp: FloatArray  # (n, N_WARP_KNOTS) coefficients of the continuum's warp (all ones: none)
     cos_inclination: FloatArray  # of the disk: 1 face-on, 0 edge-on
     disk_dust_r: FloatArray  # rest-frame r attenuation of the disk relative to the mean disk (mag)
     bulge_dust_r: FloatArray  # the same for the bulge, half behind the disk
@@ -179,14 +188,14 @@ def k_correction_r(grid: TemplateGrid, z: npt.ArrayLike, mixes: npt.ArrayLike) -
 # --- the spectral mixture -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpectralMixture:
-    """A Gaussian mixture over (z, r, y1..y4), y the additive log-ratios of the five default templates'
-    shares of rest-frame r light, and what calibration measured beside it (see :mod:`.calibrate`)."""
+    """A Gaussian mixture over (ln z, r, u-g, g-r, r-i, i-z), deconvolved of the scatter that the
+    simulator's own dust and line strengths add; and what calibration measured beside it (see
+    :mod:`.calibrate`)."""
 
     weights: FloatArray  # (K,)
-    means: FloatArray  # (K, 6)
+    means: FloatArray  # (K, 6): ln z, r, u-g, g-r, r-i, i-z (colours de-reddened, SDSS system)
     covariances: FloatArray  # (K, 6, 6)
-    log_ratio_floor: float  # shares are floored by this before taking log-ratios
-    zero_points: FloatArray  # (5,) real minus template magnitudes (median, r = 0): template zero-points
+    residual_range: FloatArray  # (2, 4) the smallest and largest colour changes a warp may make (mag)
     knot_redshift: FloatArray  # (n_knots,) median redshift of each calibration bin
     knot_shares: FloatArray  # (n_knots, 5) mean light shares there: the typical galaxy's K-correction
     red_shares: FloatArray  # (5,) mean light shares of the reddest quarter (rest-frame g-r)
@@ -200,6 +209,12 @@ def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{path}: missing; run `python -m astrospect.simulate.calibrate`") from error
 
+    if document.get("version") != MIXTURE_VERSION:
+        raise ValueError(
+            f"{path}: field 'version': {document.get('version')!r}, this simulator reads version "
+            f"{MIXTURE_VERSION}; run `python -m astrospect.simulate.calibrate`"
+        )
+
     def array(name: str) -> FloatArray:
         return np.asarray(document[name], dtype=np.float64)
 
@@ -207,28 +222,13 @@ def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
         weights=array("weights"),
         means=array("means"),
         covariances=array("covariances"),
-        log_ratio_floor=float(document["log_ratio_floor"]),
-        zero_points=array("zero_points"),
+        residual_range=array("residual_range"),
         knot_redshift=array("knot_redshift"),
         knot_shares=array("knot_shares"),
         red_shares=array("red_shares"),
         rest_g_r_mean=float(document["rest_g_r_mean"]),
         rest_g_r_std=float(document["rest_g_r_std"]),
     )
-
-
-def shares_to_log_ratios(shares: FloatArray, floor: float) -> FloatArray:
-    """(n, 5) light shares to (n, 4) additive log-ratios against the fifth template."""
-    logs = np.log(np.asarray(shares, dtype=np.float64) + floor)
-    return logs[:, :-1] - logs[:, -1:]
-
-
-def log_ratios_to_shares(log_ratios: FloatArray, floor: float) -> FloatArray:
-    """The inverse of :func:`shares_to_log_ratios`, clipped at zero and renormalised."""
-    expo = np.exp(np.column_stack([log_ratios, np.zeros(len(log_ratios))]))
-    shares = (1.0 + N_DEFAULT_TEMPLATES * floor) * expo / expo.sum(axis=1, keepdims=True) - floor
-    shares = np.clip(shares, 0.0, None)
-    return shares / shares.sum(axis=1, keepdims=True)
 
 
 def shares_to_mix(grid: TemplateGrid, shares: FloatArray) -> FloatArray:
@@ -245,7 +245,7 @@ def rest_g_r(grid: TemplateGrid, mixes: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True)
 class ConditionalMixture:
-    """The mixture conditioned on (z, r), precomputed per component (Gaussian conditioning)."""
+    """The mixture conditioned on (ln z, r), precomputed per component (Gaussian conditioning)."""
 
     log_weights: FloatArray  # (K,)
     cond_means: FloatArray  # (K, 2)
@@ -281,8 +281,9 @@ class ConditionalMixture:
         """Apparent r given z (the mixture's marginal over (z, r), conditioned on z), truncated to
         ``limits``, at quantile ``rank`` of each galaxy."""
         grid = np.linspace(*limits, 400)
+        z = np.log(z)  # the mixture's redshift coordinate
         mean_z, mean_r = self.cond_means[:, 0], self.cond_means[:, 1]
-        covariance = np.linalg.inv(self.cond_precisions)  # (K, 2, 2): the (z, r) block
+        covariance = np.linalg.inv(self.cond_precisions)  # (K, 2, 2): the (ln z, r) block
         var_z, cov_zr, var_r = covariance[:, 0, 0], covariance[:, 0, 1], covariance[:, 1, 1]
         log_w = self.log_weights - 0.5 * ((z[:, None] - mean_z) ** 2 / var_z + np.log(var_z))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
@@ -295,8 +296,8 @@ class ConditionalMixture:
         return np.array([np.interp(q, row, grid) for q, row in zip(rank, cdf, strict=True)])
 
     def sample(self, rng: np.random.Generator, z: FloatArray, r: FloatArray) -> FloatArray:
-        """Log-ratios (n, 4) drawn from the mixture given each galaxy's z and r."""
-        given = np.column_stack([z, r])
+        """Noiseless colours (n, 4: u-g, g-r, r-i, i-z) drawn from the mixture given each galaxy's z and r."""
+        given = np.column_stack([np.log(z), r])
         offset = given[:, None, :] - self.cond_means[None, :, :]  # (n, K, 2)
         mahalanobis = np.einsum("nki,kij,nkj->nk", offset, self.cond_precisions, offset)
         log_p = self.log_weights - 0.5 * (mahalanobis + self.cond_log_dets)
@@ -502,22 +503,20 @@ def draw_population(
     if model.faint is not None:
         apparent_r = model.faint.extend(rng, z, apparent_r)
 
-    # The mix, given redshift and magnitude; its rest-frame colour sets the bulge fraction.
-    shares = log_ratios_to_shares(model.conditional.sample(rng, z, apparent_r), mixture.log_ratio_floor)
-    total_mix = shares_to_mix(grid, shares)
+    # Colours given redshift and magnitude; the closest template mix, and the warp of the whole galaxy's
+    # continuum (bulge and disk alike) for the rest. The mix's rest-frame colour sets the bulge fraction.
+    colours = model.conditional.sample(rng, z, apparent_r)
+    total_mix, warp = mix_and_warp(grid, mixture, z, colours)
+    warp[is_lrg] = 1.0  # the LRG template is its own population, not fitted to the main sample
     score = (rest_g_r(grid, total_mix) - mixture.rest_g_r_mean) / mixture.rest_g_r_std
-    bulge_fraction = np.asarray(
-        special.expit(BULGE_COLOUR_SLOPE * score + BULGE_OFFSET + BULGE_SCATTER * rng.standard_normal(n))
-    )
+    bulge_fraction = bulge_fraction_of(score, rng.standard_normal(n))
     bulge_fraction = np.where(is_lrg, rng.uniform(0.85, 1.0, n), bulge_fraction)
     bulge_mix, disk_mix = _component_mixes(total_mix, model.red_mix, bulge_fraction)
     lrg_mix = _lrg_mix(grid, n)
     bulge_mix = np.where(is_lrg[:, None], lrg_mix, bulge_mix)
     disk_mix = np.where(is_lrg[:, None], lrg_mix, disk_mix)
 
-    line_factor = 10.0 ** (
-        LINE_LOG10_SCATTER * rng.standard_normal(n) - 0.5 * np.log(10) * LINE_LOG10_SCATTER**2
-    )
+    line_factor = line_factor_of(rng.standard_normal(n))
     cos_inclination = rng.random(n)
     disk_dust, bulge_dust = inclination_dust(cos_inclination)
     disk_dust = np.where(is_lrg, 0.0, disk_dust - model.mean_disk_dust_r)
@@ -527,16 +526,16 @@ def draw_population(
     # Observed fluxes at absolute magnitude 0, each component its share of the rest-frame r light, then
     # scaled to the drawn apparent r (main sample) or to the LRG luminosity function.
     mu = distance_modulus(z)
-    foreground = 10.0 ** (-0.4 * (np.outer(ebv, SF11_COEFFICIENTS) + mixture.zero_points))
+    foreground = 10.0 ** (-0.4 * np.outer(ebv, SF11_COEFFICIENTS))
     bulge_unit = (
         1e9
         * foreground
-        * grid.observed_maggies(z, bulge_mix * bulge_fraction[:, None], mu, bulge_dust, line_factor)
+        * grid.observed_maggies(z, bulge_mix * bulge_fraction[:, None], mu, bulge_dust, line_factor, warp)
     )
     disk_unit = (
         1e9
         * foreground
-        * grid.observed_maggies(z, disk_mix * (1 - bulge_fraction)[:, None], mu, disk_dust, line_factor)
+        * grid.observed_maggies(z, disk_mix * (1 - bulge_fraction)[:, None], mu, disk_dust, line_factor, warp)
     )
     r_at_zero = 22.5 - 2.5 * np.log10(bulge_unit[:, R_BAND] + disk_unit[:, R_BAND])
     abs_mag = np.where(is_lrg, _lrg_absolute_magnitude(rng, z, r_at_zero), apparent_r - r_at_zero)
@@ -560,6 +559,7 @@ def draw_population(
         bulge_mix=bulge_mix,
         disk_mix=disk_mix,
         line_factor=line_factor,
+        warp=warp,
         cos_inclination=cos_inclination,
         disk_dust_r=disk_dust,
         bulge_dust_r=bulge_dust,
@@ -575,6 +575,93 @@ def draw_population(
         galaxy_type=galaxy_type,
         is_lrg=is_lrg,
     )
+
+
+def fit_light_shares(grid: TemplateGrid, z: FloatArray, magnitudes: FloatArray) -> FloatArray:
+    """Shares of rest-frame r light (n, 5) of the five default templates (unattenuated, their own lines)
+    in the NNLS fit to SDSS-system ``magnitudes`` (n, 5) at redshift ``z``, bands weighted by
+    FIT_MAG_ERRORS. Only colours matter: the fit's normalisation is free."""
+    from scipy.optimize import nnls
+
+    ab_design = grid.design_matrix(z)[:, :, :N_DEFAULT_TEMPLATES]
+    design = ab_design * 10.0 ** (0.4 * SDSS_TO_AB_OFFSET_MAG)[None, :, None]  # to the SDSS system
+    relative = 10.0 ** (-0.4 * (magnitudes - magnitudes[:, R_BAND : R_BAND + 1]))
+    weight = 1.0 / (0.4 * np.log(10.0) * FIT_MAG_ERRORS[None, :] * relative)
+    scale = 1.0 / design[:, R_BAND, :].max(axis=1)  # keeps NNLS's tolerances on a unit scale
+    coeffs = np.array(
+        [
+            nnls(
+                design[i] * scale[i] * weight[i][:, None],
+                relative[i] * weight[i],
+                maxiter=NNLS_MAX_ITERATIONS,
+            )[0]
+            * scale[i]
+            for i in range(len(z))
+        ]
+    )
+    light = coeffs * grid.maggies[0, R_BAND, :N_DEFAULT_TEMPLATES]
+    return np.asarray(light / light.sum(axis=1, keepdims=True))
+
+
+def magnitudes_from_colours(colours: FloatArray) -> FloatArray:
+    """(n, 5) magnitudes with r = 0 from (n, 4) adjacent colours u-g, g-r, r-i, i-z."""
+    g = colours[:, 1]
+    i = -colours[:, 2]
+    return np.column_stack([colours[:, 0] + g, g, np.zeros(len(colours)), i, i - colours[:, 3]])
+
+
+def template_colours(grid: TemplateGrid, z: FloatArray, mixes: FloatArray) -> FloatArray:
+    """Noiseless colours (n, 4) of mixes at z: unwarped, unattenuated, their templates' own lines."""
+    return colours_of(grid.observed_maggies(z, mixes, np.zeros(len(z))))
+
+
+def mix_and_warp(
+    grid: TemplateGrid, mixture: SpectralMixture, z: FloatArray, colours: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The template mix closest to ``colours`` (n, 4) at z, and the warp that makes up the rest, no larger
+    than the calibration galaxies needed (``mixture.residual_range``)."""
+    total_mix = shares_to_mix(grid, fit_light_shares(grid, z, magnitudes_from_colours(colours)))
+    residuals = np.clip(colours - template_colours(grid, z, total_mix), *mixture.residual_range)
+    return total_mix, grid.warp_for(z, total_mix, residuals)
+
+
+def bulge_fraction_of(colour_score: FloatArray, unit_normal: FloatArray) -> FloatArray:
+    """Bulge share of the r light: logistic in the standardised rest-frame g-r, with scatter."""
+    return np.asarray(
+        special.expit(BULGE_COLOUR_SLOPE * colour_score + BULGE_OFFSET + BULGE_SCATTER * unit_normal)
+    )
+
+
+def line_factor_of(unit_normal: FloatArray) -> FloatArray:
+    """Line strength relative to the templates' own: lognormal, mean 1, LINE_LOG10_SCATTER dex."""
+    return np.asarray(10.0 ** (LINE_LOG10_SCATTER * unit_normal - 0.5 * np.log(10) * LINE_LOG10_SCATTER**2))
+
+
+def colour_perturbations(
+    grid: TemplateGrid,
+    mixture: SpectralMixture,
+    z: FloatArray,
+    total_mix: FloatArray,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """How much one random draw of what acts after the warp (bulge fraction and colour gradient, the
+    disk's inclination and dust, the line strength) moves each galaxy's colours (n, 4), as
+    :func:`draw_population` draws them. Calibration deconvolves the mixture of these."""
+    n = len(z)
+    score = (rest_g_r(grid, total_mix) - mixture.rest_g_r_mean) / mixture.rest_g_r_std
+    bulge_fraction = bulge_fraction_of(score, rng.standard_normal(n))
+    red_mix = shares_to_mix(grid, mixture.red_shares[None, :])[0]
+    bulge_mix, disk_mix = _component_mixes(total_mix, red_mix, bulge_fraction)
+    mean_disk, mean_bulge = (d.mean() for d in inclination_dust((np.arange(2000) + 0.5) / 2000))
+    disk_dust, bulge_dust = inclination_dust(rng.random(n))
+    line_factor = line_factor_of(rng.standard_normal(n))
+    zero = np.zeros(n)
+    light = grid.observed_maggies(
+        z, bulge_mix * bulge_fraction[:, None], zero, bulge_dust - mean_bulge, line_factor
+    ) + grid.observed_maggies(
+        z, disk_mix * (1 - bulge_fraction)[:, None], zero, disk_dust - mean_disk, line_factor
+    )
+    return colours_of(light) - template_colours(grid, z, total_mix)
 
 
 def _component_mixes(

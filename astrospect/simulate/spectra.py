@@ -13,6 +13,15 @@ is projected **attenuated in its rest frame**, before redshifting, by Calzetti e
 curve (the ``extinction`` package), at a few attenuations ``dust`` (rest-frame r magnitudes), so internal
 dust reddens a galaxy as its own spectrum would be reddened.
 
+Real galaxies' colours are not all inside what five templates can span, so a galaxy's continuum can be
+**warped** (spectral "mangling", as supernova light-curve and SED-fitting codes do): multiplied by a smooth,
+positive function of observed wavelength, piecewise linear in log wavelength between knots at the five
+bands' effective wavelengths and flat beyond them. The warp is a sum of WARP_KNOTS "hat" functions that add
+up to one, so the grid projects each template times each hat (``warped_continuum``), a galaxy's warp is
+five coefficients (all ones: no warp), and its band fluxes stay linear in them: :meth:`TemplateGrid.warp_for`
+solves for the coefficients that move a mix's noiseless colours by a given amount. Emission lines are not
+warped, and dust acts on the warped light, so both stay as they are.
+
 Projecting spectra is slow, so :func:`template_grid` projects once on a fine redshift grid (step 0.01) and a
 coarse attenuation grid; galaxies interpolate linearly in redshift and in log flux across attenuation (exact
 for a single line, better than 0.002 mag for the continuum). The grid is ~0.3 MB of numbers, passed to
@@ -54,20 +63,30 @@ CONTINUUM_MEDIAN_PIXELS = 41  # ~+-100 A at H-alpha on kcorrect's log-spaced gri
 DUST_GRID_MAG = np.array([-0.5, 0.0, 0.5, 1.0, 1.5])
 CALZETTI_R_V = 4.05  # Calzetti et al. (2000): the attenuation curve of star-forming galaxies
 R_EFFECTIVE_ANGSTROM = 6166.0  # SDSS r
+# The warp's knots: observed-frame effective wavelengths of SDSS u, g, r, i, z (Fukugita et al. 1996), so
+# each band's flux answers mostly to its own coefficient and the solve for a colour change is well posed.
+WARP_KNOTS_ANGSTROM = np.array([3551.0, 4686.0, 6166.0, 7480.0, 8932.0])
+N_WARP_KNOTS = len(WARP_KNOTS_ANGSTROM)
 
 
 @dataclass(frozen=True)
 class TemplateGrid:
     """Projected templates: AB maggies at 10 pc per unit template coefficient, on (redshift, attenuation).
 
-    ``continuum[iz, id, band, t]`` for the N_TEMPLATES templates (the LRG template has no line part) and
-    ``lines[iz, id, band, t]`` for the emission lines of the five default templates (zero for the LRG).
+    ``warped_continuum[iz, id, band, t, k]`` is the continuum of the N_TEMPLATES templates (the LRG template
+    has no line part) times the warp's hat ``k``; summed over ``k`` it is the plain continuum.
+    ``lines[iz, id, band, t]`` holds the emission lines of the five default templates (zero for the LRG).
     """
 
     redshift: FloatArray  # (nz,)
     dust: FloatArray  # (nd,) rest-frame r attenuation, mag
-    continuum: FloatArray  # (nz, nd, 5, N_TEMPLATES)
+    warped_continuum: FloatArray  # (nz, nd, 5, N_TEMPLATES, N_WARP_KNOTS)
     lines: FloatArray  # (nz, nd, 5, N_TEMPLATES)
+
+    @property
+    def continuum(self) -> FloatArray:
+        """The unwarped continuum (nz, nd, 5, N_TEMPLATES): the hats add up to one."""
+        return self.warped_continuum.sum(axis=-1)
 
     @property
     def maggies(self) -> FloatArray:
@@ -76,11 +95,30 @@ class TemplateGrid:
         return self.continuum[:, zero] + self.lines[:, zero]
 
     def design_matrix(
-        self, z: npt.ArrayLike, dust: npt.ArrayLike | None = None, line_factor: npt.ArrayLike | None = None
+        self,
+        z: npt.ArrayLike,
+        dust: npt.ArrayLike | None = None,
+        line_factor: npt.ArrayLike | None = None,
+        warp: npt.ArrayLike | None = None,
     ) -> FloatArray:
-        """``A(z)`` for each galaxy (n, 5, N_TEMPLATES): its lines scaled by ``line_factor`` (default 1) and
-        its light attenuated by ``dust`` rest-frame r magnitudes (default 0)."""
+        """``A(z)`` for each galaxy (n, 5, N_TEMPLATES): its continuum warped by ``warp`` (n, N_WARP_KNOTS)
+        coefficients (default: no warp), its lines scaled by ``line_factor`` (default 1), and its light
+        attenuated by ``dust`` rest-frame r magnitudes (default 0)."""
         z = np.atleast_1d(np.asarray(z, dtype=np.float64))
+        n = len(z)
+        factor = (
+            np.ones(n) if line_factor is None else np.broadcast_to(np.asarray(line_factor, np.float64), (n,))
+        )
+        continuum = self._interpolate(self.warped_continuum, z, dust)  # (n, 5, T, K)
+        coefficients = np.ones((n, N_WARP_KNOTS)) if warp is None else np.asarray(warp, dtype=np.float64)
+        if coefficients.shape != (n, N_WARP_KNOTS):
+            raise ValueError(f"warp must have shape ({n}, {N_WARP_KNOTS}), got {coefficients.shape}")
+        warped = np.einsum("nbtk,nk->nbt", continuum, coefficients)
+        return warped + factor[:, None, None] * self._interpolate(self.lines, z, dust)
+
+    def _interpolate(self, table: FloatArray, z: FloatArray, dust: npt.ArrayLike | None) -> FloatArray:
+        """``table`` (nz, nd, ...) at each galaxy's redshift and attenuation: linear in redshift at the two
+        bracketing attenuations, then linear in log flux between them."""
         if np.any(z < 0) or np.any(z > self.redshift[-1]):
             raise ValueError(
                 f"redshift outside the template grid [0, {self.redshift[-1]}]: {z.min()}..{z.max()}"
@@ -89,23 +127,48 @@ class TemplateGrid:
         dust = np.zeros(n) if dust is None else np.broadcast_to(np.asarray(dust, dtype=np.float64), (n,))
         if np.any(dust < self.dust[0]) or np.any(dust > self.dust[-1]):
             raise ValueError(f"attenuation outside the grid [{self.dust[0]}, {self.dust[-1]}] mag")
-        factor = (
-            np.ones(n) if line_factor is None else np.broadcast_to(np.asarray(line_factor, np.float64), (n,))
-        )
+        trailing = (1,) * (table.ndim - 2)
         position = z / (self.redshift[1] - self.redshift[0])
         iz = np.minimum(position.astype(np.int64), len(self.redshift) - 2)
-        wz = (position - iz)[:, None, None]
+        wz = (position - iz).reshape(n, *trailing)
         d_position = np.interp(dust, self.dust, np.arange(len(self.dust), dtype=np.float64))
         id_ = np.minimum(d_position.astype(np.int64), len(self.dust) - 2)
-        wd = (d_position - id_)[:, None, None]
+        wd = (d_position - id_).reshape(n, *trailing)
+        low, high = ((1.0 - wz) * table[iz, d] + wz * table[iz + 1, d] for d in (id_, id_ + 1))
+        tiny = 1e-300
+        return np.exp((1.0 - wd) * np.log(np.maximum(low, tiny)) + wd * np.log(np.maximum(high, tiny)))
 
-        def at(table: FloatArray) -> FloatArray:
-            """Linear in redshift at the two bracketing attenuations, then linear in log flux between them."""
-            low, high = ((1.0 - wz) * table[iz, d] + wz * table[iz + 1, d] for d in (id_, id_ + 1))
-            tiny = 1e-300
-            return np.exp((1.0 - wd) * np.log(np.maximum(low, tiny)) + wd * np.log(np.maximum(high, tiny)))
+    def warp_for(self, z: npt.ArrayLike, mixes: npt.ArrayLike, colour_change: npt.ArrayLike) -> FloatArray:
+        """Warp coefficients (n, N_WARP_KNOTS) that move each mix's noiseless colours (unattenuated, its
+        templates' own lines) by ``colour_change`` (n, 4: u-g, g-r, r-i, i-z), keeping its r flux.
 
-        return at(self.continuum) + factor[:, None, None] * at(self.lines)
+        Band fluxes are linear in the coefficients, so this is one 5x5 solve per galaxy. Positive
+        coefficients make a positive warp; a colour change that would need a non-positive one is refused.
+        """
+        z = np.atleast_1d(np.asarray(z, dtype=np.float64))
+        mixes = np.atleast_2d(np.asarray(mixes, dtype=np.float64))
+        change = np.atleast_2d(np.asarray(colour_change, dtype=np.float64))
+        # Magnitude change per band with r fixed: u-g and g-r chain up from r, r-i and i-z down from it.
+        magnitude_change = np.column_stack(
+            [
+                change[:, 0] + change[:, 1],
+                change[:, 1],
+                np.zeros(len(z)),
+                -change[:, 2],
+                -change[:, 2] - change[:, 3],
+            ]
+        )
+        continuum = np.einsum("nbtk,nt->nbk", self._interpolate(self.warped_continuum, z, None), mixes)
+        lines = np.einsum("nbt,nt->nb", self._interpolate(self.lines, z, None), mixes)
+        target = (continuum.sum(axis=-1) + lines) * 10.0 ** (-0.4 * magnitude_change)
+        coefficients = np.linalg.solve(continuum, (target - lines)[:, :, None])[:, :, 0]
+        if np.any(coefficients <= 0):
+            bad = int(np.flatnonzero((coefficients <= 0).any(axis=1))[0])
+            raise ValueError(
+                f"colour change {np.round(change[bad], 3).tolist()} at z = {z[bad]:.3f} needs a non-positive "
+                f"warp {np.round(coefficients[bad], 3).tolist()}"
+            )
+        return np.asarray(coefficients)
 
     def rest_frame_r(self, coeffs: npt.ArrayLike) -> FloatArray:
         """Rest-frame (z = 0) r-band maggies at 10 pc of each mix: the absolute-magnitude normalisation."""
@@ -123,13 +186,14 @@ class TemplateGrid:
         distance_modulus: npt.ArrayLike,
         dust: npt.ArrayLike | None = None,
         line_factor: npt.ArrayLike | None = None,
+        warp: npt.ArrayLike | None = None,
     ) -> FloatArray:
         """Observed SDSS-system maggies (n, 5) of mixes ``coeffs`` (n, N_TEMPLATES) at redshift ``z``.
 
         kcorrect's templates are fluxes at 10 pc, redshifted conserving bolometric flux, so the observed flux
         is the projected template dimmed by the distance modulus (m = M + DM + K, Blanton & Roweis 2007).
         """
-        design = self.design_matrix(z, dust, line_factor)
+        design = self.design_matrix(z, dust, line_factor, warp)
         ab_maggies = np.einsum("nbt,nt->nb", design, np.atleast_2d(coeffs))
         dimming = 10.0 ** (-0.4 * np.asarray(distance_modulus, dtype=np.float64))
         return ab_to_sdss(ab_maggies * np.atleast_1d(dimming)[:, None])
@@ -179,19 +243,20 @@ def attenuation_mag(wave: FloatArray, dust_r_mag: float) -> FloatArray:
     return np.asarray(dust_r_mag * curve / at_r, dtype=np.float64)
 
 
-@cache
-def sdss_fitter() -> object:
-    """kcorrect's SDSS fitter on the default v4 templates (for NNLS fits of mixes to real galaxies)."""
-    import kcorrect.kcorrect
-
-    n_grid = round(GRID_Z_MAX / GRID_STEP) + 1
-    return kcorrect.kcorrect.KcorrectSDSS(redshift_range=[0.0, GRID_Z_MAX], nredshift=n_grid)
+def warp_hats(observed_wave: FloatArray) -> FloatArray:
+    """The warp's basis at observed wavelengths (A): (N_WARP_KNOTS, nwave) hats, linear in log wavelength
+    between the knots and flat beyond the end ones, adding up to one everywhere."""
+    knots = np.log(WARP_KNOTS_ANGSTROM)
+    unit = np.eye(N_WARP_KNOTS)
+    log_wave = np.log(observed_wave)
+    return np.stack([np.interp(log_wave, knots, unit[k]) for k in range(N_WARP_KNOTS)])
 
 
 @cache
 def template_grid() -> TemplateGrid:
-    """Project continuum and line parts of the default v4 templates and the LRG template, attenuated at
-    each DUST_GRID_MAG, through ugriz on the redshift grid with kcorrect's projection (~2.5 s)."""
+    """Project continuum (times each warp hat) and line parts of the default v4 templates and the LRG
+    template, attenuated at each DUST_GRID_MAG, through ugriz on the redshift grid with kcorrect's
+    projection (~5 s)."""
     import kcorrect.response
     import kcorrect.template
 
@@ -199,26 +264,33 @@ def template_grid() -> TemplateGrid:
     lrg_wave, lrg = _read_templates("kcorrect-lrg1-v4.fits")
     lrg = np.array([np.interp(wave, lrg_wave, row) for row in lrg])
     continuum, lines = split_lines(wave, default)
-    rest = np.concatenate([continuum, lrg, lines, np.zeros_like(lrg)])  # (2 * N_TEMPLATES, nwave)
-    attenuated = np.concatenate([rest * 10.0 ** (-0.4 * attenuation_mag(wave, d)) for d in DUST_GRID_MAG])
-    sed = kcorrect.template.SED(wave=wave, flux=attenuated)
+    dimming = [10.0 ** (-0.4 * attenuation_mag(wave, d)) for d in DUST_GRID_MAG]
+    continua = np.stack([np.concatenate([continuum, lrg]) * dim for dim in dimming])  # (nd, T, nwave)
+    line_part = np.stack([np.concatenate([lines, np.zeros_like(lrg)]) * dim for dim in dimming])
     responses = kcorrect.response.ResponseDict()
     for name in SDSS_RESPONSES:
         responses.load_response(name)
     redshift = np.linspace(0.0, GRID_Z_MAX, round(GRID_Z_MAX / GRID_STEP) + 1)
-    projected = np.empty((len(redshift), len(BANDS), attenuated.shape[0]))
+    n_dust = len(DUST_GRID_MAG)
+    warped = np.empty((len(redshift), len(BANDS), n_dust, N_TEMPLATES, N_WARP_KNOTS))
+    line_table = np.empty((len(redshift), len(BANDS), n_dust, N_TEMPLATES))
     for iz, z in enumerate(redshift):
+        # The hats live in the observed frame, so each redshift projects its own products.
+        hats = warp_hats(wave * (1.0 + z))
+        products = continua[:, :, None, :] * hats[None, None, :, :]  # (nd, T, K, nwave)
+        flux = np.concatenate([products.reshape(-1, len(wave)), line_part.reshape(-1, len(wave))])
+        sed = kcorrect.template.SED(wave=wave, flux=flux)
         sed.set_redshift(redshift=z)
+        n_warped = products.shape[0] * products.shape[1] * products.shape[2]
         for band, name in enumerate(SDSS_RESPONSES):
-            projected[iz, band] = responses[name].project(sed=sed)
-    sed.set_redshift(redshift=0.0)
-    table = projected.reshape(len(redshift), len(BANDS), len(DUST_GRID_MAG), 2, N_TEMPLATES)
-    table = table.transpose(0, 2, 1, 3, 4)  # (nz, nd, band, part, template)
+            projected = responses[name].project(sed=sed)
+            warped[iz, band] = projected[:n_warped].reshape(n_dust, N_TEMPLATES, N_WARP_KNOTS)
+            line_table[iz, band] = projected[n_warped:].reshape(n_dust, N_TEMPLATES)
     return TemplateGrid(
         redshift=redshift,
         dust=DUST_GRID_MAG.astype(np.float64),
-        continuum=np.ascontiguousarray(table[:, :, :, 0]),
-        lines=np.ascontiguousarray(table[:, :, :, 1]),
+        warped_continuum=np.ascontiguousarray(warped.transpose(0, 2, 1, 3, 4)),  # (nz, nd, band, T, K)
+        lines=np.ascontiguousarray(line_table.transpose(0, 2, 1, 3)),
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,16 +121,109 @@ def test_population_is_deterministic_and_physical() -> None:
 
 
 def test_spectra_have_more_than_one_degree_of_freedom() -> None:
-    """At fixed redshift and r the colours still vary in more than one direction (the old simulator had
-    one colour score): the colour covariance has three clearly non-zero eigenvalues."""
+    """At fixed redshift and r the drawn galaxies' noiseless colours still vary in more than one direction
+    (the old simulator had one colour score): the colour covariance has three clearly non-zero eigenvalues."""
     model = pop.population_model()
     z = np.full(4000, 0.08)
-    log_ratios = model.conditional.sample(np.random.default_rng(5), z, np.full(4000, 17.0))
-    shares = pop.log_ratios_to_shares(log_ratios, model.mixture.log_ratio_floor)
-    mixes = pop.shares_to_mix(model.grid, shares)
-    colours = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z))))
+    drawn = model.conditional.sample(np.random.default_rng(5), z, np.full(4000, 17.0))
+    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    colours = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
     eigen = np.sort(np.linalg.eigvalsh(np.cov(colours.T)))[::-1]
     assert eigen[2] > 1e-3 * eigen[0], eigen
+
+
+def test_warp_hats_add_up_to_one_so_no_warp_is_all_ones() -> None:
+    wave = np.geomspace(2500.0, 12000.0, 500)
+    hats = spectra.warp_hats(wave)
+    assert (hats >= 0).all()
+    np.testing.assert_allclose(hats.sum(axis=0), 1.0)
+    grid = spectra.template_grid()
+    z = np.array([0.02, 0.11, 0.37])
+    mixes = grid.normalise_r(np.abs(np.random.default_rng(1).normal(size=(3, spectra.N_TEMPLATES))))
+    np.testing.assert_allclose(
+        grid.observed_maggies(z, mixes, np.zeros(3), warp=np.ones((3, spectra.N_WARP_KNOTS))),
+        grid.observed_maggies(z, mixes, np.zeros(3)),
+        rtol=1e-12,
+    )
+
+
+def test_warp_moves_noiseless_colours_by_the_asked_amount_and_stays_positive() -> None:
+    """The solved warp gives exactly the asked colour change, keeps r, and is a positive function of
+    wavelength (positive coefficients of non-negative hats), so no band's flux can change sign."""
+    grid = spectra.template_grid()
+    rng = np.random.default_rng(2)
+    n = 500
+    z = rng.uniform(0.005, 0.3, n)
+    mixes = pop.shares_to_mix(grid, rng.dirichlet(np.ones(spectra.N_DEFAULT_TEMPLATES), n))
+    change = rng.normal(0.0, 0.05, (n, 4))
+    warp = grid.warp_for(z, mixes, change)
+    plain = grid.observed_maggies(z, mixes, np.zeros(n))
+    warped = grid.observed_maggies(z, mixes, np.zeros(n), warp=warp)
+    np.testing.assert_allclose(spectra.colours_of(warped) - spectra.colours_of(plain), change, atol=1e-9)
+    np.testing.assert_allclose(warped[:, spectra.R_BAND], plain[:, spectra.R_BAND], rtol=1e-9)
+    assert (warp > 0).all() and (warped > 0).all()
+    function = warp @ spectra.warp_hats(np.geomspace(3000.0, 11000.0, 300))
+    assert (function > 0).all()
+    # Smooth: between knots the warp is linear in log wavelength, so it never leaves its knots' range.
+    assert (function.min(axis=1) >= warp.min(axis=1) - 1e-12).all()
+    assert (function.max(axis=1) <= warp.max(axis=1) + 1e-12).all()
+
+
+def test_a_colour_change_that_needs_a_negative_warp_is_refused() -> None:
+    grid = spectra.template_grid()
+    mixes = pop.shares_to_mix(grid, np.full((1, spectra.N_DEFAULT_TEMPLATES), 0.2))
+    with pytest.raises(ValueError, match="non-positive warp"):
+        grid.warp_for(np.array([0.1]), mixes, np.array([[-6.0, 0.0, 0.0, 0.0]]))
+
+
+def test_population_warps_are_deterministic_per_seed_and_make_the_drawn_colours() -> None:
+    """A galaxy's warp follows from its seed; the mix and warp make exactly the colours drawn for it (within
+    the calibration galaxies' warp bounds), and the warp is small: the mix carries the colour."""
+    model = pop.population_model()
+    first = pop.draw_population(model, np.random.default_rng(8), 2000)
+    again = pop.draw_population(model, np.random.default_rng(8), 2000)
+    other = pop.draw_population(model, np.random.default_rng(9), 2000)
+    np.testing.assert_array_equal(first.warp, again.warp)
+    assert not np.array_equal(first.warp, other.warp)
+    z = first.redshift
+    drawn = model.conditional.sample(np.random.default_rng(4), z, first.magnitudes[:, spectra.R_BAND])
+    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    made = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
+    change = made - pop.template_colours(model.grid, z, mixes)
+    low, high = model.mixture.residual_range
+    inside = ((change > low + 1e-9) & (change < high - 1e-9)).all(axis=1)
+    assert inside.mean() > 0.97
+    np.testing.assert_allclose(made[inside], drawn[inside], atol=1e-9)
+    assert np.median(np.abs(np.log(first.warp))) < 0.1
+
+
+def test_nearest_galaxies_have_the_real_median_colours() -> None:
+    """z < 0.03 is no longer too red: the noiseless colours' medians there are the real ones within 0.05."""
+    model = pop.population_model()
+    galaxies = pop.draw_population(model, np.random.default_rng(10), 12000)
+    sim = catalogue_from_magnitudes(galaxies.magnitudes, galaxies.redshift)
+    real = _real_as_catalogue()
+    near_sim, near_real = sim[sim["redshift"] < 0.03], real[real["redshift"] < 0.03]
+    assert len(near_sim) > 300
+    offsets = near_sim[list(COLOURS)].median() - near_real[list(COLOURS)].median()
+    assert offsets.abs().max() < 0.05, offsets
+
+
+def test_mixture_artefact_round_trips_and_refuses_another_version(tmp_path: Path) -> None:
+    from astrospect.simulate.calibrate import write_mixture
+
+    shipped = pop.load_mixture()
+    fields = {f.name: getattr(shipped, f.name) for f in dataclasses.fields(shipped)}
+    path = tmp_path / "mixture.json"
+    write_mixture({"version": pop.MIXTURE_VERSION, **fields}, path)
+    again = pop.load_mixture(path)
+    for name, value in fields.items():
+        np.testing.assert_array_equal(getattr(again, name), value)
+    document = json.loads(path.read_text())
+    document["version"] = 1
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"mixture.json: field 'version'"):
+        pop.load_mixture(path)
 
 
 def test_inclined_disks_are_redder_and_dimmer() -> None:
