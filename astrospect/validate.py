@@ -303,7 +303,9 @@ def validate_pending(settings: Settings) -> ValidationResult:
         if not pending:
             log.info("validate: nothing pending")
             return result
-        sandbox.start()  # the reader imports numpy and h5py while GE sets up
+        # The reader starts reading (it imports numpy and h5py first) while GE is imported and set up.
+        paths = [locate(settings, record) for record in pending]
+        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
         judging = Judging(
             settings,
             ledger,
@@ -315,10 +317,8 @@ def validate_pending(settings: Settings) -> ValidationResult:
         )
         result.reference = judging.reference.source
         log.info("validate: %d pending shard(s); flux reference: %s", len(pending), result.reference)
-        paths = [locate(settings, record) for record in pending]
         group: list[Held] = []
         provisional: dict[int, str] = {}  # objid -> the shard of this group holding it, not yet refuted
-        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
         for index, (record, reading) in enumerate(zip(pending, readings, strict=True)):
             group.append(_first_look(judging, record, reading, provisional))
             if len(group) == GROUP_SHARDS or index == len(pending) - 1:
