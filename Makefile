@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-drift drift-study learning-curve import bench-import colour-reference gate-power
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -122,6 +122,10 @@ bench-simulate: setup ## simulator: render CPU ms/galaxy vs GalSim defaults, gal
 
 bench-serving: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve` vs naive model.predict and batched ceiling
 	$(BIN)/python -m harness.bench.serving
+
+CURVE_LAYOUTS ?= 2x1x1,1x1x1,1x2x1
+bench-serving-curve: setup ## serving: p99 and req/s against 1-32 clients for worker x intra-op x inter-op layouts (CURVE_LAYOUTS), side by side
+	$(BIN)/python -m harness.bench.serving_curve --layouts $(CURVE_LAYOUTS)
 
 LEARNING_CURVE_DATA ?= $(ASTROSPECT_HOME)/learning-curve/shards
 LEARNING_CURVE_SIZES ?= 6000,12000,24000,48000

@@ -4,7 +4,10 @@
 each row on its own (:data:`BATCHED_SUITES`): on a group of shards they pass exactly when they pass on each,
 so :mod:`astrospect.validate` runs them once per group and asks :meth:`Gate.failing_shards` which shards broke
 them; loading refuses any other kind of expectation into them. The summary suite judges one shard as a
-whole. See ``expectations/README.md`` for what each suite checks and why.
+whole; :mod:`astrospect.shard_summaries` turns it into per-shard statistics and a row-wise suite over them
+(:data:`SUMMARY_BY_SHARD`), so it too runs once per group (:meth:`Gate.passing_summaries`), and only a shard
+that does not pass there gets the summary suite on its own rows. See ``expectations/README.md`` for what each
+suite checks and why.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from astrospect.shard_summaries import ShardSummaries
+
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 
@@ -25,6 +30,7 @@ VALUES_SUITE = "cutout_values"
 SUMMARY_SUITE = "cutout_summaries"
 BATCHED_SUITES = (STRUCTURE_SUITE, STATISTICS_SUITE, VALUES_SUITE)  # row by row: one run per batch
 SUITES = (*BATCHED_SUITES, SUMMARY_SUITE)
+SUMMARY_BY_SHARD = "cutout_summaries_by_shard"  # derived from SUMMARY_SUITE, not a file
 EXAMPLE_ROWS = 10  # unexpected rows quoted per failed expectation
 # Which columns identify an unexpected row in the reports.
 INDEX_COLUMNS = {
@@ -69,6 +75,16 @@ class Gate:
             if name in BATCHED_SUITES:
                 _require_row_wise(path, suite)
             self.suites[name] = self.context.suites.add(suite)
+        self.summaries = ShardSummaries(
+            load_suite_json(expectations_dir / f"{SUMMARY_SUITE}.json"), SUMMARY_BY_SHARD
+        )
+        asset = source.add_dataframe_asset(SUMMARY_BY_SHARD)
+        self.batches[SUMMARY_BY_SHARD] = asset.add_batch_definition_whole_dataframe(
+            f"{SUMMARY_BY_SHARD}_table"
+        )
+        derived = _suite_from_spec(self.summaries.suite(), f"{SUMMARY_SUITE}.json (per shard)")
+        _require_row_wise(Path(SUMMARY_BY_SHARD), derived)
+        self.suites[SUMMARY_BY_SHARD] = self.context.suites.add(derived)
 
     def run(
         self, suite: str, table: pd.DataFrame, shard: str, parameters: dict[str, float] | None = None
@@ -86,13 +102,34 @@ class Gate:
         }
         return self._validate(suite, table, parameters, detailed, shard=shard)
 
-    def failing_shards(self, suite: str, table: pd.DataFrame) -> set[str]:
+    def passing_summaries(
+        self, statistics: dict[str, dict[str, float]], parameters: dict[str, float]
+    ) -> set[str]:
+        """The shards whose summary table certainly passes the summary suite, from one run of its per-shard
+        form on their statistics (``statistics``: shard -> :meth:`ShardSummaries.row`, computed with the same
+        ``parameters``); the others need the suite itself (:mod:`astrospect.shard_summaries`)."""
+        if not statistics:
+            return set()
+        rows = pd.DataFrame([{"shard": name, **row} for name, row in statistics.items()])
+        return set(statistics) - self.failing_shards(
+            SUMMARY_BY_SHARD, rows, self.summaries.bounds(parameters)
+        )
+
+    def failing_shards(
+        self, suite: str, table: pd.DataFrame, parameters: dict[str, float | None] | None = None
+    ) -> set[str]:
         """The shards (``shard`` column) with a row that fails a row-wise suite: none after one pass/fail run
         when the whole batch passes, else every unexpected row's shard from a complete run."""
-        if table.empty or self._validate(suite, table.drop(columns="shard"), None, "BOOLEAN_ONLY").success:
+        if (
+            table.empty
+            or self._validate(suite, table.drop(columns="shard"), parameters, "BOOLEAN_ONLY").success
+        ):
             return set()  # (without the text column of names, which only slows GE down by a fifth)
         complete = self._validate(
-            suite, table, None, {"result_format": "COMPLETE", "unexpected_index_column_names": ["shard"]}
+            suite,
+            table,
+            parameters,
+            {"result_format": "COMPLETE", "unexpected_index_column_names": ["shard"]},
         )
         failing: set[str] = set()
         for item in complete.results:
@@ -108,7 +145,7 @@ class Gate:
         self,
         suite: str,
         table: pd.DataFrame,
-        parameters: dict[str, float] | None,
+        parameters: dict[str, float | None] | dict[str, float] | None,
         result_format: Literal["BOOLEAN_ONLY"] | dict[str, Any],
         shard: str | None = None,
     ) -> ExpectationSuiteValidationResult:
@@ -152,13 +189,16 @@ def _require_row_wise(path: Path, suite: Any) -> None:
 
 def load_suite(path: Path) -> Any:
     """An ExpectationSuite from its JSON. GE logs and drops an invalid expectation; here that is an error."""
+    return _suite_from_spec(load_suite_json(path), str(path))
+
+
+def _suite_from_spec(spec: dict[str, Any], source: str) -> Any:
     import great_expectations as gx
 
-    spec = load_suite_json(path)
     suite = gx.ExpectationSuite(**spec)
     if len(suite.expectations) != len(spec["expectations"]):
         raise ValueError(
-            f"{path}: {len(spec['expectations']) - len(suite.expectations)} expectation(s) are not valid "
+            f"{source}: {len(spec['expectations']) - len(suite.expectations)} expectation(s) are not valid "
             "Great Expectations 1.x configurations (see the log above)"
         )
     return suite

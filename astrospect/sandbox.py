@@ -114,8 +114,9 @@ class Sandbox:
         return self.result()
 
     def read_all(self, paths: Sequence[Path], *, ahead: int) -> Iterator[Reading]:
-        """The readings of ``paths`` in order. A background thread keeps up to ``ahead`` of them ready, so the
-        child reads the next shards while the caller judges this one (the thread only waits on the pipe)."""
+        """The readings of ``paths`` in order. A background thread, started now, keeps up to ``ahead`` of them
+        ready, so the child reads the first shards while the caller sets up and the next ones while the caller
+        judges this one (the thread only waits on the pipe)."""
         ready: queue.Queue[Reading | BaseException] = queue.Queue(maxsize=max(1, ahead))
         self._stop.clear()
 
@@ -136,11 +137,7 @@ class Sandbox:
 
         self._reader = threading.Thread(target=produce, name="sandbox-reader", daemon=True)
         self._reader.start()
-        for _ in paths:
-            item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        return _collect(ready, len(paths))
 
     def start(self) -> None:
         """Start the child now (it imports while the caller sets up); reading waits for it to be ready."""
@@ -367,6 +364,14 @@ def _json_value(value: object) -> object:
 
 
 # -- framing ---------------------------------------------------------------------------------------------------
+def _collect(ready: queue.Queue[Reading | BaseException], count: int) -> Iterator[Reading]:
+    for _ in range(count):
+        item = ready.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def _frame(payload: bytes) -> bytes:
     return FRAME.pack(len(payload)) + payload
 

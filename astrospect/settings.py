@@ -61,6 +61,9 @@ class Settings:
     serving_host: str = "127.0.0.1"
     serving_port: int = 3000
     serving_workers: int = 1  # worker processes, each with its own copy of the model
+    # TensorFlow's threads in each worker's model calls (intra-op: inside one op; inter-op: ops at once).
+    serving_intra_op_threads: int = 1
+    serving_inter_op_threads: int = 1
     # Drift (astrospect.drift): the chance that a night like the reference is flagged (Bonferroni over the
     # features), the share of drifted features a night must exceed to count as drifting, what it then does.
     drift_alpha: float = 0.01
@@ -141,6 +144,10 @@ class Settings:
 
 def load_settings() -> Settings:
     home = _env_path("ASTROSPECT_HOME", PROJECT_ROOT / "data")
+    cores = os.cpu_count() or 1
+    # Serving: one worker process per core (at most 4), TensorFlow in each limited to its share of the cores.
+    workers = int(os.environ.get("ASTROSPECT_SERVING_WORKERS", str(min(4, cores))))
+    share = max(1, cores // workers)
     return Settings(
         home=home,
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
@@ -173,7 +180,9 @@ def load_settings() -> Settings:
         ),
         serving_host=os.environ.get("ASTROSPECT_SERVING_HOST", "127.0.0.1"),
         serving_port=int(os.environ.get("ASTROSPECT_SERVING_PORT", "3000")),
-        serving_workers=int(os.environ.get("ASTROSPECT_SERVING_WORKERS", str(min(4, os.cpu_count() or 1)))),
+        serving_workers=workers,
+        serving_intra_op_threads=int(os.environ.get("ASTROSPECT_SERVING_INTRA_OP_THREADS", str(share))),
+        serving_inter_op_threads=int(os.environ.get("ASTROSPECT_SERVING_INTER_OP_THREADS", str(share))),
         drift_alpha=_fraction("ASTROSPECT_DRIFT_ALPHA", "0.01"),
         drift_share=_fraction("ASTROSPECT_DRIFT_SHARE", "0"),
         drift_action=_one_of("ASTROSPECT_DRIFT_ACTION", "warn", DRIFT_ACTIONS),

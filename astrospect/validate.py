@@ -10,12 +10,15 @@ shard ahead of the judging. Then, in ingest order and in batches, four suites:
 - ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours, and
   the colour calibration of :mod:`astrospect.colour_calibration`: a zero-point error in any band);
 - ``cutout_values``: one row per cutout, each value on its own;
-- ``cutout_summaries``: one shard at a time, as a whole: size, objids against the ledger, distributions
-  against the flux reference.
+- ``cutout_summaries``: each shard as a whole: size, objids against the ledger, distributions against the
+  flux reference.
 
 The first three hold row by row, so each runs once on a group of shards (a group passes exactly when each
-shard does; a failing group is searched for its failing shards); only the fourth runs per shard, as soon as
-the reader hands the shard over. A shard that
+shard does; a failing group is searched for its failing shards). The fourth runs once on the group too, in
+its per-shard form (:mod:`astrospect.shard_summaries`: each shard's statistics, computed as soon as the reader
+hands the shard over, against the suite's bounds); a shard that does not pass that form, or whose objids'
+owners changed since, gets the suite itself on its own rows, which decides. Great Expectations' fixed cost
+per expectation is then paid once per group, not once per shard. A shard that
 passes everything moves to ``accepted/`` and its objids and magnitudes go into the ledger; any other moves to
 ``quarantine/`` beside its GE results (JSON) and a Data Docs page (HTML) that names the failed expectations
 and example rows. Whatever a file holds, it cannot stop the run: the reader's failures (any exception, a
@@ -66,7 +69,7 @@ log = get_logger(__name__)
 
 REFERENCE_FILE = "flux_reference.json"
 LABEL_REFERENCE_FILE = "label_reference.json"
-# Shards judged as a group: the row-wise suites run once per group (their summary tables are held in memory).
+# Shards judged as a group: every suite runs once per group (their summary tables are held in memory).
 GROUP_SHARDS = 16
 
 
@@ -269,25 +272,25 @@ class Judging:
 
 @dataclass
 class Held:
-    """A shard read and given its summary suite, waiting for its group's row-wise suites."""
+    """A shard read and summarised, waiting for its group's suites."""
 
     record: ShardRecord
     reading: Reading
     table: pd.DataFrame | None = None  # the summary table, when the reader produced one
-    owners: list[str | None] | None = None  # objid_accepted_in as its summary suite saw it
-    summary: ExpectationSuiteValidationResult | None = None
+    owners: list[str | None] | None = None  # objid_accepted_in as its summary statistics saw it
+    statistics: dict[str, float] | None = None  # its row of the summary suite's per-shard form
     error: Exception | None = None  # judging it raised
 
 
 def validate_pending(settings: Settings) -> ValidationResult:
     """Validate every shard of the raw store that has no verdict yet.
 
-    Shards go through in groups of up to :data:`GROUP_SHARDS`, in ingest order. Each gets its summary suite
-    as soon as the reader hands it over (while the reader reads the next); the row-wise suites then run once
-    on the group, and the verdicts are given in order. A shard's summary suite counts the objids of the
-    shards before it in the group that passed their own as accepted; at its verdict they are looked up again
-    in the ledger, where the group's earlier verdicts now are, and the suite runs again if that changes the
-    look-up (an earlier shard failed a row-wise suite). So the verdicts are those of one shard after another.
+    Shards go through in groups of up to :data:`GROUP_SHARDS`, in ingest order. Each gets its summary
+    statistics as soon as the reader hands it over (while the reader reads the next); every suite then runs
+    once on the group, and the verdicts are given in order. A shard's statistics count the objids of the
+    shards before it in the group as accepted; at its verdict they are looked up again in the ledger, where
+    the group's earlier verdicts now are, and the summary suite runs on the shard itself if that changes the
+    look-up (an earlier shard was refused). So the verdicts are those of one shard after another.
     """
     started = time.perf_counter()
     result = ValidationResult()
@@ -300,7 +303,9 @@ def validate_pending(settings: Settings) -> ValidationResult:
         if not pending:
             log.info("validate: nothing pending")
             return result
-        sandbox.start()  # the reader imports numpy and h5py while GE sets up
+        # The reader starts reading (it imports numpy and h5py first) while GE is imported and set up.
+        paths = [locate(settings, record) for record in pending]
+        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
         judging = Judging(
             settings,
             ledger,
@@ -312,10 +317,8 @@ def validate_pending(settings: Settings) -> ValidationResult:
         )
         result.reference = judging.reference.source
         log.info("validate: %d pending shard(s); flux reference: %s", len(pending), result.reference)
-        paths = [locate(settings, record) for record in pending]
         group: list[Held] = []
         provisional: dict[int, str] = {}  # objid -> the shard of this group holding it, not yet refuted
-        readings = sandbox.read_all(paths, ahead=GROUP_SHARDS)
         for index, (record, reading) in enumerate(zip(pending, readings, strict=True)):
             group.append(_first_look(judging, record, reading, provisional))
             if len(group) == GROUP_SHARDS or index == len(pending) - 1:
@@ -357,7 +360,7 @@ def _tally(
 
 
 def _first_look(judging: Judging, record: ShardRecord, reading: Reading, provisional: dict[int, str]) -> Held:
-    """The summary suite of one shard, as soon as it is read."""
+    """The summary table and summary statistics of one shard, as soon as it is read."""
     held = Held(record, reading)
     if reading.columns is None:
         return held
@@ -365,25 +368,30 @@ def _first_look(judging: Judging, record: ShardRecord, reading: Reading, provisi
         held.table = summary_table(reading.columns)
         looked_up = with_ledger_lookup(held.table, judging.ledger, provisional)
         held.owners = looked_up["objid_accepted_in"].tolist()
-        held.summary = judging.gate.run(SUMMARY_SUITE, looked_up, record.name, judging.reference.parameters())
+        held.statistics = judging.gate.summaries.row(looked_up, judging.reference.parameters())
     except Exception as error:  # judging this shard's content failed: its quarantine, not the run's end
         log.exception("validate: %s could not be judged", record.name)
         held.error = error
         return held
-    if held.summary.success:
-        provisional.update(dict.fromkeys(held.table["objid"].tolist(), record.name))
+    provisional.update(dict.fromkeys(held.table["objid"].tolist(), record.name))
     return held
 
 
 def _finish_group(judging: Judging, group: list[Held]) -> Iterator[tuple[Verdict, int]]:
-    """Run the row-wise suites once on the group, then give the verdicts in order."""
+    """Run every suite once on the group, then give the verdicts in order."""
     try:
         failing = _failing_rows(judging, group)
+        statistics = {
+            held.record.name: held.statistics
+            for held in group
+            if held.statistics is not None and held.error is None
+        }
+        passing = judging.gate.passing_summaries(statistics, judging.reference.parameters())
     except Exception as error:  # a suite run on the group failed: find the shard that breaks it
         if len(group) == 1:
             log.exception("validate: %s could not be judged", group[0].record.name)
             group[0].error = error
-            failing = set()
+            failing, passing = set(), set()
         else:
             log.exception(
                 "validate: a group of %d shards could not be judged together; one by one", len(group)
@@ -392,7 +400,7 @@ def _finish_group(judging: Judging, group: list[Held]) -> Iterator[tuple[Verdict
                 yield from _finish_group(judging, [held])
             return
     for held in group:
-        yield _verdict(judging, held, held.record.name in failing)
+        yield _verdict(judging, held, held.record.name in failing, held.record.name in passing)
 
 
 def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
@@ -416,17 +424,18 @@ def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
     return failing
 
 
-def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, int]:
+def _verdict(judging: Judging, held: Held, failed_rows: bool, summary_passed: bool) -> tuple[Verdict, int]:
     """Judge one shard of a finished group (the group's shards before it have their verdicts) and move it."""
     record, reading = held.record, held.reading
     if held.error is not None:
         return _conclude(judging, record, reading, None, {}, [judging_failure(held.error)])
     table = None if held.table is None else with_ledger_lookup(held.table, judging.ledger)
     try:
-        summary = held.summary
-        if table is not None and table["objid_accepted_in"].tolist() != held.owners:
-            summary = judging.gate.run(SUMMARY_SUITE, table, record.name, judging.reference.parameters())
-        results = _results(judging, held, table, summary, failed_rows)
+        # The group's run holds only if the objids' owners are still those its statistics counted.
+        summary_passed = (
+            summary_passed and table is not None and table["objid_accepted_in"].tolist() == held.owners
+        )
+        results = _results(judging, held, table, summary_passed, failed_rows)
         failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
         # The zero-point estimate for the report: only a quarantined shard with cutouts needs it.
         calibration = judging.calibration.check(table) if failures and table is not None else None
@@ -437,17 +446,18 @@ def _verdict(judging: Judging, held: Held, failed_rows: bool) -> tuple[Verdict, 
 
 
 def _results(
-    judging: Judging,
-    held: Held,
-    table: pd.DataFrame | None,
-    summary: ExpectationSuiteValidationResult | None,
-    failed_rows: bool,
+    judging: Judging, held: Held, table: pd.DataFrame | None, summary_passed: bool, failed_rows: bool
 ) -> dict[str, ExpectationSuiteValidationResult]:
-    """The suites' results for one shard: only its summary suite when it passed everything (the usual case);
-    every suite on this shard's own rows, with example rows, when anything failed."""
+    """The suites' results for one shard: none when it passed every suite in its group's runs (the usual
+    case); its summary suite on its own rows when only that suite's per-shard form left it in doubt (a
+    statistic on a bound, owners that changed), and accepted if that passes; every suite on its own rows, with
+    example rows, when anything failed."""
+    gate, name = judging.gate, held.record.name
+    if table is not None and summary_passed and not failed_rows:
+        return {}
+    summary = None if table is None else gate.run(SUMMARY_SUITE, table, name, judging.reference.parameters())
     if summary is not None and summary.success and not failed_rows:
         return {SUMMARY_SUITE: summary}
-    gate, name = judging.gate, held.record.name
     results = {
         STRUCTURE_SUITE: gate.run(STRUCTURE_SUITE, pd.DataFrame([structure_row(name, held.reading)]), name)
     }

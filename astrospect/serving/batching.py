@@ -14,7 +14,6 @@ queue: past ``max_queued`` cutouts a request is refused at once (503), never hel
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,11 +32,6 @@ Predict = Callable[[FloatArray, FloatArray], np.ndarray]
 # form batches of 8 to 16. The queue bound is ~2 s of model time: beyond it a request gets 503 at once.
 MAX_BATCH_CUTOUTS = 128
 MAX_QUEUED_CUTOUTS = 8192
-
-
-def tensorflow_threads(workers: int) -> int:
-    """TensorFlow threads for the model calls of one of ``workers`` worker processes: its share of the cores."""
-    return max(1, (os.cpu_count() or 1) // workers)
 
 
 class BatcherOverloadedError(RuntimeError):

@@ -41,7 +41,6 @@ from astrospect.serving.batching import (
     MAX_QUEUED_CUTOUTS,
     AdaptiveBatcher,
     BatcherOverloadedError,
-    tensorflow_threads,
 )
 from astrospect.serving.contract import (
     HDF5,
@@ -106,9 +105,10 @@ class BinaryInput(BinaryCutouts):
 @bentoml.service(
     name="astrospect-photoz",
     # One worker process per core (ASTROSPECT_SERVING_WORKERS), each with its own model and batcher, and
-    # TensorFlow limited to its share of the cores. Measured on 2 cores with 16 clients: 2 workers with 1
-    # TensorFlow thread each served ~650 req/s (p99 ~40-60 ms), 1 worker with 2 threads ~350 req/s (p99
-    # ~70-130 ms): the Python side of a request (HTTP, JSON, validation) is most of its cost.
+    # TensorFlow limited to its share of the cores (settings.py). Measured on 2 cores with 16 clients
+    # (make bench-serving-curve, README "Serving"): 1 worker lost throughput at 32 clients and did not hold a
+    # better p99 at 16; 2 intra-op threads cost more CPU per request for no p99: the Python side of a request
+    # (HTTP, decoding, validation) is most of its cost.
     workers=SETTINGS.serving_workers,
     traffic={"timeout": REQUEST_TIMEOUT_S},
     # Per-request access log lines cost ~0.4 ms CPU at hundreds of requests/s; requests are still counted
@@ -126,9 +126,8 @@ class PhotoZ:
         from astrospect.model import load_model, pdf_bins
         from astrospect.predict import predict_pdf, predict_redshift
 
-        threads = tensorflow_threads(SETTINGS.serving_workers)
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(SETTINGS.serving_intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(SETTINGS.serving_inter_op_threads)
 
         stored = champion_bento_model(SETTINGS)
         self.card = model_card(stored)

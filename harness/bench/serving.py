@@ -277,13 +277,14 @@ def main(
     import mlflow.pyfunc
     import tensorflow as tf
 
-    from astrospect.serving.batching import MAX_BATCH_CUTOUTS, tensorflow_threads
+    from astrospect.serving.batching import MAX_BATCH_CUTOUTS
 
     # The in-process rows run TensorFlow with the threads one server worker has, so "the compiled predict
     # step" is the step each worker runs, and its CPU per call the fair denominator for the server's.
-    threads = tensorflow_threads(load_settings().serving_workers)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    settings = load_settings()
+    threads = settings.serving_intra_op_threads
+    tf.config.threading.set_intra_op_parallelism_threads(settings.serving_intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(settings.serving_inter_op_threads)
 
     keras.utils.disable_interactive_logging()  # pyfunc's predict would print a progress bar per call
 
