@@ -125,6 +125,7 @@ def deconvolve(
 ) -> dict[str, object]:
     """Remove from each component the colour shifts the simulator adds after the warp (see step 3)."""
     grid = spectra.template_grid()
+
     def array(name: str) -> npt.NDArray[np.float64]:
         return np.asarray(fitted[name], dtype=np.float64)
 
