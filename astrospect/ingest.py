@@ -9,7 +9,9 @@ in; it is then fsynced and published under ``raw/<stem>.<sha256[:12]>.h5`` with 
 rather than overwrite (:mod:`astrospect.atomic`). A killed ingest leaves at most a temp file, removed by the
 next run; the ledger row is written after the file is in place, and a file found in place without its row
 (an interrupted run) is kept only if its bytes hash to the same sha256 as the fresh copy, then recorded and
-validated like any other. With a shard store (``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new
+validated like any other. One object's fsync, publishing and ledger row overlap the next one's download (a
+single publisher thread with its own ledger connection; an object's content is looked up in the ledger only
+after the one before it is recorded, so the rows keep the listing's order). With a shard store (``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new
 shard is also written to its ``raw/`` there before the ledger row, so workers on other machines can read it.
 
 Whatever one landing entry does, the run goes on with the others, and the ledger records why:
@@ -28,12 +30,14 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from astrospect.atomic import publish, remove_stale_temp_files, temp_file
+from astrospect.atomic import TEMP_SUFFIX, publish, remove_stale_temp_files
 from astrospect.ledger import QUARANTINED, SKIPPED, Ledger, gate_lock
 from astrospect.settings import Settings, get_logger
 from astrospect.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
@@ -258,32 +262,22 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
             log.warning("ingest: skipped %s: %s", entry.uri, entry.reason)
             ledger.record_landing_entry(entry.uri, "", SKIPPED, entry.reason)
             result.skipped_entries.append({"source": entry.uri, "reason": entry.reason})
-        for obj in listing.objects:
-            if ledger.sighting(obj.uri, obj.fingerprint) is not None:
-                result.skipped += 1
-                continue
-            try:
-                path = _copy_one(landing, obj, ledger, settings, store)
-            except Exception as error:  # one object's failure is its quarantine; the run goes on
-                reason = _describe(error)
-                log.warning("ingest: %s quarantined: %s", obj.uri, reason, exc_info=True)
-                ledger.record_landing_entry(obj.uri, obj.fingerprint, QUARANTINED, reason)
-                result.quarantined.append({"source": obj.uri, "reason": reason})
-                continue
-            if path is None:
-                result.skipped += 1
-                continue
-            result.new.append(str(path))
-            result.bytes_copied += obj.size
-            elapsed = time.perf_counter() - started
-            log.info(
-                "ingest: %s -> %s (%d/%d, %.1f MB/s)",
-                obj.uri,
-                path.name,
-                len(result.new),
-                len(listing.objects),
-                result.bytes_copied / 1e6 / max(elapsed, 1e-9),
-            )
+        with Publisher(settings, store) as publisher:
+            in_flight: Publishing | None = None
+            for obj in listing.objects:
+                if ledger.sighting(obj.uri, obj.fingerprint) is not None:
+                    result.skipped += 1
+                    continue
+                try:
+                    copy = _download(landing, obj, settings)
+                except Exception as error:  # one object's failure is its quarantine; the run goes on
+                    log.warning("ingest: %s quarantined: %s", obj.uri, _describe(error), exc_info=True)
+                    _quarantine(ledger, result, obj, error)
+                    continue
+                # The previous object is recorded before this one's content is looked up in the ledger.
+                _record(ledger, result, in_flight, started, len(listing.objects))
+                in_flight = _start_publishing(publisher, ledger, copy)
+            _record(ledger, result, in_flight, started, len(listing.objects))
     result.seconds = time.perf_counter() - started
     log.info(
         "ingest: %d new, %d already held, %d skipped, %d quarantined, %.1f MB in %.1f s (%.1f MB/s)",
@@ -298,43 +292,147 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
     return result
 
 
-def _copy_one(
-    landing: Landing, obj: LandingObject, ledger: Ledger, settings: Settings, store: S3Store | None
-) -> Path | None:
-    """Copy one object into the raw store (and the shard store, when there is one); None when its content
-    is already held. The ledger row comes last, so a run killed before it redoes this shard next time."""
-    with temp_file(settings.raw_dir / INCOMING, obj.name) as (temp_path, handle):
-        sink = HashingSink(handle)
-        landing.download(obj, sink)
-        handle.flush()
+@dataclass
+class Copy:
+    """An object streamed into a temp file of ``raw/.incoming``, hashed, not yet published."""
+
+    obj: LandingObject
+    temp: Path
+    sha256: str
+
+
+@dataclass
+class Publishing:
+    """A copy being fsynced and published by the publisher thread (or already held: ``future`` None)."""
+
+    copy: Copy
+    future: Future[Path] | None
+
+
+def _download(landing: Landing, obj: LandingObject, settings: Settings) -> Copy:
+    """Stream one object into a temp file, hashing it on the way; the temp file is removed on any failure."""
+    folder = settings.raw_dir / INCOMING
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{obj.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    temp = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            sink = HashingSink(handle)
+            landing.download(obj, sink)
         if sink.size != obj.size:
             raise OSError(
                 f"{obj.uri}: copied {sink.size} bytes but the listing said {obj.size}: changed while copying?"
             )
-        sha256 = sink.digest.hexdigest()
-        held = ledger.get(sha256)
-        if held is not None:
-            log.info(
-                "ingest: %s has the same content as %s (sha256 %s): not copied",
-                obj.uri,
-                held.name,
-                sha256[:12],
-            )
-            ledger.record_sighting(obj.uri, obj.fingerprint, sha256)
-            return None
-        final = settings.raw_dir / store_name(obj.name, sha256)
-        if not publish(temp_path, final):
-            # A run killed after publishing but before its ledger row: keep that file only if it holds
-            # exactly the bytes just copied; it is then validated like any other.
-            if sha256_file(final) != sha256:
-                raise FileExistsError(f"{final}: exists with different content; refusing to overwrite")
-            log.info("ingest: %s was already in place from an interrupted run: same sha256, kept", final.name)
-    if store is not None:
-        store.put_shard(final, "raw", sha256)
-    ledger.add_shard(
-        sha256=sha256, name=final.name, source=obj.uri, fingerprint=obj.fingerprint, size=obj.size, rows=None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return Copy(obj, temp, sink.digest.hexdigest())
+
+
+class Publisher:
+    """One thread that fsyncs, publishes and records copies, in the order they are handed over, while the main
+    thread downloads the next object. It has its own ledger connection (sqlite's are per thread), opened and
+    closed on that thread."""
+
+    def __init__(self, settings: Settings, store: S3Store | None) -> None:
+        self.settings, self.store = settings, store
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-publish")
+        self._ledger: Ledger | None = None
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._executor.submit(self._close).result()
+        finally:
+            self._executor.shutdown()
+
+    def submit(self, copy: Copy) -> Future[Path]:
+        return self._executor.submit(self._publish_and_record, copy)
+
+    def _close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+    def _publish_and_record(self, copy: Copy) -> Path:
+        """Publish under the content name, copy to the shard store, then the ledger row (last: a run killed
+        before it redoes this shard next time). The temp file goes either way."""
+        final = self.settings.raw_dir / store_name(copy.obj.name, copy.sha256)
+        try:
+            if not publish(copy.temp, final):
+                # A run killed after publishing but before its ledger row: keep that file only if it holds
+                # exactly the bytes just copied; it is then validated like any other.
+                if sha256_file(final) != copy.sha256:
+                    raise FileExistsError(f"{final}: exists with different content; refusing to overwrite")
+                log.info(
+                    "ingest: %s was already in place from an interrupted run: same sha256, kept", final.name
+                )
+        finally:
+            copy.temp.unlink(missing_ok=True)
+        if self.store is not None:
+            self.store.put_shard(final, "raw", copy.sha256)
+        if self._ledger is None:
+            self._ledger = Ledger(self.settings.ledger_path)
+        self._ledger.add_shard(
+            sha256=copy.sha256,
+            name=final.name,
+            source=copy.obj.uri,
+            fingerprint=copy.obj.fingerprint,
+            size=copy.obj.size,
+            rows=None,
+        )
+        return final
+
+
+def _start_publishing(publisher: Publisher, ledger: Ledger, copy: Copy) -> Publishing:
+    """Hand a copy to the publisher, unless the ledger already holds its content."""
+    held = ledger.get(copy.sha256)
+    if held is not None:
+        copy.temp.unlink(missing_ok=True)
+        log.info(
+            "ingest: %s has the same content as %s (sha256 %s): not copied",
+            copy.obj.uri,
+            held.name,
+            copy.sha256[:12],
+        )
+        ledger.record_sighting(copy.obj.uri, copy.obj.fingerprint, copy.sha256)
+        return Publishing(copy, None)
+    return Publishing(copy, publisher.submit(copy))
+
+
+def _record(
+    ledger: Ledger, result: IngestResult, publishing: Publishing | None, started: float, listed: int
+) -> None:
+    """Wait for a copy's publishing and count it (or quarantine it, when publishing failed)."""
+    if publishing is None:
+        return
+    obj = publishing.copy.obj
+    if publishing.future is None:
+        result.skipped += 1
+        return
+    try:
+        final = publishing.future.result()
+    except Exception as error:  # one object's failure is its quarantine; the run goes on
+        log.warning("ingest: %s quarantined: %s", obj.uri, _describe(error), exc_info=True)
+        _quarantine(ledger, result, obj, error)
+        return
+    result.new.append(str(final))
+    result.bytes_copied += obj.size
+    log.info(
+        "ingest: %s -> %s (%d/%d, %.1f MB/s)",
+        obj.uri,
+        final.name,
+        len(result.new),
+        listed,
+        result.bytes_copied / 1e6 / max(time.perf_counter() - started, 1e-9),
     )
-    return final
+
+
+def _quarantine(ledger: Ledger, result: IngestResult, obj: LandingObject, error: Exception) -> None:
+    reason = _describe(error)
+    ledger.record_landing_entry(obj.uri, obj.fingerprint, QUARANTINED, reason)
+    result.quarantined.append({"source": obj.uri, "reason": reason})
 
 
 def store_name(original: str, sha256: str) -> str:
