@@ -24,7 +24,7 @@ warped, and dust acts on the warped light, so both stay as they are.
 
 Projecting spectra is slow, so :func:`template_grid` projects once on a fine redshift grid (step 0.01) and a
 coarse attenuation grid; galaxies interpolate linearly in redshift and in log flux across attenuation (exact
-for a single line, better than 0.002 mag for the continuum). The grid is ~0.3 MB of numbers, passed to
+for a single line, better than 0.002 mag for the continuum). The grid is ~0.6 MB of numbers, passed to
 worker processes instead of recomputed.
 """
 
