@@ -126,20 +126,7 @@ def deconvolve(
     """Remove from each component the colour shifts the simulator adds after the warp (see step 3)."""
     grid = spectra.template_grid()
 
-    def array(name: str) -> npt.NDArray[np.float64]:
-        return np.asarray(fitted[name], dtype=np.float64)
-
-    mixture = population.SpectralMixture(
-        weights=array("weights"),
-        means=array("means"),
-        covariances=array("covariances"),
-        residual_range=array("residual_range"),
-        knot_redshift=array("knot_redshift"),
-        knot_shares=array("knot_shares"),
-        red_shares=array("red_shares"),
-        rest_g_r_mean=float(array("rest_g_r_mean")),
-        rest_g_r_std=float(array("rest_g_r_std")),
-    )
+    mixture = population.SpectralMixture.from_document(fitted)
     rng = np.random.default_rng(SEED)
     draws = np.stack(
         [population.colour_perturbations(grid, mixture, z, mixes, rng) for _ in range(PERTURBATION_DRAWS)]

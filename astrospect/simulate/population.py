@@ -38,9 +38,11 @@ The population follows the SDSS main galaxy sample:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -202,6 +204,25 @@ class SpectralMixture:
     rest_g_r_mean: float  # of the real galaxies' mixes: standardises the colour score
     rest_g_r_std: float
 
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> SpectralMixture:
+        """From the fields of ``spectral_mixture.json`` (or of calibration's fit before it is written)."""
+
+        def array(name: str) -> FloatArray:
+            return np.asarray(document[name], dtype=np.float64)
+
+        return cls(
+            weights=array("weights"),
+            means=array("means"),
+            covariances=array("covariances"),
+            residual_range=array("residual_range"),
+            knot_redshift=array("knot_redshift"),
+            knot_shares=array("knot_shares"),
+            red_shares=array("red_shares"),
+            rest_g_r_mean=float(document["rest_g_r_mean"]),
+            rest_g_r_std=float(document["rest_g_r_std"]),
+        )
+
 
 def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
     try:
@@ -215,20 +236,7 @@ def load_mixture(path: Path = MIXTURE_JSON) -> SpectralMixture:
             f"{MIXTURE_VERSION}; run `python -m astrospect.simulate.calibrate`"
         )
 
-    def array(name: str) -> FloatArray:
-        return np.asarray(document[name], dtype=np.float64)
-
-    return SpectralMixture(
-        weights=array("weights"),
-        means=array("means"),
-        covariances=array("covariances"),
-        residual_range=array("residual_range"),
-        knot_redshift=array("knot_redshift"),
-        knot_shares=array("knot_shares"),
-        red_shares=array("red_shares"),
-        rest_g_r_mean=float(document["rest_g_r_mean"]),
-        rest_g_r_std=float(document["rest_g_r_std"]),
-    )
+    return SpectralMixture.from_document(document)
 
 
 def shares_to_mix(grid: TemplateGrid, shares: FloatArray) -> FloatArray:
