@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 
-from astrospect.challengers import DEFAULT_CHALLENGER
 from astrospect.data.clipping import CLIPPINGS, UNCLIPPED
+from astrospect.models.registry import DEFAULT_CHALLENGER
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="AstroSpect: photometric redshifts from ugriz cutouts."
@@ -45,7 +45,7 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> Any:
 
 
 def _challenger(name: str) -> Any:
-    from astrospect import challengers
+    from astrospect.models import registry as challengers
 
     return challengers.get(_choice(name, tuple(c.name for c in challengers.registered()), "--challenger"))
 
@@ -78,13 +78,13 @@ def train(
     ),
 ) -> None:
     """Train one challenger and score it on the fixed holdout (beside the colour baseline)."""
-    from astrospect.baseline import fit_colour_baseline
     from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
-    from astrospect.evaluate import comparison_table, evaluate
-    from astrospect.pipeline import run_challenger
+    from astrospect.models.baselines import fit_colour_baseline
+    from astrospect.models.evaluate import comparison_table, evaluate
+    from astrospect.models.pipeline import run_challenger
+    from astrospect.models.train import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
-    from astrospect.train import TrainConfig
 
     chosen = _challenger(challenger)
     config = TrainConfig(
@@ -119,7 +119,7 @@ def list_challengers() -> None:
     """The challenger registry: every model a session can train (ASTROSPECT_CHALLENGERS picks the set)."""
     import pandas as pd
 
-    from astrospect import challengers
+    from astrospect.models import registry as challengers
     from astrospect.settings import load_settings
 
     session = {c.name for c in challengers.for_session(load_settings().challengers)}
@@ -148,12 +148,17 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", help="Folder for the per-bin CSV and the plots."),
 ) -> None:
     """Score a saved model on the fixed holdout, beside the colour baseline; per-bin table and plots."""
-    from astrospect.baseline import fit_colour_baseline
     from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
-    from astrospect.evaluate import comparison_table, evaluate_model, plot_predicted_vs_true, plot_residuals
-    from astrospect.evaluate import evaluate as evaluate_predictor
-    from astrospect.model import load_model
+    from astrospect.models.baselines import fit_colour_baseline
+    from astrospect.models.cnn import load_model
+    from astrospect.models.evaluate import (
+        comparison_table,
+        evaluate_model,
+        plot_predicted_vs_true,
+        plot_residuals,
+    )
+    from astrospect.models.evaluate import evaluate as evaluate_predictor
 
     splits = select_splits(resolve_shards(data), _choice(clipping, CLIPPINGS, "--clipping"))
     cnn = evaluate_model(load_model(model), splits.holdout, name=f"cnn ({model.name})")
@@ -195,9 +200,9 @@ def learning_curve(
     import pandas as pd
 
     from astrospect.data.shards import resolve_shards
-    from astrospect.learning_curve import curve_table, plot_learning_curve, run_learning_curve
+    from astrospect.models.learning_curve import curve_table, plot_learning_curve, run_learning_curve
+    from astrospect.models.train import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
-    from astrospect.train import TrainConfig
 
     settings = load_settings()
     names = [_challenger(name).name for name in challenger]
@@ -233,9 +238,9 @@ def colour_sweep(
     """The colour k-NN with its colours in each aperture radius, on the same split: the bar a CNN must clear."""
     import pandas as pd
 
-    from astrospect.baseline import aperture_sweep
     from astrospect.data.dataset import select_splits
     from astrospect.data.shards import resolve_shards
+    from astrospect.models.baselines import aperture_sweep
 
     splits = select_splits(resolve_shards(data), _choice(clipping, CLIPPINGS, "--clipping"))
     _print_frame(
@@ -264,7 +269,7 @@ def predict(
     With --pdf, writes the PDFs instead, as a file qp.read opens (objid, and z_spec if known, as ancillary
     data), for RAIL and qp without conversion.
     """
-    from astrospect.pdf import QP_SUFFIXES
+    from astrospect.pdf.bins import QP_SUFFIXES
 
     output = output or Path("predictions.hdf5" if pdf else "predictions.csv")
     if output.exists():
@@ -275,12 +280,12 @@ def predict(
             param_hint="--output",
         )
     if not pdf:
-        from astrospect.predict import predict_to_csv
+        from astrospect.models.predict import predict_to_csv
 
         predictions = predict_to_csv(model, source, output)
         typer.echo(f"{len(predictions)} predictions written to {output}")
         return
-    from astrospect.predict import NotAPdfModelError, predict_to_qp
+    from astrospect.models.predict import NotAPdfModelError, predict_to_qp
 
     try:
         count = predict_to_qp(model, source, output)
@@ -307,7 +312,7 @@ def ingest(
     """Copy new shards (by content sha256) from the landing zone into the raw store; the source is never changed."""
     import json
 
-    from astrospect.ingest import ingest as run_ingest
+    from astrospect.gate.ingest import ingest as run_ingest
     from astrospect.settings import load_settings
 
     settings = load_settings()
@@ -320,8 +325,8 @@ def validate() -> None:
     """Gate every pending raw shard with the Great Expectations suites: accepted/ or quarantine/ with a report."""
     import json
 
+    from astrospect.gate.validate import validate_pending
     from astrospect.settings import load_settings
-    from astrospect.validate import validate_pending
 
     result = validate_pending(load_settings())
     typer.echo(json.dumps(result.summary(), indent=2))
@@ -332,8 +337,8 @@ def snapshot() -> None:
     """Version the accepted shards (content hash) and write the manifest training reads."""
     import json
 
+    from astrospect.gate.snapshot import create_snapshot
     from astrospect.settings import load_settings
-    from astrospect.snapshot import create_snapshot
 
     typer.echo(json.dumps(create_snapshot(load_settings()).summary(), indent=2))
 
@@ -352,9 +357,9 @@ def quarantine_list(
     from rich.console import Console
     from rich.table import Table
 
+    from astrospect.gate.validate import quarantine_list as held
+    from astrospect.gate.validate import skipped_landing_entries
     from astrospect.settings import load_settings
-    from astrospect.validate import quarantine_list as held
-    from astrospect.validate import skipped_landing_entries
 
     settings = load_settings()
     records = held(settings, include_released=released)
@@ -396,8 +401,8 @@ def quarantine_release(
     """Accept a quarantined shard a person has judged a false positive; the reason goes into the ledger."""
     import json
 
+    from astrospect.gate.validate import release
     from astrospect.settings import load_settings
-    from astrospect.validate import release
 
     released = release(load_settings(), shard, reason)
     typer.echo(json.dumps(released, indent=2))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
-from astrospect.metrics import METRIC_NAMES
+from astrospect.data.metrics import METRIC_NAMES
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings, get_logger, load_settings
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ def keras_file(mlflow_model_dir: Path) -> Path:
     """The ``.keras`` file inside an MLflow Keras model, found through its MLmodel flavor config.
 
     Loading it with Keras directly (not through pyfunc) skips MLflow's import and its pickled custom objects;
-    importing :mod:`astrospect.model` registers the one custom layer.
+    importing :mod:`astrospect.models.cnn` registers the one custom layer.
     """
     mlmodel = mlflow_model_dir / "MLmodel"
     if not mlmodel.is_file():

@@ -3,7 +3,7 @@
 
 Each step takes only what it uses and returns small JSON-able values (paths or s3:// URIs, ids, versions),
 never arrays, so Airflow's XCom carries them between processes and workers; a step that reads shards
-fetches the ones in the shard store into its own machine's cache (:func:`astrospect.store.local_copies`).
+fetches the ones in the shard store into its own machine's cache (:func:`astrospect.data.store.local_copies`).
 Each is idempotent: re-running a step for the same run gives the same result and creates no duplicates.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from astrospect import challengers
+from astrospect.models import registry as challengers
 from astrospect.settings import Settings, get_logger, load_settings
 
 log = get_logger(__name__)
 
 
 def ingest_step(source: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
-    from astrospect.ingest import ingest
+    from astrospect.gate.ingest import ingest
 
     settings = settings or load_settings()
     result = ingest(source or settings.landing_source, settings)
@@ -28,7 +28,7 @@ def ingest_step(source: str | None = None, settings: Settings | None = None) -> 
 
 
 def validate_step(settings: Settings | None = None) -> dict[str, Any]:
-    from astrospect.validate import validate_pending
+    from astrospect.gate.validate import validate_pending
 
     settings = settings or load_settings()
     result = validate_pending(settings)
@@ -40,7 +40,7 @@ def validate_step(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def snapshot_step(settings: Settings | None = None) -> dict[str, Any]:
-    from astrospect.snapshot import create_snapshot
+    from astrospect.gate.snapshot import create_snapshot
 
     settings = settings or load_settings()
     snapshot = create_snapshot(settings)
@@ -143,10 +143,10 @@ def train_step(
 ) -> dict[str, Any]:
     """Train, score and log one challenger as a child run; a retried task finds the finished child and stops."""
     from astrospect.data.dataset import select_splits
-    from astrospect.pipeline import ChallengerOutcome, run_challenger
-    from astrospect.store import local_copies
+    from astrospect.data.store import local_copies
+    from astrospect.models.pipeline import ChallengerOutcome, run_challenger
+    from astrospect.models.train import TrainConfig
     from astrospect.tracking.runs import train_once
-    from astrospect.train import TrainConfig
 
     settings = settings or load_settings()
     challenger = challengers.get(challenger_name)
@@ -169,8 +169,8 @@ def promote_step(
 ) -> dict[str, Any]:
     """Apply the promotion policy on the fixed holdout, then close the session with its compare-view link."""
     from astrospect.data.dataset import select_holdout
+    from astrospect.data.store import local_copies
     from astrospect.promote import promote_session
-    from astrospect.store import local_copies
     from astrospect.tracking.sessions import end_session
 
     settings = settings or load_settings()

@@ -24,7 +24,7 @@ from astrospect.tracking import registry, runs, sessions
 
 if TYPE_CHECKING:
     from astrospect.data.dataset import RowSelection
-    from astrospect.evaluate import Evaluation
+    from astrospect.models.evaluate import Evaluation
 
 log = get_logger(__name__)
 POLICY_METRICS = ("sigma_mad", "catastrophic_outlier_frac", "bias")
@@ -194,7 +194,7 @@ def promote_session(
 
     ``session`` is the parent run id, or a list of registered version numbers, or None for the latest session.
     """
-    from astrospect.evaluate import evaluate_model
+    from astrospect.models.evaluate import evaluate_model
 
     tolerances = tolerances or Tolerances.from_settings(settings)
     name = settings.registered_model_name

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from astrospect import challengers
-from astrospect.metrics import METRIC_NAMES
-from astrospect.pdf_metrics import PDF_METRIC_NAMES
+from astrospect.data.metrics import METRIC_NAMES
+from astrospect.models import registry as challengers
+from astrospect.pdf.metrics import PDF_METRIC_NAMES
 from astrospect.settings import Settings
 from astrospect.tracking import registry, sessions
 

@@ -36,7 +36,7 @@ class Settings:
     seed: int = 42
     # Training arithmetic: auto (mixed_float16 on a GPU, mixed_bfloat16 on a CPU that has it, else float32).
     precision: str = "auto"
-    # The challengers a session trains (names in astrospect.challengers); empty: the registry's default set.
+    # The challengers a session trains (names in astrospect.models.registry); empty: the registry's default set.
     challengers: tuple[str, ...] = ()
     # Promotion tolerances (docs/architecture.md, "Promotion").
     outlier_tolerance: float = 0.002
@@ -50,7 +50,7 @@ class Settings:
     ingest_max_concurrency: int = 4
     ingest_max_bandwidth: int | None = None
     reference_min_rows: int = 500
-    # Data gate: what reading one untrusted file may cost (astrospect/sandbox.py enforces them): wall-clock
+    # Data gate: what reading one untrusted file may cost (astrospect/gate/sandbox.py enforces them): wall-clock
     # seconds, memory of the reading process, and the most bytes any dataset it reads may declare.
     gate_timeout_s: float = 300.0
     gate_memory_bytes: int = 2048 * 1024 * 1024

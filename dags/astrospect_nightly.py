@@ -2,7 +2,7 @@
 
 Wiring only: every task calls one function of ``astrospect.nightly`` and passes small values (paths, ids,
 versions). One training task per challenger of the session, read from the challenger registry
-(``astrospect.challengers``, the set chosen by ``ASTROSPECT_CHALLENGERS``). No TensorFlow, MLflow or Great
+(``astrospect.models.registry``, the set chosen by ``ASTROSPECT_CHALLENGERS``). No TensorFlow, MLflow or Great
 Expectations import happens when the scheduler parses this file.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, Param, chain, dag, get_current_context, task
 
-from astrospect import challengers
+from astrospect.models import registry as challengers
 from astrospect.settings import load_settings
 
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")

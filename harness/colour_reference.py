@@ -1,11 +1,11 @@
 """Derive ``expectations/colour_reference.json``: the colour-calibration model and its tolerances
-(``make colour-reference``; see ``astrospect/colour_calibration.py`` and ``expectations/README.md``).
+(``make colour-reference``; see ``astrospect/gate/colour_calibration.py`` and ``expectations/README.md``).
 
 Two independent sets of clean simulated galaxies (``make run``'s settings: 5% LRG tail, the calibrated SDSS
 night), rendered once and kept under ``--out``:
 
 * the **fit** set (seed 100, 8,000 galaxies): per colour, a least-squares fit of the colour on
-  :func:`~astrospect.colour_calibration.design` (the redshift and the three other colours), three rounds
+  :func:`~astrospect.gate.colour_calibration.design` (the redshift and the three other colours), three rounds
   clipping residuals beyond 4 robust sigma (blends, cosmic rays); its support is the redshift range up to the
   99.5th percentile and each colour's 0.5-99.5% range;
 * the **scatter** set (seed 2000, 10,000 galaxies in 40 shards of 250): the covariance of the shards' four
@@ -27,14 +27,14 @@ import numpy.typing as npt
 import pandas as pd
 import typer
 
-from astrospect.colour_calibration import (
+from astrospect.data.summaries import summarize_shard
+from astrospect.gate.colour_calibration import (
     COLOUR_REFERENCE_FILE,
     COLOURS,
     ColourReference,
     colours_of,
     design,
 )
-from astrospect.data.summaries import summarize_shard
 from astrospect.settings import PROJECT_ROOT, get_logger
 from astrospect.simulate.conditions import ObservingConditions
 from harness.drift_study import render
@@ -177,7 +177,7 @@ def derive(out: Path, workers: int) -> dict[str, object]:
         ),
         "derivation": (
             "make colour-reference (python -m harness.colour_reference): see its docstring. Terms of the "
-            "model: astrospect.colour_calibration.design(z, the other three colours in u-g, g-r, r-i, i-z "
+            "model: astrospect.gate.colour_calibration.design(z, the other three colours in u-g, g-r, r-i, i-z "
             "order)"
         ),
         "colours": list(COLOURS),

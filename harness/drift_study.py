@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 import typer
 
-from astrospect.baseline import fit_colour_baseline
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import select_splits
 from astrospect.data.shards import concat_cutouts, read_shard, write_shard
@@ -49,10 +48,11 @@ from astrospect.drift import compare
 from astrospect.drift.features import LABEL, PREDICTION, Predictor, image_features
 from astrospect.drift.report import is_drifting
 from astrospect.drift.statistics import FeatureDrift
+from astrospect.gate.validate import REFERENCE_FILE, SUMMARY_SUITE, FluxReference, Gate
+from astrospect.models.baselines import fit_colour_baseline
 from astrospect.settings import BANDS, PROJECT_ROOT, Settings, get_logger, load_settings
 from astrospect.simulate.conditions import ObservingConditions
 from astrospect.simulate.synth import synthesize
-from astrospect.validate import REFERENCE_FILE, SUMMARY_SUITE, FluxReference, Gate
 
 log = get_logger("harness.drift_study")
 

@@ -22,8 +22,6 @@ import keras
 import numpy as np
 import typer
 
-from astrospect.baseline import colour_tables, fit_colour_baseline
-from astrospect.calibration import calibrate_pdf_model
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import (
     iter_selected,
@@ -32,16 +30,18 @@ from astrospect.data.dataset import (
     sample_images,
     select_splits,
 )
+from astrospect.data.metrics import metric_table
 from astrospect.data.shards import resolve_shards
-from astrospect.metrics import metric_table
-from astrospect.model import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
-from astrospect.pdf import POINT_ESTIMATES, RedshiftBins, encode_redshift_bins, point_estimate
-from astrospect.pdf_baselines import knn_pdf, nz_null_pdf
-from astrospect.pdf_metrics import pdf_metric_table, pit_values
-from astrospect.pdf_plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram
-from astrospect.predict import predict_pdf, predict_redshift
+from astrospect.models.baselines import colour_tables, fit_colour_baseline
+from astrospect.models.calibration import calibrate_pdf_model
+from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
+from astrospect.models.predict import predict_pdf, predict_redshift
+from astrospect.models.train import SCALING_SAMPLE, ThroughputLogger
+from astrospect.pdf.baselines import knn_pdf, nz_null_pdf
+from astrospect.pdf.bins import POINT_ESTIMATES, RedshiftBins, encode_redshift_bins, point_estimate
+from astrospect.pdf.metrics import pdf_metric_table, pit_values
+from astrospect.pdf.plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram
 from astrospect.settings import get_logger
-from astrospect.train import SCALING_SAMPLE, ThroughputLogger
 
 log = get_logger("harness.pdf_measure")
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -84,7 +84,7 @@ def train(
     splits = select_splits(shards, UNCLIPPED)
     train_rows, val_rows = splits.train, splits.val
     scaling = fit_input_scaling(sample_images(train_rows, SCALING_SAMPLE))
-    if seed_cnn:  # as astrospect.train does it, but in the chosen precision
+    if seed_cnn:  # as astrospect.models.train does it, but in the chosen precision
         model = build_seed_cnn(scaling, float(train_rows.redshift.min()), float(train_rows.redshift.max()))
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
         train_data = make_tf_dataset(train_rows, BATCH, shuffle=True, seed=seed, augment=True)

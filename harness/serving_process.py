@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from astrospect.ports import free_port
+from harness.ports import free_port
 
 READY_TIMEOUT_S = 300.0
 

@@ -161,7 +161,7 @@ def make_tf_dataset(
     ``augment`` applies one of the 8 rotations/flips per cutout: a galaxy's redshift does not depend on its
     orientation on the sky, so this multiplies the training set for free (as Pasquet et al. 2019 do).
     ``with_ebv`` gives the model a dict of inputs, ``cutouts`` and ``ebv`` (NaN where a shard has none:
-    :class:`astrospect.model.ForegroundInput` turns that into zero plus a mask).
+    :class:`astrospect.models.cnn.ForegroundInput` turns that into zero plus a mask).
     """
     import tensorflow as tf
 

@@ -3,7 +3,7 @@
 One row per cutout: ``row`` (index in the shard), ``objid``, ``redshift``, ``redshift_err``,
 ``redshift_err_rel`` (the error over the redshift) and, per band b:
 ``flux_b`` total flux in the 32x32 cutout (nanomaggies), ``mag_b`` its SDSS asinh magnitude, ``colour_mag_b`` the
-asinh magnitude in the 2" colour aperture (:mod:`astrospect.photometry`: high S/N colours), ``peak_b`` the
+asinh magnitude in the 2" colour aperture (:mod:`astrospect.data.photometry`: high S/N colours), ``peak_b`` the
 brightest pixel, ``sky_b`` the background level (median of the 2-pixel border), ``noise_b`` the border's
 robust scatter (1.4826 MAD) and ``finite_frac_b`` the fraction of finite pixels. Non-finite pixels count as
 0 in the fluxes, so a NaN shows up in ``finite_frac`` rather than poisoning every other column.
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import MAX_DECLARED_BYTES, Cutouts, iter_shard
-from astrospect.photometry import COLOUR_APERTURE_RADIUS_ARCSEC, aperture_flux, luptitudes
+from astrospect.data.photometry import COLOUR_APERTURE_RADIUS_ARCSEC, aperture_flux, luptitudes
 from astrospect.settings import BANDS, CUTOUT_SIZE
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: the sandboxed reader never needs it
@@ -66,7 +66,7 @@ def summarize_images(images: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[n
             sky = np.nanmedian(border, axis=1)
             noise = 1.4826 * np.nanmedian(np.abs(border - sky[:, None, :]), axis=1)
     mags = luptitudes(flux)
-    # The colour-calibration check (astrospect.colour_calibration) needs colours, and a small aperture's are
+    # The colour-calibration check (astrospect.gate.colour_calibration) needs colours, and a small aperture's are
     # far less noisy than the whole stamp's (u's sky noise over 1,024 pixels swamps a faint galaxy).
     colour_mags = luptitudes(aperture_flux(clean, COLOUR_APERTURE_RADIUS_ARCSEC))
     columns = {

@@ -4,7 +4,7 @@ One row per cutout, measured from the pixels in one streaming pass (chunks of
 :func:`~astrospect.data.shards.iter_shard`):
 
 - **brightness**: ``mag_<b>``, the asinh magnitude in the 6" total aperture of
-  :mod:`astrospect.photometry`, per band;
+  :mod:`astrospect.data.photometry`, per band;
 - **colours**: ``u-g``, ``g-r``, ``r-i``, ``i-z`` in the 2" colour aperture (the baseline's and
   ``synth-check``'s colours);
 - **size and concentration**: ``r50_arcsec``, the r-band half-light radius from the curve of growth out to
@@ -30,14 +30,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from astrospect.data.shards import inspect_shard, iter_shard
-from astrospect.data.summaries import summarize_images
-from astrospect.photometry import (
+from astrospect.data.photometry import (
     COLOUR_APERTURE_RADIUS_ARCSEC,
     TOTAL_APERTURE_RADIUS_ARCSEC,
     aperture_weights,
     luptitudes,
 )
+from astrospect.data.shards import inspect_shard, iter_shard
+from astrospect.data.summaries import summarize_images
 from astrospect.settings import BANDS, CUTOUT_SIZE
 
 # Bump when a feature's definition changes: cached reference features are keyed by it.

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from astrospect.data.store import local_copies
 from astrospect.drift.features import (
     DATA_FEATURES,
     FEATURES_VERSION,
@@ -36,9 +37,8 @@ from astrospect.drift.features import (
 )
 from astrospect.drift.report import DriftReport
 from astrospect.drift.statistics import FeatureDrift, compare_feature
+from astrospect.gate.snapshot import Snapshot
 from astrospect.settings import Settings, get_logger
-from astrospect.snapshot import Snapshot
-from astrospect.store import local_copies
 
 log = get_logger(__name__)
 
@@ -207,7 +207,7 @@ def champion_model(settings: Settings) -> tuple[WatchedModel, str | None]:
     :class:`LookupError` when the registry has no champion.
     """
     from astrospect.deploy import read_champion
-    from astrospect.predict import point_redshift
+    from astrospect.models.predict import point_redshift
     from astrospect.tracking.registry import load_model
 
     champion = read_champion(settings)
@@ -227,7 +227,7 @@ def drift_against(
     training snapshot; the champion, when the registry has one, is the watched model either way. Returns
     no report when ``newest`` holds nothing the reference does not.
     """
-    from astrospect.snapshot import load_manifest
+    from astrospect.gate.snapshot import load_manifest
     from astrospect.tracking.server import TrackingServerError
 
     model: WatchedModel | None = None

@@ -488,7 +488,7 @@ class UploadTarget:
     project's store (create-only; an identical object already there, after a resume, is fine)."""
 
     def __init__(self, uri: str) -> None:
-        from astrospect.store import S3Store, split_s3_uri
+        from astrospect.data.store import S3Store, split_s3_uri
 
         bucket, prefix = split_s3_uri(uri)
         parent, _, area = prefix.strip("/").rpartition("/")
@@ -498,6 +498,6 @@ class UploadTarget:
         self.area = area
 
     def put(self, path: Path) -> None:
-        from astrospect.store import sha256_file
+        from astrospect.data.store import sha256_file
 
         self.store.put_shard(path, self.area, sha256_file(path))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.photometry import (
+from astrospect.data.photometry import (
     COLOUR_APERTURE_RADIUS_ARCSEC,
     TOTAL_APERTURE_RADIUS_ARCSEC,
     aperture_flux,

@@ -2,11 +2,11 @@
 
 The batcher hands each request one row per cutout (:mod:`astrospect.serving.batching`). For a PDF champion
 a row is the cutout's probabilities over the model's bins followed by the seven numbers of its summary
-(:func:`astrospect.pdf.pdf_summary`), computed once per model batch in the model's thread, so the event
+(:func:`astrospect.pdf.bins.pdf_summary`), computed once per model batch in the model's thread, so the event
 loop only slices and formats them. The served redshift is the summary's ``POINT_ESTIMATE`` (the median),
 the point estimate evaluation scores, so the two cannot disagree.
 
-The qp file (``predict_file`` with ``format=qp``) is written by :func:`astrospect.pdf.write_qp`, the one qp
+The qp file (``predict_file`` with ``format=qp``) is written by :func:`astrospect.pdf.bins.write_qp`, the one qp
 writer the CLI uses too, in h5py's layout (``.hdf5``): qp.read picks its reader by the file's suffix.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf import POINT_ESTIMATE, PdfSummary, RedshiftBins, check_pdfs, pdf_summary, write_qp
+from astrospect.pdf.bins import POINT_ESTIMATE, PdfSummary, RedshiftBins, check_pdfs, pdf_summary, write_qp
 from astrospect.serving.schemas import RedshiftSummary
 
 SUMMARY_FIELDS = tuple(field.name for field in fields(PdfSummary))  # mean, median, mode, lo68, ..., hi95

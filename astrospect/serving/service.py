@@ -3,7 +3,7 @@
 ``predict`` takes a JSON batch of raw cutouts (one flat array per cutout), ``predict_binary`` the same
 cutouts as raw float32 bytes with their shape in a header, ``predict_file`` an uploaded HDF5 shard or
 ``.npy`` array, ``metadata`` says which model answers; BentoML adds ``/livez``, ``/readyz`` and
-``/metrics``. A PDF champion (:func:`astrospect.model.pdf_bins` is not None) also answers each cutout's
+``/metrics``. A PDF champion (:func:`astrospect.models.cnn.pdf_bins` is not None) also answers each cutout's
 PDF summary on those routes, its PDFs on ``predict_pdf`` / ``predict_pdf_binary``, and a qp file from
 ``predict_file`` with ``format=qp`` (:mod:`astrospect.serving.pdfs`); a point champion answers those 409. Every request body is decoded and validated (:mod:`astrospect.serving.decoding`,
 :mod:`astrospect.serving.uploads`) before it can join a batch, so a bad request gets a 4xx that says what
@@ -11,10 +11,10 @@ was expected and never fails the requests batched with it. The status codes, the
 ``/docs.json`` are :mod:`astrospect.serving.contract`'s. Concurrent requests share model calls through
 :class:`~astrospect.serving.batching.AdaptiveBatcher`.
 
-A champion with an E(B-V) input (:func:`astrospect.model.takes_ebv`) gets each cutout's E(B-V) where the
+A champion with an E(B-V) input (:func:`astrospect.models.cnn.takes_ebv`) gets each cutout's E(B-V) where the
 request gives it: the JSON routes' optional ``ebv`` field, an uploaded shard's ``ebv`` dataset. Elsewhere
 (binary bodies, ``.npy`` uploads, null values) it gets NaN, its unknown-E(B-V) fallback;
-:func:`astrospect.predict.model_inputs` decides what the model is fed, so any other champion ignores it.
+:func:`astrospect.models.predict.model_inputs` decides what the model is fed, so any other champion ignores it.
 
 The Keras model is loaded once, in ``__init__``: BentoML serves no request, ``/readyz`` included, before
 that returns. Start with ``make serve`` (the newest bento ``astrospect deploy`` built) or
@@ -35,7 +35,7 @@ import numpy.typing as npt
 from starlette.responses import Response
 
 from astrospect.deploy import champion_bento_model, model_card
-from astrospect.pdf import RedshiftBins
+from astrospect.pdf.bins import RedshiftBins
 from astrospect.serving.batching import (
     MAX_BATCH_CUTOUTS,
     MAX_QUEUED_CUTOUTS,
@@ -119,12 +119,12 @@ class PhotoZ:
     """Photometric redshifts from raw ugriz cutouts, by the MLflow registry's champion."""
 
     def __init__(self) -> None:
-        # TensorFlow is imported here, not at module import; importing astrospect.model registers the
+        # TensorFlow is imported here, not at module import; importing astrospect.models.cnn registers the
         # BandStretch layer that the saved model uses.
         import tensorflow as tf
 
-        from astrospect.model import load_model, pdf_bins
-        from astrospect.predict import predict_pdf, predict_redshift
+        from astrospect.models.cnn import load_model, pdf_bins
+        from astrospect.models.predict import predict_pdf, predict_redshift
 
         tf.config.threading.set_intra_op_parallelism_threads(SETTINGS.serving_intra_op_threads)
         tf.config.threading.set_inter_op_parallelism_threads(SETTINGS.serving_inter_op_threads)

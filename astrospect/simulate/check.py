@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from astrospect.data.metrics import metric_table
+from astrospect.data.photometry import model_magnitudes, psf_corrected_axis_ratio
 from astrospect.data.shards import inspect_shard, iter_shard, resolve_shards
-from astrospect.metrics import metric_table
-from astrospect.photometry import model_magnitudes, psf_corrected_axis_ratio
 from astrospect.settings import BANDS
 from astrospect.simulate.targets import (
     COLOURS,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from astrospect.challengers import Challenger
+from astrospect.models.registry import Challenger
 from astrospect.settings import Settings, get_logger
 from astrospect.tracking.server import client_for
 from astrospect.tracking.tags import (
@@ -167,7 +167,7 @@ def load_model(settings: Settings, alias_or_version: str = CHAMPION_ALIAS) -> ke
     """Load ``models:/<name>@<alias>`` (or ``/<version>`` for a number) as a Keras model."""
     import mlflow.tensorflow
 
-    import astrospect.model  # noqa: F401  (registers the custom layers that the saved model uses)
+    import astrospect.models.cnn  # noqa: F401  (registers the custom layers that the saved model uses)
 
     client_for(settings)
     return mlflow.tensorflow.load_model(model_uri(settings, alias_or_version))

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astrospect.challengers import Challenger
-from astrospect.metrics import METRIC_NAMES
+from astrospect.data.metrics import METRIC_NAMES
+from astrospect.models.registry import Challenger
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, Settings, get_logger
 from astrospect.tracking import registry
 from astrospect.tracking.server import client_for
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
     from astrospect.drift import DriftReport
-    from astrospect.evaluate import Evaluation
-    from astrospect.pdf import RedshiftBins
-    from astrospect.pipeline import ChallengerOutcome
+    from astrospect.models.evaluate import Evaluation
+    from astrospect.models.pipeline import ChallengerOutcome
+    from astrospect.pdf.bins import RedshiftBins
 
 log = get_logger(__name__)
 MODEL_ARTIFACT_NAME = "model"
@@ -359,8 +359,8 @@ def _log_keras_model(
         if bins is None
         else TensorSpec(np.dtype(np.float32), (-1, bins.n), "redshift_pdf")
     )
-    from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
-    from astrospect.predict import model_inputs
+    from astrospect.models.cnn import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
+    from astrospect.models.predict import model_inputs
 
     cutouts = TensorSpec(np.dtype(np.float32), (-1, CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS))
     inputs: list[ColSpec | TensorSpec] = (
@@ -393,7 +393,7 @@ def _log_keras_model(
             "output": challenger.output,
             "input": "raw ugriz cutouts (N, 32, 32, 5), nanomaggies"
             + (", and E(B-V) per cutout (N,), NaN where unknown" if takes_ebv(model) else ""),
-            "custom_objects": "astrospect.model",
+            "custom_objects": "astrospect.models.cnn",
             **pdf_metadata,
         },
     )

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astrospect import challengers
-from astrospect.challengers import Challenger
+from astrospect.models import registry as challengers
+from astrospect.models.registry import Challenger
 from astrospect.settings import PROJECT_ROOT, Settings, get_logger
 from astrospect.tracking.server import check_tracking_server, client_for
 from astrospect.tracking.tags import (

@@ -19,7 +19,7 @@ from astrospect.tracking.server import check_tracking_server, client_for
 from astrospect.tracking.tags import TAG_NOTE, TAG_PARENT, TAG_ROLE
 
 if TYPE_CHECKING:
-    from astrospect.learning_curve import CurvePoint
+    from astrospect.models.learning_curve import CurvePoint
 
 log = get_logger(__name__)
 ROLE_LEARNING_CURVE = "learning-curve"

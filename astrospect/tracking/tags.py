@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from astrospect.challengers import Challenger
+from astrospect.models.registry import Challenger
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

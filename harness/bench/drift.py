@@ -25,10 +25,10 @@ import numpy as np
 import typer
 
 from astrospect.data.shards import write_shard
+from astrospect.data.store import sha256_file
 from astrospect.drift import WatchedModel, measure_drift
+from astrospect.gate.snapshot import Snapshot
 from astrospect.settings import load_settings
-from astrospect.snapshot import Snapshot
-from astrospect.store import sha256_file
 
 MIN_NIGHTLY_EPOCHS = 2 * 11  # two variants, each at least patience (10) + 1 epochs
 
@@ -61,8 +61,8 @@ def main(
 ) -> None:
     import keras
 
-    from astrospect.model import build_seed_cnn, fit_input_scaling
-    from astrospect.predict import predict_redshift
+    from astrospect.models.cnn import build_seed_cnn, fit_input_scaling
+    from astrospect.models.predict import predict_redshift
 
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

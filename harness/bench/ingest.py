@@ -23,9 +23,9 @@ from typing import Any
 
 import typer
 
-from astrospect.ports import free_port
 from astrospect.settings import Settings, load_settings
 from harness.corpus import write_fake_shard
+from harness.ports import free_port
 
 BUCKET = "bench"
 
@@ -73,8 +73,8 @@ def main(
 ) -> None:
     import boto3
 
-    from astrospect.ingest import ingest
-    from astrospect.validate import validate_pending
+    from astrospect.gate.ingest import ingest
+    from astrospect.gate.validate import validate_pending
 
     load_before = os.getloadavg()
     port = free_port()
@@ -182,7 +182,7 @@ def _summarise(paths: list[Path]) -> tuple[float, float]:
 @contextmanager
 def _time_in_great_expectations() -> Iterator[list[float]]:
     """Seconds of each Great Expectations validation the gate runs inside the block."""
-    from astrospect.gate_suites import Gate
+    from astrospect.gate.suites import Gate
 
     spent: list[float] = []
     validate = Gate._validate
@@ -210,7 +210,7 @@ def _cpu_seconds() -> float:
 
 def _summarise_sandboxed(paths: list[Path], settings: Settings) -> float:
     """The same reading through the gate's child process, started beforehand (its start is per run)."""
-    from astrospect.sandbox import Limits, Sandbox
+    from astrospect.gate.sandbox import Limits, Sandbox
 
     with Sandbox(Limits.from_settings(settings)) as sandbox:
         sandbox.read(paths[0])

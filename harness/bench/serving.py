@@ -168,10 +168,10 @@ def install_bench_model(home: Path, pdf: bool = False) -> tuple[str, Path]:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from astrospect.calibration import Calibration, apply_calibration
     from astrospect.deploy import Champion, install, keras_file, use_bentoml_home
-    from astrospect.model import build_pdf_cnn, build_seed_cnn, fit_input_scaling
-    from astrospect.pdf import DEFAULT_BINS
+    from astrospect.models.calibration import Calibration, apply_calibration
+    from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scaling
+    from astrospect.pdf.bins import DEFAULT_BINS
 
     os.environ["BENTOML_HOME"] = str(home / "bentoml")  # a store of its own, whatever the shell points at
     use_bentoml_home(replace(load_settings(), home=home))  # before BentoML opens any store
@@ -288,8 +288,8 @@ def main(
 
     keras.utils.disable_interactive_logging()  # pyfunc's predict would print a progress bar per call
 
-    from astrospect.model import load_model, pdf_bins
-    from astrospect.predict import predict_pdf, predict_redshift
+    from astrospect.models.cnn import load_model, pdf_bins
+    from astrospect.models.predict import predict_pdf, predict_redshift
     from astrospect.serving.pdfs import ServedPdfs, pdf_rows
 
     load_before = os.getloadavg()[0]

@@ -21,13 +21,13 @@ import typer
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import make_tf_dataset, select_splits
 from astrospect.data.shards import write_shard
-from astrospect.model import (
+from astrospect.models.cnn import (
     build_photoz_cnn,
     build_seed_cnn,
     fit_input_scaling,
     fit_photometry_scaling,
 )
-from astrospect.train import TrainConfig, configure_device, make_optimizer
+from astrospect.models.train import TrainConfig, configure_device, make_optimizer
 
 
 def _write_bench_shards(folder: Path, n: int, shard_size: int, seed: int) -> list[Path]:

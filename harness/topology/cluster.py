@@ -32,8 +32,8 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from astrospect.ports import free_port
 from astrospect.settings import PROJECT_ROOT, get_logger
+from harness.ports import free_port
 from harness.topology import stores
 from harness.topology.airflow_api import AirflowClient
 from harness.topology.processes import ManagedProcess, ServiceError, processes_with_marker
@@ -42,7 +42,7 @@ log = get_logger(__name__)
 
 LANDING_BUCKET = "astrospect-landing"
 MLFLOW_BUCKET = "astrospect-mlflow"
-DATA_BUCKET = "astrospect-data"  # the shard store (astrospect.store)
+DATA_BUCKET = "astrospect-data"  # the shard store (astrospect.data.store)
 AIRFLOW_ADMIN = "admin"
 WORKER_QUEUES = {"worker-default": "default", "worker-gpu": "gpu"}
 # Each worker's own disk. The gpu worker shares no folder with the rest: it reads its shards from the shard

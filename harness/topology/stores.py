@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from astrospect.ports import free_port
+from harness.ports import free_port
 from harness.topology.processes import ManagedProcess, ServiceError, port_open
 
 PG_BIN = Path(os.environ.get("ASTROSPECT_PG_BIN", "/usr/lib/postgresql/15/bin"))

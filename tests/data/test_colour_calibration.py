@@ -13,12 +13,12 @@ import h5py
 import numpy as np
 import pytest
 
-from astrospect.colour_calibration import COLOURS, ColourReference, band_direction, colour_reference
+from astrospect.gate.colour_calibration import COLOURS, ColourReference, band_direction, colour_reference
 from astrospect.data.shards import Cutouts, read_shard, write_shard
-from astrospect.ingest import ingest
+from astrospect.gate.ingest import ingest
 from astrospect.settings import BANDS, Settings, load_settings
 from astrospect.simulate.conditions import ObservingConditions
-from astrospect.validate import ValidationResult, validate_pending
+from astrospect.gate.validate import ValidationResult, validate_pending
 
 GALAXIES = 400  # enough for u (the noisiest colour) at 0.1 mag; a few seconds to render
 OFFSET_MAG = 0.1

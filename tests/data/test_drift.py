@@ -21,13 +21,13 @@ from astrospect.cli import app
 from astrospect.data.shards import ShardFormatError, read_shard, write_shard
 from astrospect.drift import DriftReport, WatchedModel, measure_drift
 from astrospect.drift.features import shard_features
-from astrospect.photometry import colour_features
-from astrospect.ports import free_port
+from astrospect.data.photometry import colour_features
+from harness.ports import free_port
 from astrospect.settings import Settings, load_settings
 from astrospect.simulate import synthesize
 from astrospect.simulate.conditions import ObservingConditions
-from astrospect.snapshot import Snapshot
-from astrospect.store import sha256_file
+from astrospect.gate.snapshot import Snapshot
+from astrospect.data.store import sha256_file
 
 REFERENCE_N, NIGHT_N = 1000, 500
 CALIBRATION = ObservingConditions.with_offsets({"r": 0.05})
@@ -186,9 +186,9 @@ def test_astrospect_drift_compares_the_newest_snapshot_with_the_reference(
     nights: Nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the real gate: ingest, validate (GE) and snapshot the reference, then a seeing night."""
-    from astrospect.ingest import ingest
-    from astrospect.snapshot import create_snapshot
-    from astrospect.validate import validate_pending
+    from astrospect.gate.ingest import ingest
+    from astrospect.gate.snapshot import create_snapshot
+    from astrospect.gate.validate import validate_pending
 
     home = tmp_path / "home"
     monkeypatch.setenv("ASTROSPECT_HOME", str(home))

@@ -17,13 +17,13 @@ import pytest
 from harness.corpus import CorpusCase, build_corpus, reuse_name
 from astrospect.data.shards import ShardFormatError
 from astrospect.data.summaries import COLUMNS, summarize_shard
-from astrospect.ingest import ingest, sha256_file
-from astrospect.ledger import ACCEPTED, QUARANTINED, RELEASED, Ledger
+from astrospect.gate.ingest import ingest, sha256_file
+from astrospect.gate.ledger import ACCEPTED, QUARANTINED, RELEASED, Ledger
 from astrospect.settings import Settings, load_settings
-from astrospect.snapshot import create_snapshot
-from astrospect.gate_suites import STRUCTURE_SUITE, SUMMARY_SUITE, Gate, load_suite, load_suite_json
-from astrospect.quarantine_reports import failed_expectations, label
-from astrospect.validate import (
+from astrospect.gate.snapshot import create_snapshot
+from astrospect.gate.suites import STRUCTURE_SUITE, SUMMARY_SUITE, Gate, load_suite, load_suite_json
+from astrospect.gate.quarantine import failed_expectations, label
+from astrospect.gate.validate import (
     FluxReference,
     ValidationResult,
     flux_reference,

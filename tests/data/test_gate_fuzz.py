@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from astrospect.cli import app
-from astrospect.ledger import Ledger
+from astrospect.gate.ledger import Ledger
 from harness.corpus import write_fake_shard
 
 EXAMPLES = int(os.environ.get("ASTROSPECT_FUZZ_EXAMPLES", "0")) or None

@@ -14,11 +14,11 @@ import h5py
 import numpy as np
 import pytest
 
-from astrospect.ingest import INCOMING, FolderLanding, ingest, sha256_file, store_name
-from astrospect.ledger import QUARANTINED, SKIPPED, Ledger
+from astrospect.gate.ingest import INCOMING, FolderLanding, ingest, sha256_file, store_name
+from astrospect.gate.ledger import QUARANTINED, SKIPPED, Ledger
 from astrospect.settings import Settings, load_settings
-from astrospect import validate
-from astrospect.validate import validate_pending
+from astrospect.gate import validate
+from astrospect.gate.validate import validate_pending
 from harness.corpus import write_fake_shard
 
 ROWS = 40

@@ -1,4 +1,4 @@
-"""The summary suite's per-shard form (astrospect/shard_summaries.py) passes a shard only where the suite itself,
+"""The summary suite's per-shard form (astrospect/gate/shard_summaries.py) passes a shard only where the suite itself,
 run on that shard's rows by Great Expectations, passes it; and it passes the usual good shard, so the suite's
 per-shard run is the exception. Checked on a good shard and on tables that break or graze each expectation."""
 
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from astrospect.data.summaries import summarize_shard
-from astrospect.gate_suites import SUMMARY_SUITE, Gate, load_suite_json
+from astrospect.gate.suites import SUMMARY_SUITE, Gate, load_suite_json
 from astrospect.settings import load_settings
-from astrospect.shard_summaries import ShardSummaries
-from astrospect.validate import FluxReference
+from astrospect.gate.shard_summaries import ShardSummaries
+from astrospect.gate.validate import FluxReference
 from harness.corpus import write_fake_shard
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from astrospect.cli import app
 from astrospect.data.shards import inspect_shard
-from astrospect.photometry import aperture_flux, colour_features
+from astrospect.data.photometry import aperture_flux, colour_features
 from astrospect.simulate import passed, render_report, synth_check, synthesize
 from astrospect.simulate.check import (
     KNN_RELATIVE_TOLERANCE,

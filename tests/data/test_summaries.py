@@ -9,7 +9,7 @@ import pytest
 
 from harness.corpus import write_fake_shard
 from astrospect.data.summaries import COLUMNS, summarize_images, summarize_shard
-from astrospect.photometry import luptitudes
+from astrospect.data.photometry import luptitudes
 
 
 def blob_cutouts(flux: float, noise: float, n: int = 4, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 from tests.integration.browser_support import CHROMIUM, CHROMIUM_FLAGS
 from tests.integration.serving_stack import Champion, Stack
 
-BUCKETS = ("landing", "shard-store")  # the landing zone and the shard store (astrospect.store)
+BUCKETS = ("landing", "shard-store")  # the landing zone and the shard store (astrospect.data.store)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import read_shard, write_shard
-from astrospect.pdf import DEFAULT_BINS, RedshiftBins
+from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 from harness.serving_process import served
 from tests.integration.tracking_support import mlflow_server
@@ -92,7 +92,7 @@ def galaxy_shard(path: Path, n: int, seed: int, with_ebv: bool = False) -> Path:
 
 def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
     """Log a tiny seed CNN the way the pipeline does and make it the registry's champion."""
-    from astrospect.model import build_seed_cnn, fit_input_scaling
+    from astrospect.models.cnn import build_seed_cnn, fit_input_scaling
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
     cutouts = read_shard(shard)
@@ -102,8 +102,8 @@ def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
 
 def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
     """Log a tiny PDF CNN over the default bins, calibrated to (PDF_TEMPERATURE, PDF_SHIFT), as champion."""
-    from astrospect.calibration import Calibration, apply_calibration
-    from astrospect.model import build_pdf_cnn, fit_input_scaling
+    from astrospect.models.calibration import Calibration, apply_calibration
+    from astrospect.models.cnn import build_pdf_cnn, fit_input_scaling
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
     cutouts = read_shard(shard)
@@ -114,7 +114,7 @@ def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
 
 def register_ebv_champion(tracking_uri: str, folder: Path) -> Champion:
     """Log a tiny `cnn-ebv` photo-z CNN (cutouts and E(B-V) in) as champion, checked on a shard with ``ebv``."""
-    from astrospect.model import build_photoz_cnn, fit_input_scaling, fit_photometry_scaling
+    from astrospect.models.cnn import build_photoz_cnn, fit_input_scaling, fit_photometry_scaling
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7, with_ebv=True)
     images = read_shard(shard).images
@@ -130,10 +130,10 @@ def _register_champion(
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from astrospect.metrics import metric_table
-    from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
-    from astrospect.pdf import POINT_ESTIMATE, point_estimate
-    from astrospect.predict import model_inputs
+    from astrospect.data.metrics import metric_table
+    from astrospect.models.cnn import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
+    from astrospect.models.predict import model_inputs
+    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
     from astrospect.tracking.registry import CHAMPION_ALIAS
     from astrospect.tracking.tags import TAG_DATASET_VERSION
 

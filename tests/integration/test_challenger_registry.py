@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from astrospect import challengers, nightly
-from astrospect.challengers import Challenger, Trained
+from astrospect import nightly
+from astrospect.models import registry as challengers
+from astrospect.models.registry import Challenger, Trained
 from astrospect.settings import Settings, load_settings
 from astrospect.simulate import synthesize
 from tests.integration.tracking_support import mlflow_server
 
 if TYPE_CHECKING:
     from astrospect.data.dataset import Splits
-    from astrospect.train import TrainConfig
+    from astrospect.models.train import TrainConfig
 
 TINY = Challenger(
     "tiny-mean-colour",
@@ -38,7 +39,7 @@ def fit_tiny(challenger: Challenger, splits: Splits, config: TrainConfig) -> Tra
     import keras
 
     from astrospect.data.dataset import make_tf_dataset, sample_images
-    from astrospect.predict import predict_redshift
+    from astrospect.models.predict import predict_redshift
 
     keras.utils.set_random_seed(config.seed)
     inputs = keras.Input((32, 32, 5), name="cutouts")

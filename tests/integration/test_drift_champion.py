@@ -27,11 +27,11 @@ def test_drift_against_the_champions_training_snapshot(
 ) -> None:
     import mlflow
 
-    from astrospect.ingest import ingest
+    from astrospect.gate.ingest import ingest
+    from astrospect.gate.snapshot import create_snapshot
+    from astrospect.gate.validate import validate_pending
     from astrospect.settings import load_settings
-    from astrospect.snapshot import create_snapshot
     from astrospect.tracking.tags import TAG_DATASET_VERSION
-    from astrospect.validate import validate_pending
 
     home = tmp_path / "home"
     monkeypatch.setenv("ASTROSPECT_HOME", str(home))

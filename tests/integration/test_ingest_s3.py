@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from astrospect.ingest import INCOMING, ingest, sha256_file
-from astrospect.ledger import Ledger
+from astrospect.gate.ingest import INCOMING, ingest, sha256_file
+from astrospect.gate.ledger import Ledger
+from astrospect.gate.validate import validate_pending
 from astrospect.settings import Settings, load_settings
-from astrospect.validate import validate_pending
 from harness.corpus import write_fake_shard
 
 BUCKET = "landing"  # created by the s3 fixture (conftest.py)

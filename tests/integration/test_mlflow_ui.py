@@ -52,11 +52,11 @@ class LoggedSession:
 
 @pytest.fixture(scope="module")
 def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedSession]:
-    from astrospect import challengers
     from astrospect.data.dataset import select_splits
-    from astrospect.pipeline import run_challenger
+    from astrospect.models import registry as challengers
+    from astrospect.models.pipeline import run_challenger
+    from astrospect.models.train import TrainConfig
     from astrospect.tracking.runs import train_once
-    from astrospect.train import TrainConfig
 
     home = tmp_path_factory.mktemp("ui-home")
     shards = write_reader_shards(home / "shards")

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from astrospect import challengers
 from astrospect.data.shards import write_shard
+from astrospect.models import registry as challengers
 from astrospect.simulate import synthesize
 from astrospect.tracking.tags import ROLE_SESSION, TAG_CHALLENGER, TAG_ROLE
 from tests.integration.tracking_support import mlflow_server

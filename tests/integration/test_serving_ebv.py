@@ -2,7 +2,7 @@
 
 One stack for the module (``serving_stack.served_champion(ebv=True)``): a real MLflow registry holding a tiny
 untrained `cnn-ebv` photo-z CNN (cutouts and E(B-V) in), ``astrospect deploy``, a real ``bentoml serve``.
-With ``ebv`` the served redshifts must be :func:`astrospect.predict.point_redshift` of the same model given
+With ``ebv`` the served redshifts must be :func:`astrospect.models.predict.point_redshift` of the same model given
 the same E(B-V), and differ from the answer without it (the model's unknown-E(B-V) fallback, which the
 binary route and null values get). A bad ``ebv`` is a 400 naming the field. That a champion without the
 input ignores ``ebv`` is checked against the seed champion in ``test_serving.py``.
@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from astrospect.data.shards import read_shard
-from astrospect.model import load_model, takes_ebv
-from astrospect.predict import point_redshift
+from astrospect.models.cnn import load_model, takes_ebv
+from astrospect.models.predict import point_redshift
 from astrospect.serving.contract import SHAPE_HEADER
 from tests.integration.serving_stack import Champion, Stack, served_champion
 

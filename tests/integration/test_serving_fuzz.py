@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from astrospect.pdf import POINT_ESTIMATE, point_estimate
+from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
 from tests.integration.serving_stack import Stack, served_champion
 
 MAX_EXAMPLES = 60  # per operation and phase

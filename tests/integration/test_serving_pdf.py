@@ -3,7 +3,7 @@
 One stack for the module (``serving_stack.served_champion(pdf=True)``): a real MLflow registry holding a
 tiny PDF CNN whose calibration (temperature and shift) is far from the identity, ``astrospect deploy``, a
 real ``bentoml serve``. The served PDFs must be the MLflow model's, sum to 1 and carry the summary
-astrospect.pdf computes from them; ``predict``'s redshift is their median; ``qp.read`` opens the served
+astrospect.pdf.bins computes from them; ``predict``'s redshift is their median; ``qp.read`` opens the served
 file and the CLI's ``--pdf`` file and finds the same probabilities. The point-champion side (409, null
 summaries) is in ``test_serving.py``.
 """
@@ -21,11 +21,11 @@ import qp
 import requests
 from typer.testing import CliRunner, Result
 
-from astrospect.calibration import Calibration, bin_logits, calibrated_pdfs
 from astrospect.cli import app
 from astrospect.data.shards import read_shard, write_shard
-from astrospect.model import build_seed_cnn, fit_input_scaling, load_model
-from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, pdf_summary, point_estimate
+from astrospect.models.calibration import Calibration, bin_logits, calibrated_pdfs
+from astrospect.models.cnn import build_seed_cnn, fit_input_scaling, load_model
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, pdf_summary, point_estimate
 from astrospect.serving.contract import HDF5, SHAPE_HEADER
 from tests.integration.serving_stack import MODEL_NAME, Champion, Stack, served_champion
 
@@ -64,7 +64,7 @@ def binary(http: requests.Session, server: str, route: str, images: np.ndarray) 
 
 
 def assert_summaries_match(summaries: list[dict[str, Any]], probabilities: np.ndarray) -> None:
-    """Each served summary is what astrospect.pdf computes from the served PDF."""
+    """Each served summary is what astrospect.pdf.bins computes from the served PDF."""
     recomputed = pdf_summary(probabilities, DEFAULT_BINS)
     for field, attribute in SUMMARY_FIELDS.items():
         served = np.array([summary[field] for summary in summaries])

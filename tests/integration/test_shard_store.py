@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from astrospect.ingest import ingest
+from astrospect.data.store import S3Store, local_copies, sha256_file
+from astrospect.gate.ingest import ingest
+from astrospect.gate.snapshot import create_snapshot
+from astrospect.gate.validate import validate_pending
 from astrospect.settings import Settings, load_settings
-from astrospect.snapshot import create_snapshot
-from astrospect.store import S3Store, local_copies, sha256_file
-from astrospect.validate import validate_pending
 from harness.corpus import write_fake_shard
 
 LANDING = "s3://landing/incoming/"

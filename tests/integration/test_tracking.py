@@ -24,10 +24,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from astrospect import challengers
 from astrospect.data.dataset import RowSelection, select_holdout
-from astrospect.metrics import METRIC_NAMES
-from astrospect.pipeline import ChallengerOutcome
+from astrospect.data.metrics import METRIC_NAMES
+from astrospect.models import registry as challengers
+from astrospect.models.pipeline import ChallengerOutcome
 from astrospect.promote import promote_session
 from astrospect.settings import Settings
 from astrospect.tracking import registry, runs, sessions, tags
@@ -85,8 +85,8 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def session(settings: Settings, shards: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Session:
     from astrospect.data.dataset import select_splits
-    from astrospect.pipeline import run_challenger
-    from astrospect.train import TrainConfig
+    from astrospect.models.pipeline import run_challenger
+    from astrospect.models.train import TrainConfig
 
     out = tmp_path_factory.mktemp("models")
     parent = sessions.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)
@@ -276,7 +276,7 @@ def test_the_logged_cnn_ebv_predicts_from_cutouts_and_ebv_as_it_did_in_training(
     import mlflow
 
     from astrospect.data.shards import read_shard
-    from astrospect.predict import predict_redshift
+    from astrospect.models.predict import predict_redshift
 
     cutouts = read_shard(shards[0])
     images = cutouts.images[:8]
@@ -288,7 +288,7 @@ def test_the_logged_cnn_ebv_predicts_from_cutouts_and_ebv_as_it_did_in_training(
 
 
 def test_pdf_challengers_log_the_pdf_metrics_and_figures(session: Session, client: MlflowClient) -> None:
-    from astrospect.pdf_metrics import PDF_METRIC_NAMES
+    from astrospect.pdf.metrics import PDF_METRIC_NAMES
 
     logged = children(client, session.parent_run_id)
     for name in ("pdf", "baseline-knn-full", "baseline-nz-full"):
@@ -314,7 +314,7 @@ def test_a_challenger_added_to_the_session_makes_the_dataset_untrained(
     session: Session, settings: Settings
 ) -> None:
     extra = challengers.register(
-        challengers.Challenger("extra-not-trained", "astrospect.train:fit_seed_cnn", "full")
+        challengers.Challenger("extra-not-trained", "astrospect.models.train:fit_seed_cnn", "full")
     )
     try:
         wanted = (*challengers.for_session(), extra)
@@ -408,7 +408,7 @@ def test_first_promotion_makes_the_best_challenger_champion_and_it_loads_back(
     session: Session, client: MlflowClient, settings: Settings, shards: list[Path], holdout: RowSelection
 ) -> None:
     from astrospect.data.shards import read_shard
-    from astrospect.predict import predict_redshift
+    from astrospect.models.predict import predict_redshift
 
     result = promote_session(settings, session.parent_run_id, holdout)
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from astrospect.data.shards import write_shard
-from astrospect.ports import free_port
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings
+from harness.ports import free_port
 
 if TYPE_CHECKING:
-    from astrospect.pipeline import ChallengerOutcome
+    from astrospect.models.pipeline import ChallengerOutcome
     from astrospect.tracking.runs import LoggedRun
 
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
@@ -102,13 +102,13 @@ def reader_model(band: int, name: str) -> object:
 
 def reader_outcome(band: int, challenger_name: str, shards: list[Path]) -> ChallengerOutcome:
     """A reader model as a trained challenger's outcome, built from the lead's real classes."""
-    from astrospect import challengers
-    from astrospect.challengers import Trained
     from astrospect.data.dataset import select_splits
     from astrospect.data.shards import read_shard
-    from astrospect.evaluate import evaluate_model
-    from astrospect.pipeline import ChallengerOutcome
-    from astrospect.predict import predict_redshift
+    from astrospect.models import registry as challengers
+    from astrospect.models.evaluate import evaluate_model
+    from astrospect.models.pipeline import ChallengerOutcome
+    from astrospect.models.predict import predict_redshift
+    from astrospect.models.registry import Trained
 
     challenger = challengers.get(challenger_name)
     model: Any = reader_model(band, f"reader_band{band}")
@@ -131,7 +131,7 @@ def log_reader(
     settings: Settings, parent_run_id: str, band: int, challenger_name: str, shards: list[Path]
 ) -> LoggedRun:
     """Log a reader as the session's ``challenger_name``, the way a training task does."""
-    from astrospect import challengers
+    from astrospect.models import registry as challengers
     from astrospect.tracking.runs import train_once
 
     outcome = reader_outcome(band, challenger_name, shards)
@@ -149,7 +149,7 @@ def log_reader_in_process(
     import dataclasses
     import time
 
-    from astrospect import challengers
+    from astrospect.models import registry as challengers
     from astrospect.tracking.runs import train_once
 
     settings = dataclasses.replace(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from astrospect.deploy import keras_file
-from astrospect.model import build_seed_cnn, fit_input_scaling, load_model
-from astrospect.predict import predict_redshift
+from astrospect.models.cnn import build_seed_cnn, fit_input_scaling, load_model
+from astrospect.models.predict import predict_redshift
 
 
 @pytest.mark.parametrize("flavor", ["keras", "tensorflow"])

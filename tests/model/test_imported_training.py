@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from astrospect import challengers
 from astrospect.data.dataset import select_splits
 from astrospect.data.shards import list_shards
 from astrospect.importers import hdf5
 from astrospect.importers.columns import ColumnMap
 from astrospect.importers.writer import run_import
-from astrospect.train import TrainConfig, fit_seed_cnn
+from astrospect.models import registry as challengers
+from astrospect.models.train import TrainConfig, fit_seed_cnn
 from harness import import_files
 
 

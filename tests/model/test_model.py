@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from astrospect.model import (
+from astrospect.models.cnn import (
     SEED_TRAINABLE_PARAMS,
     build_seed_cnn,
     count_trainable_params,
@@ -58,7 +58,7 @@ def test_saved_model_predicts_identically_in_a_fresh_process(tmp_path: Path, raw
     model.save(tmp_path / "model.keras")
     np.save(tmp_path / "cutouts.npy", raw_cutouts)
     script = (
-        "import numpy as np, sys; from astrospect.model import load_model; "
+        "import numpy as np, sys; from astrospect.models.cnn import load_model; "
         "m = load_model(sys.argv[1]); np.save(sys.argv[3], m.predict_on_batch(np.load(sys.argv[2])))"
     )
     subprocess.run(

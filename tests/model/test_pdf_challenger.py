@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect import challengers
 from astrospect.data.dataset import Splits, iter_selected, select_splits
-from astrospect.pdf_metrics import PDF_METRIC_NAMES
-from astrospect.pipeline import ChallengerOutcome, run_challenger
+from astrospect.models import registry as challengers
+from astrospect.models.pipeline import ChallengerOutcome, run_challenger
+from astrospect.models.train import TrainConfig
+from astrospect.pdf.metrics import PDF_METRIC_NAMES
 from astrospect.simulate import synthesize
-from astrospect.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_pdf_challenger_reports_point_and_pdf_metrics_before_and_after_calibrati
     assert 0.0 < evaluation.pdf_metrics["coverage_68"] < 1.0 and evaluation.pdf_metrics["crps"] > 0
     assert {"temperature", "shift"} <= set(outcome.trained.run_metrics)
     # Its point redshift is the PDF's median: what serving answers too.
-    from astrospect.pdf import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
 
     np.testing.assert_allclose(
         evaluation.z_pred, point_estimate(evaluation.pdfs, evaluation.bins, POINT_ESTIMATE), atol=1e-6
@@ -52,9 +52,9 @@ def test_pdf_challenger_reports_point_and_pdf_metrics_before_and_after_calibrati
 def test_the_saved_pdf_model_computes_in_float32_and_reloads_identically(
     outcome: ChallengerOutcome, splits: Splits
 ) -> None:
-    from astrospect.calibration import model_calibration
-    from astrospect.model import load_model
-    from astrospect.predict import predict_pdf
+    from astrospect.models.calibration import model_calibration
+    from astrospect.models.cnn import load_model
+    from astrospect.models.predict import predict_pdf
 
     assert outcome.trained.model_path is not None and outcome.trained.keras_model is not None
     reloaded = load_model(outcome.trained.model_path)
@@ -67,7 +67,7 @@ def test_the_saved_pdf_model_computes_in_float32_and_reloads_identically(
 
 
 def test_cpu_bfloat16_is_used_where_the_cpu_has_it(outcome: ChallengerOutcome) -> None:
-    from astrospect.train import cpu_has_bfloat16
+    from astrospect.models.train import cpu_has_bfloat16
 
     expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
     assert outcome.trained.params["precision_used"] in (expected, "mixed_float16")
@@ -76,7 +76,7 @@ def test_cpu_bfloat16_is_used_where_the_cpu_has_it(outcome: ChallengerOutcome) -
 def test_the_null_and_knn_baselines_give_pdfs_on_the_same_bins(splits: Splits, tmp_path: Path) -> None:
     for name in ("baseline-nz-full", "baseline-knn-full"):
         result = run_challenger(challengers.get(name), splits, TrainConfig(out_dir=tmp_path / name))
-        from astrospect.pdf import DEFAULT_BINS
+        from astrospect.pdf.bins import DEFAULT_BINS
 
         assert result.evaluation.bins == DEFAULT_BINS  # the PDF CNN's bins: every PDF row is comparable
         assert result.evaluation.pdfs is not None

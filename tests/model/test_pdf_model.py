@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from astrospect.calibration import (
+from astrospect.data.shards import Cutouts
+from astrospect.models.calibration import (
     Calibration,
     apply_calibration,
     bin_logits,
@@ -18,8 +19,7 @@ from astrospect.calibration import (
     nll,
     pit_cvm,
 )
-from astrospect.data.shards import Cutouts
-from astrospect.model import (
+from astrospect.models.cnn import (
     EBV_INPUT,
     build_pdf_cnn,
     build_photoz_cnn,
@@ -31,9 +31,9 @@ from astrospect.model import (
     pdf_bins,
     takes_ebv,
 )
-from astrospect.pdf import DEFAULT_BINS, RedshiftBins, encode_redshift_bins, shift_pdfs
-from astrospect.pdf_metrics import pit_values
-from astrospect.predict import predict_pdf
+from astrospect.models.predict import predict_pdf
+from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins, encode_redshift_bins, shift_pdfs
+from astrospect.pdf.metrics import pit_values
 
 
 def test_pdf_cnn_shares_the_seed_trunk_and_ends_in_a_softmax_over_the_bins(raw_cutouts: np.ndarray) -> None:
@@ -110,7 +110,7 @@ def test_saved_pdf_model_gives_identical_pdfs_with_its_bins_and_temperature_in_a
     model.save(tmp_path / "model.keras")
     np.save(tmp_path / "cutouts.npy", raw_cutouts)
     script = (
-        "import numpy as np, sys, json; from astrospect.model import load_model, pdf_bins, PDF_OUTPUT; "
+        "import numpy as np, sys, json; from astrospect.models.cnn import load_model, pdf_bins, PDF_OUTPUT; "
         "m = load_model(sys.argv[1]); np.save(sys.argv[3], m.predict_on_batch(np.load(sys.argv[2]))); "
         "l = m.get_layer(PDF_OUTPUT); "
         "print(json.dumps([pdf_bins(m).edges, float(l.temperature.numpy()), float(l.shift.numpy())]))"
@@ -218,7 +218,7 @@ def test_calibrating_a_model_stores_the_result_in_it_and_changes_the_pdfs(raw_cu
 def test_calibration_refuses_redshifts_its_pdfs_cannot_describe(raw_cutouts: np.ndarray) -> None:
     """PDFs all near z = 0.04 and spec-z near 0.55: no temperature and no shift within bounds maps one onto
     the other, so the fit must refuse rather than store a calibration (built so, not left to chance)."""
-    from astrospect.model import PDF_LOGITS
+    from astrospect.models.cnn import PDF_LOGITS
 
     bins = RedshiftBins.uniform(0.0, 0.7, 70)
     model = build_pdf_cnn(fit_input_scaling(raw_cutouts), bins)
@@ -269,8 +269,8 @@ def test_encoded_targets_are_one_hot_or_a_smoothed_kernel_and_run_in_tf_data() -
 def test_point_redshift_is_one_number_per_cutout_from_either_kind_of_model(raw_cutouts: np.ndarray) -> None:
     """Evaluation, drift and batch prediction read a champion's redshift through point_redshift: a PDF
     champion's is its PDF's POINT_ESTIMATE, not its (N, 280) probabilities."""
-    from astrospect.pdf import POINT_ESTIMATE, point_estimate
-    from astrospect.predict import point_redshift, predict_redshift
+    from astrospect.models.predict import point_redshift, predict_redshift
+    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
 
     scaling = fit_input_scaling(raw_cutouts)
     seed, pdf = build_seed_cnn(scaling, 0.0, 0.6), build_pdf_cnn(scaling, DEFAULT_BINS)

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from astrospect import challengers
 from astrospect.data.dataset import make_tf_dataset, select_splits
 from astrospect.data.shards import write_shard
-from astrospect.model import (
+from astrospect.models import registry as challengers
+from astrospect.models.cnn import (
     PHOTOMETRY_RADII_ARCSEC,
     ForegroundInput,
     build_photoz_cnn,
@@ -24,8 +24,8 @@ from astrospect.model import (
     photometry_features,
     takes_ebv,
 )
-from astrospect.predict import model_inputs, predict_redshift
-from astrospect.train import SmoothedEarlyStopping, TrainConfig, fit_photoz_cnn
+from astrospect.models.predict import model_inputs, predict_redshift
+from astrospect.models.train import SmoothedEarlyStopping, TrainConfig, fit_photoz_cnn
 
 
 def _shard(folder: Path, name: str, n: int, *, with_ebv: bool, seed: int) -> Path:

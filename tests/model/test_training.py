@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect import challengers
 from astrospect.data.clipping import CLIPPED_Z_MAX
 from astrospect.data.dataset import make_tf_dataset, read_labels, select_holdout, select_splits
+from astrospect.data.metrics import metric_table
 from astrospect.data.shards import write_shard
-from astrospect.metrics import metric_table
+from astrospect.models import registry as challengers
+from astrospect.models.train import TrainConfig, fit_seed_cnn
 from astrospect.simulate import synthesize
-from astrospect.train import TrainConfig, fit_seed_cnn
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_select_splits_reads_each_shards_labels_once(
 
 
 def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp_path: Path) -> None:
-    from astrospect.evaluate import evaluate_model
+    from astrospect.models.evaluate import evaluate_model
 
     splits = select_splits(simulated, "full")
     trained = fit_seed_cnn(
@@ -101,7 +101,7 @@ def test_short_training_run_beats_predicting_the_mean(simulated: list[Path], tmp
 def test_the_colour_baseline_picks_the_aperture_and_k_that_score_best_on_validation(
     simulated: list[Path],
 ) -> None:
-    from astrospect.baseline import APERTURE_CANDIDATES_ARCSEC, aperture_sweep, fit_colour_baseline
+    from astrospect.models.baselines import APERTURE_CANDIDATES_ARCSEC, aperture_sweep, fit_colour_baseline
 
     splits = select_splits(simulated, "full")
     rows = aperture_sweep(splits)

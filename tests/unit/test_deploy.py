@@ -48,7 +48,7 @@ def test_the_bentofile_names_the_service_and_pins_no_packages_online() -> None:
 def test_the_bento_packs_every_module_the_service_imports_and_nothing_of_the_harness() -> None:
     """The bentofile names modules one by one: a missing one would fail only when `bentoml serve` starts."""
     probe = (
-        "import sys, json; import astrospect.serving.service, astrospect.model, astrospect.predict; "
+        "import sys, json; import astrospect.serving.service, astrospect.models.cnn, astrospect.models.predict; "
         "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
         "if n.split('.')[0] == 'astrospect' and getattr(m, '__file__', None))))"
     )

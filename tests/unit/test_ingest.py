@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from astrospect.ingest import INCOMING, ingest, sha256_file, store_name
-from astrospect.ledger import RAW, Ledger
+from astrospect.gate.ingest import INCOMING, ingest, sha256_file, store_name
+from astrospect.gate.ledger import RAW, Ledger
 from astrospect.settings import Settings, load_settings
 from harness.corpus import write_fake_shard
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect import challengers
 from astrospect.data.dataset import read_labels, splits_from_labels
 from astrospect.data.shards import write_shard
-from astrospect.learning_curve import CurvePoint, curve_table, nested_training_subset
+from astrospect.models import registry as challengers
+from astrospect.models.learning_curve import CurvePoint, curve_table, nested_training_subset
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect.ledger import ACCEPTED, QUARANTINED, RAW, RELEASED, Ledger, gate_lock
+from astrospect.gate.ledger import ACCEPTED, QUARANTINED, RAW, RELEASED, Ledger, gate_lock
 from astrospect.settings import load_settings
 
 SHA_A = "a" * 64

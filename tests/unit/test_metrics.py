@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from astrospect.metrics import METRIC_NAMES, metric_table, per_bin_table
+from astrospect.data.metrics import METRIC_NAMES, metric_table, per_bin_table
 
 
 def test_metric_table_matches_hand_computed_values() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import qp
 
-from astrospect.pdf import (
+from astrospect.pdf.bins import (
     DEFAULT_BINS,
     RedshiftBins,
     central_interval,

@@ -4,9 +4,9 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from astrospect.baseline import ColourBaseline
-from astrospect.pdf import RedshiftBins, point_estimate
-from astrospect.pdf_baselines import knn_pdf, neighbour_redshifts, nz_null_pdf
+from astrospect.models.baselines import ColourBaseline
+from astrospect.pdf.baselines import knn_pdf, neighbour_redshifts, nz_null_pdf
+from astrospect.pdf.bins import RedshiftBins, point_estimate
 
 BINS = RedshiftBins.uniform(0.0, 0.7, 280)
 

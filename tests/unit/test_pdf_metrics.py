@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from astrospect.pdf import RedshiftBins, central_interval
-from astrospect.pdf_metrics import (
+from astrospect.pdf.bins import RedshiftBins, central_interval
+from astrospect.pdf.metrics import (
     PDF_METRIC_NAMES,
     PIT_KS_TARGET,
     cde_loss,

@@ -4,8 +4,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from astrospect.pdf import RedshiftBins
-from astrospect.pdf_plots import (
+from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.plots import (
     _spread_over_redshift,
     plot_coverage_curve,
     plot_example_pdfs,

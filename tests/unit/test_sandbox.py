@@ -14,7 +14,7 @@ import pytest
 
 from astrospect.data.shards import write_shard
 from astrospect.data.summaries import COLUMNS, summarize_columns
-from astrospect.sandbox import Limits, Sandbox
+from astrospect.gate.sandbox import Limits, Sandbox
 from harness.corpus import write_fake_shard
 
 GIB = 1024**3

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import qp
 
-from astrospect.pdf import DEFAULT_BINS, pdf_summary, point_estimate
+from astrospect.pdf.bins import DEFAULT_BINS, pdf_summary, point_estimate
 from astrospect.serving.pdfs import QP_FILENAME, SUMMARY_FIELDS, ServedPdfs, pdf_rows, qp_file
 
 

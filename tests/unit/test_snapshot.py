@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect.ledger import Ledger
+from astrospect.gate.ledger import Ledger
+from astrospect.gate.snapshot import create_snapshot, dataset_version, load_manifest
 from astrospect.settings import Settings, load_settings
-from astrospect.snapshot import create_snapshot, dataset_version, load_manifest
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from astrospect.data.shards import iter_shard, resolve_shards
-from astrospect.model import CUTOUTS_INPUT, EBV_INPUT, load_model, pdf_bins, takes_ebv
-from astrospect.pdf import POINT_ESTIMATE, RedshiftBins, point_estimate, write_qp
+from astrospect.models.cnn import CUTOUTS_INPUT, EBV_INPUT, load_model, pdf_bins, takes_ebv
+from astrospect.pdf.bins import POINT_ESTIMATE, RedshiftBins, point_estimate, write_qp
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
@@ -67,7 +67,7 @@ def predict_redshift(
 def predict_pdf(
     model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
 ) -> npt.NDArray[np.float32]:
-    """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.model.build_pdf_cnn`)."""
+    """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.models.cnn.build_pdf_cnn`)."""
     outputs = batched_outputs(model, images, ebv)
     if outputs and outputs[0].ndim != 2:
         raise ValueError(f"model {model.name!r} gives {outputs[0].shape[1:]} per cutout, not a PDF over bins")
@@ -84,7 +84,7 @@ def pdf_model_bins(model: keras.Model, source: Path | str) -> RedshiftBins:
     if bins is None:
         raise NotAPdfModelError(
             f"{source}: model {model.name!r} is a point-estimate model (no PDF head): it gives one redshift per"
-            " cutout, not a PDF; PDFs need a PDF model (astrospect.model.build_pdf_cnn, the pdf challenger)"
+            " cutout, not a PDF; PDFs need a PDF model (astrospect.models.cnn.build_pdf_cnn, the pdf challenger)"
         )
     return bins
 

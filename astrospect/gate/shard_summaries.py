@@ -6,7 +6,7 @@ shard it was most of the gate's time, and almost all of that was GE's fixed cost
 each expectation's metric graph, ~8 ms each whatever the table's size: ``make bench-ingest``'s profile). Here
 each of its expectations becomes one or more statistics of a shard (a row per shard) and a row-wise
 expectation on each statistic with the same bounds, so one GE run judges a whole group of shards
-(:meth:`astrospect.gate_suites.Gate.passing_summaries`). The suite file stays the one place the bounds live.
+(:meth:`astrospect.gate.suites.Gate.passing_summaries`). The suite file stays the one place the bounds live.
 
 One-sided on purpose: a shard passes here only where the per-shard suite would pass it. The statistics are
 computed as GE computes them on pandas (the same ``Series`` methods, nulls dropped where GE drops them), every
@@ -171,7 +171,7 @@ class ShardSummaries:
             kind, kwargs = expectation["type"], dict(expectation["kwargs"])
             if kind not in SUPPORTED:
                 raise ValueError(
-                    f"{suite['name']}: {kind} has no per-shard statistic in astrospect/shard_summaries.py;"
+                    f"{suite['name']}: {kind} has no per-shard statistic in astrospect/gate/shard_summaries.py;"
                     f" add one there (supported: {', '.join(sorted(SUPPORTED))})"
                 )
             self.expectations.append((kind, kwargs))

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from astrospect.data.clipping import Clipping
     from astrospect.data.dataset import Splits
     from astrospect.data.shards import Cutouts
-    from astrospect.pdf import RedshiftBins
-    from astrospect.train import TrainConfig
+    from astrospect.models.train import TrainConfig
+    from astrospect.pdf.bins import RedshiftBins
 
 Output = Literal["point", "pdf"]
 
@@ -150,7 +150,7 @@ def for_session(names: Sequence[str] = ()) -> tuple[Challenger, ...]:
 register(
     Challenger(
         "full",
-        "astrospect.train:fit_seed_cnn",
+        "astrospect.models.train:fit_seed_cnn",
         "full",
         description="the seed CNN, trained on every redshift",
         published=_SEED_FULL,
@@ -159,7 +159,7 @@ register(
 register(
     Challenger(
         "clipped",
-        "astrospect.train:fit_seed_cnn",
+        "astrospect.models.train:fit_seed_cnn",
         "clipped",
         description="the seed CNN, trained on z <= 0.4",
         published=_SEED_CLIPPED,
@@ -168,7 +168,7 @@ register(
 register(
     Challenger(
         "cnn-ebv",
-        "astrospect.train:fit_photoz_cnn",
+        "astrospect.models.train:fit_photoz_cnn",
         "full",
         description="batch-normalised CNN beside in-model aperture photometry, with E(B-V) in the dense layers",
     )
@@ -176,7 +176,7 @@ register(
 register(
     Challenger(
         "pdf",
-        "astrospect.train:fit_pdf_cnn",
+        "astrospect.models.train:fit_pdf_cnn",
         "full",
         output="pdf",
         description="cnn-ebv's trunk with a softmax over redshift bins, calibrated on validation",
@@ -185,7 +185,7 @@ register(
 register(
     Challenger(
         "baseline-knn-full",
-        "astrospect.baseline:fit_colour_knn",
+        "astrospect.models.baselines:fit_colour_knn",
         "full",
         output="pdf",
         baseline=True,
@@ -195,7 +195,7 @@ register(
 register(
     Challenger(
         "baseline-knn-clipped",
-        "astrospect.baseline:fit_colour_knn",
+        "astrospect.models.baselines:fit_colour_knn",
         "clipped",
         output="pdf",
         baseline=True,
@@ -205,7 +205,7 @@ register(
 register(
     Challenger(
         "baseline-nz-full",
-        "astrospect.pdf_baselines:fit_nz_null",
+        "astrospect.pdf.baselines:fit_nz_null",
         "full",
         output="pdf",
         baseline=True,

@@ -21,10 +21,10 @@ import numpy.typing as npt
 from scipy import optimize, special
 
 from astrospect.data.shards import Cutouts
-from astrospect.model import PDF_LOGITS, PDF_OUTPUT, pdf_bins
-from astrospect.pdf import RedshiftBins, shift_pdfs
-from astrospect.pdf_metrics import pit_statistics, pit_values
-from astrospect.predict import batched_outputs
+from astrospect.models.cnn import PDF_LOGITS, PDF_OUTPUT, pdf_bins
+from astrospect.models.predict import batched_outputs
+from astrospect.pdf.bins import RedshiftBins, shift_pdfs
+from astrospect.pdf.metrics import pit_statistics, pit_values
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)

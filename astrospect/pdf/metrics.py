@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf import RedshiftBins, cdf_at_edges, check_pdfs, to_qp
+from astrospect.pdf.bins import RedshiftBins, cdf_at_edges, check_pdfs, to_qp
 
 PDF_METRIC_NAMES = (
     "crps",
@@ -93,7 +93,7 @@ def pit_statistics(pit: npt.ArrayLike) -> dict[str, float]:
 def coverage(pit: npt.ArrayLike, level: float) -> float:
     """Fraction of spec-z inside their PDF's central ``level`` interval: (1-level)/2 <= PIT <= (1+level)/2.
 
-    For the linear-in-bin CDF that is exactly "inside :func:`astrospect.pdf.central_interval`".
+    For the linear-in-bin CDF that is exactly "inside :func:`astrospect.pdf.bins.central_interval`".
     """
     values = np.asarray(pit, dtype=np.float64).ravel()
     return float(np.mean((values >= (1 - level) / 2) & (values <= (1 + level) / 2)))

@@ -1,21 +1,21 @@
 """Validate: gate every pending shard of the raw store with the Great Expectations suites in ``expectations/``.
 
 Every file came from the landing zone, so none is trusted: the gate never opens one in its own process. A
-child process with limits on time and memory (:mod:`astrospect.sandbox`) inspects each shard's header
+child process with limits on time and memory (:mod:`astrospect.gate.sandbox`) inspects each shard's header
 (:func:`~astrospect.data.shards.inspect_shard`: the structure of docs/architecture.md#the-shard-format, no references outside the file, no
 declared size the file cannot back) and summarises its cutouts (:mod:`astrospect.data.summaries`), one
 shard ahead of the judging. Then, in ingest order and in batches, four suites:
 
 - ``shard_structure``: one row per shard, from the header (or the reader's reason for having none);
 - ``shard_statistics``: one row per shard, statistics GE has no expectation for (labels against colours, and
-  the colour calibration of :mod:`astrospect.colour_calibration`: a zero-point error in any band);
+  the colour calibration of :mod:`astrospect.gate.colour_calibration`: a zero-point error in any band);
 - ``cutout_values``: one row per cutout, each value on its own;
 - ``cutout_summaries``: each shard as a whole: size, objids against the ledger, distributions against the
   flux reference.
 
 The first three hold row by row, so each runs once on a group of shards (a group passes exactly when each
 shard does; a failing group is searched for its failing shards). The fourth runs once on the group too, in
-its per-shard form (:mod:`astrospect.shard_summaries`: each shard's statistics, computed as soon as the reader
+its per-shard form (:mod:`astrospect.gate.shard_summaries`: each shard's statistics, computed as soon as the reader
 hands the shard over, against the suite's bounds); a shard that does not pass that form, or whose objids'
 owners changed since, gets the suite itself on its own rows, which decides. Great Expectations' fixed cost
 per expectation is then paid once per group, not once per shard. A shard that
@@ -40,9 +40,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from astrospect.colour_calibration import ColourCheck, ColourReference, colour_reference
+from astrospect.data.store import S3Store, open_store
 from astrospect.data.summaries import magnitudes, summary_table
-from astrospect.gate_suites import (
+from astrospect.gate.colour_calibration import ColourCheck, ColourReference, colour_reference
+from astrospect.gate.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
+from astrospect.gate.quarantine import (
+    failed_expectations,
+    judging_failure,
+    label,
+    reason_text,
+    write_report,
+)
+from astrospect.gate.sandbox import Limits, Reading, Sandbox
+from astrospect.gate.suites import (
     STATISTICS_SUITE,
     STRUCTURE_SUITE,
     SUMMARY_SUITE,
@@ -50,17 +60,7 @@ from astrospect.gate_suites import (
     Gate,
     gate_for,
 )
-from astrospect.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
-from astrospect.quarantine_reports import (
-    failed_expectations,
-    judging_failure,
-    label,
-    reason_text,
-    write_report,
-)
-from astrospect.sandbox import Limits, Reading, Sandbox
 from astrospect.settings import BANDS, Settings, get_logger
-from astrospect.store import S3Store, open_store
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult

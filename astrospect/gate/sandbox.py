@@ -1,7 +1,7 @@
 """The data gate's reader of untrusted shards: a child process with limits on time, memory and writes.
 
 Every file in the landing zone is untrusted, and the HDF5 library that parses it is large C code. So the
-gate never opens a shard in its own process: a child (``python -m astrospect.sandbox``) opens it once,
+gate never opens a shard in its own process: a child (``python -m astrospect.gate.sandbox``) opens it once,
 inspects it (:func:`astrospect.data.shards.open_shard`, which refuses outside references, and declared
 sizes beyond ``ASTROSPECT_GATE_MAX_DECLARED_MB`` or what the file stores, before reading anything) and
 summarises its pixels (:func:`astrospect.data.summaries.summarize_cutouts`). The limits, per file:
@@ -208,7 +208,7 @@ class Sandbox:
         if self._child is None or self._child.poll() is not None:
             limits = json.dumps({"seconds": self.limits.seconds, "memory_bytes": self.limits.memory_bytes})
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "astrospect.sandbox", limits],
+                [sys.executable, "-m", "astrospect.gate.sandbox", limits],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # with RLIMIT_FSIZE 0 it could not write a log file anyway

@@ -4,7 +4,7 @@ For each quarantined shard, ``quarantine/<shard>.result.json`` holds the failed 
 the suite's ``meta.why``, unexpected counts, example rows by ``row`` and ``objid``) and the full GE results;
 ``<shard>.report.html`` is GE's Data Docs validation page of the first failing suite with a short header
 naming what failed, or the header alone when no suite could judge the shard. When a shard's colours were
-measured, both also carry the colour calibration (:mod:`astrospect.colour_calibration`): the median residual
+measured, both also carry the colour calibration (:mod:`astrospect.gate.colour_calibration`): the median residual
 of each colour and, when the colours fail, the zero point they point to (band, offset, uncertainty).
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from astrospect.atomic import write_replacing
-from astrospect.gate_suites import EXAMPLE_ROWS
-from astrospect.ledger import ShardRecord
+from astrospect.gate.ledger import ShardRecord
+from astrospect.gate.suites import EXAMPLE_ROWS
 from astrospect.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 
-    from astrospect.colour_calibration import ColourCheck
-    from astrospect.validate import FluxReference
+    from astrospect.gate.colour_calibration import ColourCheck
+    from astrospect.gate.validate import FluxReference
 
 COLOUR_SHIFT_PREFIX = "colour_shift_sigma_"
 

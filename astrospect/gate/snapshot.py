@@ -8,7 +8,7 @@ returns the existing manifest unchanged.
 
 With a shard store (``ASTROSPECT_STORE``) each shard entry also has its ``uri`` there, the manifest and
 ``LATEST`` are written there too, and the snapshot lists those URIs: a worker on another machine trains
-from them through :func:`astrospect.store.local_copies`, with no shared folder.
+from them through :func:`astrospect.data.store.local_copies`, with no shared folder.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from astrospect.atomic import write_once, write_replacing
-from astrospect.ledger import ACCEPTED, RELEASED, Ledger, ShardRecord
+from astrospect.data.store import S3Store, open_store
+from astrospect.gate.ledger import ACCEPTED, RELEASED, Ledger, ShardRecord
 from astrospect.settings import Settings, get_logger
-from astrospect.store import S3Store, open_store
 
 log = get_logger(__name__)
 

@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 from keras import layers
 
+from astrospect.data.photometry import SDSS_SOFTENING_B, aperture_weights, luptitudes
 from astrospect.data.shards import CUTOUTS_INPUT, EBV_INPUT
-from astrospect.pdf import RedshiftBins, shift_pdfs
-from astrospect.photometry import SDSS_SOFTENING_B, aperture_weights, luptitudes
+from astrospect.pdf.bins import RedshiftBins, shift_pdfs
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 
 Stretch = Literal["asinh", "linear"]
@@ -139,7 +139,7 @@ class RedshiftPdf(layers.Layer):
     """softmax(logits / temperature), moved by ``shift`` in redshift; the bin edges live in the layer config.
 
     Temperature (1) and shift (0) are non-trainable weights, fitted after training on the validation split by
-    :func:`astrospect.calibration.calibrate_pdf_model` and saved with the weights, so the saved model gives
+    :func:`astrospect.models.calibration.calibrate_pdf_model` and saved with the weights, so the saved model gives
     calibrated PDFs and names its own bins (:func:`pdf_bins`).
     """
 
@@ -217,7 +217,7 @@ PHOTOMETRY_RADII_ARCSEC = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 @keras.saving.register_keras_serializable(package="astrospect")
 class AperturePhotometry(layers.Layer):
     """Fixed aperture photometry inside the model: per aperture, the four adjacent colours and the r
-    magnitude in SDSS asinh magnitudes (:mod:`astrospect.photometry`, the baseline's own definitions),
+    magnitude in SDSS asinh magnitudes (:mod:`astrospect.data.photometry`, the baseline's own definitions),
     standardised by a mean and scale fitted on training cutouts and kept in the layer config.
 
     Why inside the network: a CNN can learn flux ratios from pixels, but on 2 CPU cores and 10^4 galaxies it
@@ -270,7 +270,7 @@ def photometry_features(
     images: npt.NDArray[np.floating], radii_arcsec: tuple[float, ...]
 ) -> npt.NDArray[np.float64]:
     """The unstandardised features :class:`AperturePhotometry` computes, in numpy (to fit its scaling)."""
-    from astrospect.photometry import aperture_flux
+    from astrospect.data.photometry import aperture_flux
 
     mags = np.stack([luptitudes(aperture_flux(images, r)) for r in radii_arcsec], axis=-1)  # (N, 5, R)
     colours = (mags[:, :-1, :] - mags[:, 1:, :]).reshape(len(images), -1)

@@ -17,11 +17,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from astrospect.data.dataset import RowSelection, iter_selected_cutouts
+from astrospect.data.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
 from astrospect.data.shards import Cutouts
-from astrospect.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
-from astrospect.pdf import RedshiftBins
-from astrospect.pdf_plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram, save_figure
-from astrospect.predict import predict_redshift
+from astrospect.models.predict import predict_redshift
+from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram, save_figure
 
 # A batch of cutouts (raw pixels, with the E(B-V) and whatever else their shard carries) -> redshift, or
 # -> (N, bins) PDFs.
@@ -59,7 +59,7 @@ def evaluate(
     """Score a predictor (raw cutouts in, redshift out; optionally PDFs on ``bins``) on the holdout rows,
     streaming the pixels once. With PDFs and no ``predict``, the redshift is the PDFs' POINT_ESTIMATE,
     taken from the same model call (what serving answers), so the model runs once per chunk."""
-    from astrospect.pdf import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
 
     if len(holdout) == 0:
         raise ValueError(f"{name}: no holdout galaxies in {len(holdout.shards)} shard(s)")
@@ -84,7 +84,7 @@ def evaluate(
     ids_all, truth, pred = np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred)
     evaluation = Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
     if bins is not None:
-        from astrospect.pdf_metrics import pdf_metric_table
+        from astrospect.pdf.metrics import pdf_metric_table
 
         evaluation.pdfs = np.concatenate(pdfs)
         evaluation.bins = bins
@@ -96,12 +96,12 @@ def evaluate(
 
 def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> Evaluation:
     """Score a saved Keras model (raw cutouts in): redshift, or PDFs and their point estimate."""
-    from astrospect.model import pdf_bins
+    from astrospect.models.cnn import pdf_bins
 
     bins = pdf_bins(model)
     if bins is None:
         return evaluate(lambda chunk: predict_redshift(model, chunk.images, chunk.ebv), holdout, name=name)
-    from astrospect.predict import predict_pdf
+    from astrospect.models.predict import predict_pdf
 
     return evaluate(
         None,
@@ -114,7 +114,7 @@ def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> E
 
 def comparison_table(evaluations: Sequence[Evaluation], *, with_seed: bool = True) -> pd.DataFrame:
     """Metrics side by side, one row per model, plus the seed's published rows (real SDSS data) for reference."""
-    from astrospect import challengers
+    from astrospect.models import registry as challengers
 
     rows = [
         {"model": e.name, "data": "simulated (holdout)", "n": len(e.z_true), **e.metrics} for e in evaluations
@@ -202,7 +202,7 @@ def plot_learning_curves(histories: dict[str, dict[str, list[float]]], path: Pat
 
 def plot_pdf_figures(evaluation: Evaluation, folder: Path) -> list[Path]:
     """The PIT histogram, the coverage curve and a grid of example PDFs with their spec-z."""
-    from astrospect.pdf_metrics import pit_values
+    from astrospect.pdf.metrics import pit_values
 
     if evaluation.pdfs is None or evaluation.bins is None:
         raise ValueError(f"{evaluation.name}: no PDFs to plot")

@@ -15,15 +15,15 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.neighbors import KNeighborsRegressor
 
-from astrospect.baseline import ColourBaseline
-from astrospect.challengers import Trained
-from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_estimate
+from astrospect.models.baselines import ColourBaseline
+from astrospect.models.registry import Trained
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_estimate
 
 if TYPE_CHECKING:
-    from astrospect.challengers import Challenger
     from astrospect.data.dataset import Splits
     from astrospect.data.shards import Cutouts
-    from astrospect.train import TrainConfig
+    from astrospect.models.registry import Challenger
+    from astrospect.models.train import TrainConfig
 
 
 def nz_null_pdf(z_train: npt.ArrayLike, bins: RedshiftBins, n_galaxies: int) -> npt.NDArray[np.float64]:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from astrospect import challengers
 from astrospect.data.dataset import RowSelection, Splits, read_labels, splits_from_labels
 from astrospect.data.splits import TRAIN_FRACTION, objid_unit_hash
+from astrospect.models import registry as challengers
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
-    from astrospect.pipeline import ChallengerOutcome
-    from astrospect.train import TrainConfig
+    from astrospect.models.pipeline import ChallengerOutcome
+    from astrospect.models.train import TrainConfig
 
 log = get_logger(__name__)
 
@@ -75,7 +75,7 @@ def run_learning_curve(
     config: TrainConfig,
 ) -> list[CurvePoint]:
     """Train and score each challenger at each size (smallest first), one label pass for all of them."""
-    from astrospect.pipeline import run_challenger
+    from astrospect.models.pipeline import run_challenger
 
     labels = read_labels(shards)
     objid = [shard.objid for shard in labels]

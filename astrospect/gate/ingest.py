@@ -2,7 +2,7 @@
 
 New means new content (sha256), not a new name: a re-run, or the same bytes under another name, copies
 nothing. The source is only ever read. Ingest moves bytes and never parses them: judging a file's content is
-validation's job (:mod:`astrospect.validate`, which reads every file in a sandboxed child process), so no
+validation's job (:mod:`astrospect.gate.validate`, which reads every file in a sandboxed child process), so no
 file's content can make ingest fail. Each object streams into a temp file under ``raw/.incoming`` (S3:
 boto3's transfer manager, multipart ranged GETs, never the whole object in memory) and is hashed on the way
 in; it is then fsynced and published under ``raw/<stem>.<sha256[:12]>.h5`` with a hard link, which fails
@@ -11,7 +11,7 @@ next run; the ledger row is written after the file is in place, and a file found
 (an interrupted run) is kept only if its bytes hash to the same sha256 as the fresh copy, then recorded and
 validated like any other. One object's fsync, publishing and ledger row overlap the next one's download (a
 single publisher thread with its own ledger connection; an object's content is looked up in the ledger only
-after the one before it is recorded, so the rows keep the listing's order). With a shard store (``ASTROSPECT_STORE``, see :mod:`astrospect.store`) each new
+after the one before it is recorded, so the rows keep the listing's order). With a shard store (``ASTROSPECT_STORE``, see :mod:`astrospect.data.store`) each new
 shard is also written to its ``raw/`` there before the ledger row, so workers on other machines can read it.
 
 Whatever one landing entry does, the run goes on with the others, and the ledger records why:
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from astrospect.atomic import TEMP_SUFFIX, publish, remove_stale_temp_files
-from astrospect.ledger import QUARANTINED, SKIPPED, Ledger, gate_lock
+from astrospect.data.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
+from astrospect.gate.ledger import QUARANTINED, SKIPPED, Ledger, gate_lock
 from astrospect.settings import Settings, get_logger
-from astrospect.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
 
 log = get_logger(__name__)
 

@@ -18,15 +18,15 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from astrospect.challengers import Trained
 from astrospect.data.dataset import RowSelection, Splits, iter_selected
-from astrospect.metrics import metric_table
-from astrospect.photometry import colour_features
+from astrospect.data.metrics import metric_table
+from astrospect.data.photometry import colour_features
+from astrospect.models.registry import Trained
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
-    from astrospect.challengers import Challenger
-    from astrospect.train import TrainConfig
+    from astrospect.models.registry import Challenger
+    from astrospect.models.train import TrainConfig
 
 log = get_logger(__name__)
 # Chosen on the validation split by sigma_mad. A fixed 2" (fibre-like) aperture would make a weaker
@@ -73,8 +73,8 @@ def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dic
 
 def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
     """The registry's builder for the colour k-NN baselines (the CNN hyperparameters do not apply)."""
-    from astrospect.pdf import DEFAULT_BINS
-    from astrospect.pdf_baselines import knn_pdf
+    from astrospect.pdf.baselines import knn_pdf
+    from astrospect.pdf.bins import DEFAULT_BINS
 
     baseline = fit_colour_baseline(splits)
     bins = DEFAULT_BINS

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrospect.challengers import Challenger, Trained
 from astrospect.data.dataset import Splits
-from astrospect.evaluate import (
+from astrospect.models.evaluate import (
     Evaluation,
     evaluate,
     plot_learning_curves,
@@ -20,8 +19,9 @@ from astrospect.evaluate import (
     plot_predicted_vs_true,
     plot_residuals,
 )
+from astrospect.models.registry import Challenger, Trained
+from astrospect.models.train import TrainConfig
 from astrospect.settings import get_logger
-from astrospect.train import TrainConfig
 
 log = get_logger(__name__)
 

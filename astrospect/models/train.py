@@ -24,9 +24,8 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.challengers import Trained
 from astrospect.data.dataset import Splits, iter_selected_cutouts, make_tf_dataset, sample_images
-from astrospect.model import (
+from astrospect.models.cnn import (
     Stretch,
     build_pdf_cnn,
     build_photoz_cnn,
@@ -36,14 +35,15 @@ from astrospect.model import (
     fit_photometry_scaling,
     takes_ebv,
 )
-from astrospect.pdf import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
-from astrospect.predict import predict_pdf, predict_redshift
+from astrospect.models.predict import predict_pdf, predict_redshift
+from astrospect.models.registry import Trained
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-    from astrospect.challengers import Challenger
+    from astrospect.models.registry import Challenger
 
 log = get_logger(__name__)
 SCALING_SAMPLE = 4096  # training cutouts used to fit the pixel scaling
@@ -379,7 +379,7 @@ def fit_seed_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) ->
 
 
 def fit_photoz_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
-    """The registry's builder for `cnn-ebv`: cutouts and E(B-V) in (:func:`astrospect.model.build_photoz_cnn`),
+    """The registry's builder for `cnn-ebv`: cutouts and E(B-V) in (:func:`astrospect.models.cnn.build_photoz_cnn`),
     MSE on redshift, the same recipe as every CNN."""
     result = train(
         splits,
@@ -415,8 +415,8 @@ def _point_trained(
 def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
     """The registry's builder for the PDF CNN: `cnn-ebv`'s trunk with a softmax over DEFAULT_BINS, trained
     on cross-entropy against the binned redshift, then calibrated (a temperature and a shift) on the
-    validation split so that its intervals cover what they claim (:mod:`astrospect.calibration`)."""
-    from astrospect.calibration import calibrate_pdf_model
+    validation split so that its intervals cover what they claim (:mod:`astrospect.models.calibration`)."""
+    from astrospect.models.calibration import calibrate_pdf_model
 
     bins = DEFAULT_BINS
     result = train(

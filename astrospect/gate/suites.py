@@ -2,9 +2,9 @@
 
 :class:`Gate` holds an ephemeral GE context with one pandas batch definition per suite. Three suites judge
 each row on its own (:data:`BATCHED_SUITES`): on a group of shards they pass exactly when they pass on each,
-so :mod:`astrospect.validate` runs them once per group and asks :meth:`Gate.failing_shards` which shards broke
+so :mod:`astrospect.gate.validate` runs them once per group and asks :meth:`Gate.failing_shards` which shards broke
 them; loading refuses any other kind of expectation into them. The summary suite judges one shard as a
-whole; :mod:`astrospect.shard_summaries` turns it into per-shard statistics and a row-wise suite over them
+whole; :mod:`astrospect.gate.shard_summaries` turns it into per-shard statistics and a row-wise suite over them
 (:data:`SUMMARY_BY_SHARD`), so it too runs once per group (:meth:`Gate.passing_summaries`), and only a shard
 that does not pass there gets the summary suite on its own rows. See ``expectations/README.md`` for what each
 suite checks and why.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from astrospect.shard_summaries import ShardSummaries
+from astrospect.gate.shard_summaries import ShardSummaries
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -107,7 +107,7 @@ class Gate:
     ) -> set[str]:
         """The shards whose summary table certainly passes the summary suite, from one run of its per-shard
         form on their statistics (``statistics``: shard -> :meth:`ShardSummaries.row`, computed with the same
-        ``parameters``); the others need the suite itself (:mod:`astrospect.shard_summaries`)."""
+        ``parameters``); the others need the suite itself (:mod:`astrospect.gate.shard_summaries`)."""
         if not statistics:
             return set()
         rows = pd.DataFrame([{"shard": name, **row} for name, row in statistics.items()])

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf import RedshiftBins, check_pdfs, pdf_summary
-from astrospect.pdf_metrics import COVERAGE_LEVELS, coverage_curve
+from astrospect.pdf.bins import RedshiftBins, check_pdfs, pdf_summary
+from astrospect.pdf.metrics import COVERAGE_LEVELS, coverage_curve
 
 PIT_HISTOGRAM_BINS = 20
 
