@@ -83,7 +83,7 @@ def train(
     from astrospect.models.baselines import fit_colour_baseline
     from astrospect.models.evaluate import comparison_table, evaluate
     from astrospect.models.pipeline import run_challenger
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
 
     chosen = _challenger(challenger)
@@ -201,7 +201,7 @@ def learning_curve(
 
     from astrospect.data.shards import resolve_shards
     from astrospect.models.learning_curve import curve_table, plot_learning_curve, run_learning_curve
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
 
     settings = load_settings()

@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from astrospect.data.metrics import METRIC_NAMES
-from astrospect.settings import CUTOUT_SIZE, N_BANDS, PROJECT_ROOT, Settings, get_logger, load_settings
+from astrospect.serving.card import (
+    CHAMPION,
+    LABEL_DATASET,
+    LABEL_NAME,
+    LABEL_RUN,
+    LABEL_VERSION,
+    MLFLOW_MODEL_FOLDER,
+    bento_model_name,
+    keras_file,
+)
+from astrospect.settings import PROJECT_ROOT, Settings, get_logger, load_settings
+from astrospect.tracking.registry import Champion, read_champion
 
 if TYPE_CHECKING:
     import bentoml
@@ -30,29 +39,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
-CHAMPION = "champion"  # the MLflow registry alias deployed, and the bento's alias for its pinned model
-MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow.import_model puts the MLflow model
-# Labels on the BentoML model and the bento: what was deployed, from where.
-LABEL_NAME = "mlflow_model_name"
-LABEL_VERSION = "mlflow_model_version"
-LABEL_RUN = "mlflow_run_id"
-LABEL_DATASET = "dataset_version"
 LABEL_SOURCE_DIGEST = "source_digest"
 LABEL_BENTO_MODEL = "bento_model"
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """A deployed model as the service sees it: identity, provenance, and the Keras file to load."""
-
-    model_name: str
-    model_version: str
-    run_id: str
-    dataset_version: str | None
-    metrics: dict[str, float]
-    bento_model: str
-    keras_path: Path
-    input_shape: tuple[int, int, int] = (CUTOUT_SIZE, CUTOUT_SIZE, N_BANDS)
 
 
 @dataclass(frozen=True)
@@ -73,16 +61,6 @@ class Deployment:
         return asdict(self)
 
 
-def bento_model_name(registered_model_name: str) -> str:
-    """The registered MLflow name as a BentoML tag name (lower case, ``[a-z0-9._-]``)."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", registered_model_name.lower()).strip("-._")
-    if not name:
-        raise ValueError(
-            f"registered model name {registered_model_name!r} has no characters usable in a BentoML tag"
-        )
-    return name
-
-
 def use_bentoml_home(settings: Settings) -> Path:
     """Point BentoML at ``settings.bentoml_home``; must run before BentoML opens its stores."""
     home = settings.bentoml_home
@@ -99,24 +77,14 @@ def use_bentoml_home(settings: Settings) -> Path:
     return home
 
 
-@dataclass(frozen=True)
-class Champion:
-    """A registry entry to deploy: where the model is, and what the tracking server knows about it."""
-
-    registered_model: str
-    version: str
-    run_id: str
-    model_uri: str  # models:/<name>/<version>, or any MLflow model URI (the benchmark uses a local folder)
-    dataset_version: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    def labels(self) -> dict[str, str]:
-        return {
-            LABEL_NAME: self.registered_model,
-            LABEL_VERSION: self.version,
-            LABEL_RUN: self.run_id,
-            LABEL_DATASET: self.dataset_version or "unknown",
-        }
+def bento_labels(champion: Champion) -> dict[str, str]:
+    """The labels of a deployed version on its BentoML model and its bento: what was deployed, from where."""
+    return {
+        LABEL_NAME: champion.registered_model,
+        LABEL_VERSION: champion.version,
+        LABEL_RUN: champion.run_id,
+        LABEL_DATASET: champion.dataset_version or "unknown",
+    }
 
 
 def deploy_champion(settings: Settings | None = None, alias: str = CHAMPION) -> Deployment:
@@ -132,47 +100,12 @@ def deploy_version(settings: Settings, version: str) -> Deployment:
     return install(read_champion(settings, version))
 
 
-def read_champion(settings: Settings, alias_or_version: str = CHAMPION) -> Champion:
-    """A registered version (by alias or number), with its run's dataset version and holdout metric table."""
-    from astrospect.tracking import registry
-    from astrospect.tracking.server import check_tracking_server, client_for
-    from astrospect.tracking.tags import TAG_DATASET_VERSION
-
-    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
-        check_tracking_server(settings.mlflow_tracking_uri)
-    name = settings.registered_model_name
-    version = (
-        registry.get_version(settings, alias_or_version)
-        if alias_or_version.isdigit()
-        else registry.by_alias(settings, alias_or_version)
-    )
-    if version is None:
-        raise LookupError(f"registered model {name!r} has no alias {alias_or_version!r}: nothing to deploy")
-    run = client_for(settings).get_run(version.run_id)
-    metrics = {
-        metric: float(run.data.metrics[metric]) for metric in METRIC_NAMES if metric in run.data.metrics
-    }
-    missing = [metric for metric in METRIC_NAMES if metric not in metrics]
-    if missing:
-        log.warning(
-            "run %s has no holdout metric(s) %s; /metadata will show the rest", run.info.run_id, missing
-        )
-    return Champion(
-        registered_model=name,
-        version=version.version,
-        run_id=version.run_id,
-        model_uri=version.uri,
-        dataset_version=run.data.tags.get(TAG_DATASET_VERSION) or run.data.params.get("dataset_version"),
-        metrics=metrics,
-    )
-
-
 def install(champion: Champion, alias: str = CHAMPION) -> Deployment:
     """Import the model into BentoML's store (once per version) and build a bento pinning it."""
     tag = f"{bento_model_name(champion.registered_model)}:v{champion.version}-{champion.run_id[:12].lower()}"
     metadata = {"metrics": champion.metrics, "registry_alias": alias, "model_uri": champion.model_uri}
-    stored, reused_model = _import_model(tag, champion.model_uri, champion.labels(), metadata)
-    bento, reused_bento = _build_bento(stored, champion.labels())
+    stored, reused_model = _import_model(tag, champion.model_uri, bento_labels(champion), metadata)
+    bento, reused_bento = _build_bento(stored, bento_labels(champion))
     deployment = Deployment(
         registered_model=champion.registered_model,
         version=champion.version,
@@ -273,64 +206,3 @@ def included_files(include: list[str], root: Path = PROJECT_ROOT) -> list[Path]:
     """The files ``include``'s patterns select under ``root``, as BentoML packs them."""
     matched = {path for pattern in include for path in root.glob(pattern) if path.is_file()}
     return sorted(path for path in matched if "__pycache__" not in path.parts)
-
-
-def champion_bento_model(settings: Settings | None = None) -> bentoml.Model:
-    """The model to serve: the bento's pinned ``champion``; from source, the newest imported version."""
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        return bentoml.models.get(CHAMPION)  # an alias only inside a bento built by deploy_champion
-    except NotFound:
-        pass
-    name = bento_model_name((settings or load_settings()).registered_model_name)
-    try:
-        return bentoml.models.get(f"{name}:latest")
-    except NotFound as error:
-        raise LookupError(
-            f"no model '{name}' in BentoML's store (BENTOML_HOME); run `astrospect deploy` first"
-        ) from error
-
-
-def model_card(stored: bentoml.Model) -> ModelCard:
-    labels, metadata = stored.info.labels, stored.info.metadata
-    missing = [key for key in (LABEL_NAME, LABEL_VERSION, LABEL_RUN) if key not in labels]
-    if missing:
-        raise ValueError(
-            f"BentoML model {stored.tag} lacks label(s) {missing}: it was not imported by `astrospect deploy`"
-        )
-    dataset_version = labels.get(LABEL_DATASET)
-    return ModelCard(
-        model_name=labels[LABEL_NAME],
-        model_version=labels[LABEL_VERSION],
-        run_id=labels[LABEL_RUN],
-        dataset_version=None if dataset_version in (None, "unknown") else dataset_version,
-        metrics={str(k): float(v) for k, v in cast(dict[str, float], metadata.get("metrics") or {}).items()},
-        bento_model=str(stored.tag),
-        keras_path=keras_file(Path(stored.path_of(MLFLOW_MODEL_FOLDER))),
-    )
-
-
-def keras_file(mlflow_model_dir: Path) -> Path:
-    """The ``.keras`` file inside an MLflow Keras model, found through its MLmodel flavor config.
-
-    Loading it with Keras directly (not through pyfunc) skips MLflow's import and its pickled custom objects;
-    importing :mod:`astrospect.models.cnn` registers the one custom layer.
-    """
-    mlmodel = mlflow_model_dir / "MLmodel"
-    if not mlmodel.is_file():
-        raise FileNotFoundError(f"{mlflow_model_dir}: no MLmodel file; not an MLflow model")
-    flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
-    flavor = flavors.get("keras") or flavors.get("tensorflow")
-    if flavor is None:
-        raise ValueError(
-            f"{mlmodel}: field 'flavors': expected a keras or tensorflow flavor, got {sorted(flavors)}"
-        )
-    data = mlflow_model_dir / str(flavor.get("data", "data"))
-    candidates = sorted(data.glob("*.keras")) if data.is_dir() else []
-    if not candidates:
-        raise FileNotFoundError(
-            f"{data}: no .keras file (the model must be logged by mlflow.keras / mlflow.tensorflow)"
-        )
-    return candidates[0]

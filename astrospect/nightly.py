@@ -54,7 +54,7 @@ def drift_step(
     """Compare tonight's new shards (and the champion's predictions on them) with the champion's training
     snapshot; log the report to MLflow. Skipped, not failed, when there is no champion or nothing new."""
     from astrospect.drift.measure import drift_against
-    from astrospect.tracking.runs import log_drift
+    from astrospect.drift.runs import log_drift
 
     settings = settings or load_settings()
     if not snapshot.get("shards"):
@@ -122,7 +122,7 @@ def should_train(
 def start_session_step(
     snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
 ) -> str:
-    from astrospect.tracking.runs import adopt_drift_run
+    from astrospect.drift.runs import adopt_drift_run
     from astrospect.tracking.sessions import start_session
 
     settings = settings or load_settings()
@@ -145,7 +145,7 @@ def train_step(
     from astrospect.data.dataset import select_splits
     from astrospect.data.store import local_copies
     from astrospect.models.pipeline import ChallengerOutcome, run_challenger
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
     from astrospect.tracking.runs import train_once
 
     settings = settings or load_settings()

@@ -48,7 +48,8 @@ from astrospect.drift import compare
 from astrospect.drift.features import LABEL, PREDICTION, Predictor, image_features
 from astrospect.drift.report import is_drifting
 from astrospect.drift.statistics import FeatureDrift
-from astrospect.gate.validate import REFERENCE_FILE, SUMMARY_SUITE, FluxReference, Gate
+from astrospect.gate.flux_reference import REFERENCE_FILE, FluxReference
+from astrospect.gate.validate import SUMMARY_SUITE, Gate
 from astrospect.models.baselines import fit_colour_baseline
 from astrospect.settings import BANDS, PROJECT_ROOT, Settings, get_logger, load_settings
 from astrospect.simulate.conditions import ObservingConditions

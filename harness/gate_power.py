@@ -32,10 +32,11 @@ import typer
 from astrospect.data.shards import Cutouts, read_shard
 from astrospect.data.summaries import summarize_cutouts, summary_table
 from astrospect.gate.colour_calibration import ColourReference, colour_reference
+from astrospect.gate.flux_reference import flux_reference
 from astrospect.gate.ledger import Ledger
 from astrospect.gate.quarantine import colour_calibration_failed, failed_expectations
 from astrospect.gate.suites import STATISTICS_SUITE, SUMMARY_SUITE, Gate
-from astrospect.gate.validate import ColourRedshift, colour_redshift, flux_reference, statistics_row
+from astrospect.gate.validate import ColourRedshift, colour_redshift, statistics_row
 from astrospect.settings import BANDS, PROJECT_ROOT, get_logger, load_settings
 from astrospect.simulate.conditions import ObservingConditions
 from harness.drift_study import calibrated, render, wilson

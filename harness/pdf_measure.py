@@ -32,12 +32,12 @@ from astrospect.data.dataset import (
 )
 from astrospect.data.metrics import metric_table
 from astrospect.data.shards import resolve_shards
-from astrospect.models.baselines import colour_tables, fit_colour_baseline
+from astrospect.models.baselines import colour_tables, fit_colour_baseline, knn_pdf
 from astrospect.models.calibration import calibrate_pdf_model
 from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
 from astrospect.models.predict import predict_pdf, predict_redshift
 from astrospect.models.train import SCALING_SAMPLE, ThroughputLogger
-from astrospect.pdf.baselines import knn_pdf, nz_null_pdf
+from astrospect.pdf.baselines import nz_null_pdf
 from astrospect.pdf.bins import POINT_ESTIMATES, RedshiftBins, encode_redshift_bins, point_estimate
 from astrospect.pdf.metrics import pdf_metric_table, pit_values
 from astrospect.pdf.plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram

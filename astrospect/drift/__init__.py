@@ -2,7 +2,8 @@
 
 ``measure_drift(settings, tonight_shards, reference, model)`` returns a :class:`DriftReport`; the
 pieces are :mod:`.features` (per-cutout features), :mod:`.statistics` (per-feature tests and distances),
-:mod:`.measure` (the reference cache, tonight's shards, the step) and :mod:`.report` (table, JSON, HTML).
+:mod:`.measure` (the reference cache, tonight's shards, the step), :mod:`.report` (table, JSON, HTML) and
+:mod:`.runs` (the report as an MLflow run).
 """
 
 from __future__ import annotations

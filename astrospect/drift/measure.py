@@ -206,9 +206,8 @@ def champion_model(settings: Settings) -> tuple[WatchedModel, str | None]:
     Raises :class:`~astrospect.tracking.server.TrackingServerError` when no MLflow server answers and
     :class:`LookupError` when the registry has no champion.
     """
-    from astrospect.deploy import read_champion
     from astrospect.models.predict import point_redshift
-    from astrospect.tracking.registry import load_model
+    from astrospect.tracking.registry import load_model, read_champion
 
     champion = read_champion(settings)
     keras_model = load_model(settings, champion.version)

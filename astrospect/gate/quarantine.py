@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 
     from astrospect.gate.colour_calibration import ColourCheck
-    from astrospect.gate.validate import FluxReference
+    from astrospect.gate.flux_reference import FluxReference
 
 COLOUR_SHIFT_PREFIX = "colour_shift_sigma_"
 

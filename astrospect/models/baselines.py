@@ -22,11 +22,13 @@ from astrospect.data.dataset import RowSelection, Splits, iter_selected
 from astrospect.data.metrics import metric_table
 from astrospect.data.photometry import colour_features
 from astrospect.models.registry import Trained
+from astrospect.pdf.baselines import neighbour_histograms
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_estimate
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
-    from astrospect.models.registry import Challenger
-    from astrospect.models.train import TrainConfig
+    from astrospect.data.shards import Cutouts
+    from astrospect.models.registry import Challenger, TrainConfig
 
 log = get_logger(__name__)
 # Chosen on the validation split by sigma_mad. A fixed 2" (fibre-like) aperture would make a weaker
@@ -73,9 +75,6 @@ def colour_tables(selection: RowSelection, radii_arcsec: Sequence[float]) -> dic
 
 def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
     """The registry's builder for the colour k-NN baselines (the CNN hyperparameters do not apply)."""
-    from astrospect.pdf.baselines import knn_pdf
-    from astrospect.pdf.bins import DEFAULT_BINS
-
     baseline = fit_colour_baseline(splits)
     bins = DEFAULT_BINS
     return Trained(
@@ -95,6 +94,51 @@ def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) 
         n_train=len(splits.train),
         n_val=len(splits.val),
     )
+
+
+def fit_nz_null(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
+    """The registry's builder for the N(z) null: the training split's redshift histogram for every galaxy."""
+    bins = DEFAULT_BINS
+    histogram = bins.histogram(splits.train.redshift)
+    point = float(point_estimate(histogram[None, :], bins, POINT_ESTIMATE)[0])
+
+    def predict_pdf(cutouts: Cutouts) -> npt.NDArray[np.float64]:
+        return np.tile(histogram, (len(cutouts), 1))
+
+    return Trained(
+        challenger=challenger,
+        predict=lambda cutouts: np.full(len(cutouts), point, np.float32),
+        params={"model": "N(z) of the training split", "clipping": splits.clipping, "n_bins": bins.n},
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+        predict_pdf=predict_pdf,
+        bins=bins,
+    )
+
+
+def neighbour_redshifts(
+    baseline: ColourBaseline, features: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(N, k) redshifts of each galaxy's k nearest training galaxies and their colour-space distances."""
+    regressor = baseline.pipeline[-1]
+    if not isinstance(regressor, KNeighborsRegressor):
+        raise TypeError(f"colour baseline ends in {type(regressor).__name__}, not a KNeighborsRegressor")
+    distances, indices = regressor.kneighbors(baseline.pipeline[:-1].transform(features))
+    # The fitted training targets; scikit-learn keeps them as `_y` (what its own predict reads).
+    train_z = np.asarray(regressor._y, dtype=np.float64).ravel()
+    if train_z.size != regressor.n_samples_fit_:
+        raise ValueError(
+            f"k-NN holds {train_z.size} training redshifts for {regressor.n_samples_fit_} galaxies"
+        )
+    return train_z[indices], distances
+
+
+def knn_pdf(
+    baseline: ColourBaseline, features: npt.NDArray[np.float64], bins: RedshiftBins
+) -> npt.NDArray[np.float64]:
+    """(N, bins.n): each galaxy's histogram of its k neighbours' redshifts (the colour k-NN PDF baseline),
+    leaving the baseline's point predictions as they are."""
+    return neighbour_histograms(neighbour_redshifts(baseline, features)[0], bins)
 
 
 def fit_colour_baseline(splits: Splits) -> ColourBaseline:

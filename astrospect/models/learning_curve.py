@@ -24,7 +24,7 @@ from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
     from astrospect.models.pipeline import ChallengerOutcome
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
 
 log = get_logger(__name__)
 

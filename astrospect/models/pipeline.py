@@ -19,8 +19,7 @@ from astrospect.models.evaluate import (
     plot_predicted_vs_true,
     plot_residuals,
 )
-from astrospect.models.registry import Challenger, Trained
-from astrospect.models.train import TrainConfig
+from astrospect.models.registry import Challenger, TrainConfig, Trained
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -26,7 +26,6 @@ import numpy.typing as npt
 
 from astrospect.data.dataset import Splits, iter_selected_cutouts, make_tf_dataset, sample_images
 from astrospect.models.cnn import (
-    Stretch,
     build_pdf_cnn,
     build_photoz_cnn,
     build_seed_cnn,
@@ -36,7 +35,7 @@ from astrospect.models.cnn import (
     takes_ebv,
 )
 from astrospect.models.predict import predict_pdf, predict_redshift
-from astrospect.models.registry import Trained
+from astrospect.models.registry import Precision, TrainConfig, Trained
 from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
 from astrospect.settings import get_logger
 
@@ -48,58 +47,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 SCALING_SAMPLE = 4096  # training cutouts used to fit the pixel scaling
 INPUT_EXAMPLE_SIZE = 4
-# "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 arithmetic (AMX-BF16 or
-# AVX512-BF16; measured 2.4x float32's images/s here), float32 elsewhere. The saved model is float32.
-Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # (a sample of raw training cutouts to fit the in-model scalings on, the training redshift range) -> model;
 # called twice under mixed precision (train, then the float32 copy that is saved), so it must be deterministic.
 BuildModel = Callable[[npt.NDArray[np.float32], tuple[float, float]], keras.Model]
-
-
-EMA_MAX_SPAN = 0.15  # the weight average spans at most this fraction of the schedule (TrainConfig)
-
-
-@dataclass
-class TrainConfig:
-    """The training hyperparameters of a session; logged as the CNN runs' parameters."""
-
-    out_dir: Path  # a new folder per challenger: model.keras, history.json, train_config.json, plots/
-    epochs: int = 30  # the length of the learning-rate schedule; early stopping may end sooner
-    batch_size: int = 156
-    patience: int = 10  # epochs without a new best smoothed validation loss, counted after the warm-up
-    learning_rate: float = 1e-3  # the peak, reached at the end of the warm-up
-    warmup_epochs: int = 2
-    weight_decay: float = 1e-4  # AdamW's decoupled decay; biases and batch-norm parameters are exempt
-    clipnorm: float = 1.0  # global gradient norm
-    smoothing: int = 3  # early stopping watches the median validation loss of this many last epochs
-    # Polyak averaging of the weights, per step (0.99: about the last 100 steps); validation, early stopping
-    # and the saved model use the average. None trains without it.
-    ema_momentum: float | None = 0.99
-    seed: int = 42
-    stretch: Stretch = "asinh"
-    augment: bool = True  # random rotations/flips of training cutouts
-    shuffle_buffer: int = 8192
-    precision: Precision = "auto"
-
-    def ema_momentum_for(self, steps_per_epoch: int) -> float | None:
-        """The averaging momentum actually used: the average spans at most EMA_MAX_SPAN of the schedule's
-        steps, so a short run (a smoke test's few dozen steps) does not end near its initial weights."""
-        if self.ema_momentum is None:
-            return None
-        span = EMA_MAX_SPAN * max(1, self.epochs * steps_per_epoch)
-        return min(self.ema_momentum, max(0.0, 1.0 - 1.0 / span))
-
-    @property
-    def warmup(self) -> int:
-        """The warm-up actually used: at most a quarter of the schedule, so a short run (a smoke test's 2 or
-        3 epochs) starts at the peak rate instead of spending its few steps warming up."""
-        return min(self.warmup_epochs, self.epochs // 4)
-
-    def params(self) -> dict[str, Any]:
-        """Flat, loggable parameters (the output folder is local to one machine, so not one of them)."""
-        values = asdict(self)
-        values.pop("out_dir")
-        return values
 
 
 @dataclass

@@ -34,7 +34,6 @@ import numpy as np
 import numpy.typing as npt
 from starlette.responses import Response
 
-from astrospect.deploy import champion_bento_model, model_card
 from astrospect.pdf.bins import RedshiftBins
 from astrospect.serving.batching import (
     MAX_BATCH_CUTOUTS,
@@ -42,6 +41,7 @@ from astrospect.serving.batching import (
     AdaptiveBatcher,
     BatcherOverloadedError,
 )
+from astrospect.serving.card import champion_bento_model, model_card
 from astrospect.serving.contract import (
     HDF5,
     ROUTES,

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from astrospect.data.metrics import METRIC_NAMES
 from astrospect.models.registry import Challenger
 from astrospect.settings import Settings, get_logger
-from astrospect.tracking.server import client_for
+from astrospect.tracking.server import check_tracking_server, client_for
 from astrospect.tracking.tags import (
     TAG_CHALLENGER,
     TAG_CLIPPING,
@@ -64,6 +65,49 @@ class RegisteredVersion:
             uri=f"models:/{entity.name}/{entity.version}",
             tags=tags,
         )
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A registered version to deploy or watch: where the model is, and what the tracking server knows about it."""
+
+    registered_model: str
+    version: str
+    run_id: str
+    model_uri: str  # models:/<name>/<version>, or any MLflow model URI (the benchmark uses a local folder)
+    dataset_version: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def read_champion(settings: Settings, alias_or_version: str = CHAMPION_ALIAS) -> Champion:
+    """A registered version (by alias or number), with its run's dataset version and holdout metric table."""
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        check_tracking_server(settings.mlflow_tracking_uri)
+    name = settings.registered_model_name
+    version = (
+        get_version(settings, alias_or_version)
+        if alias_or_version.isdigit()
+        else by_alias(settings, alias_or_version)
+    )
+    if version is None:
+        raise LookupError(f"registered model {name!r} has no alias {alias_or_version!r}: nothing to deploy")
+    run = client_for(settings).get_run(version.run_id)
+    metrics = {
+        metric: float(run.data.metrics[metric]) for metric in METRIC_NAMES if metric in run.data.metrics
+    }
+    missing = [metric for metric in METRIC_NAMES if metric not in metrics]
+    if missing:
+        log.warning(
+            "run %s has no holdout metric(s) %s; /metadata will show the rest", run.info.run_id, missing
+        )
+    return Champion(
+        registered_model=name,
+        version=version.version,
+        run_id=version.run_id,
+        model_uri=version.uri,
+        dataset_version=run.data.tags.get(TAG_DATASET_VERSION) or run.data.params.get("dataset_version"),
+        metrics=metrics,
+    )
 
 
 def model_uri(settings: Settings, alias_or_version: str) -> str:

@@ -168,10 +168,12 @@ def install_bench_model(home: Path, pdf: bool = False) -> tuple[str, Path]:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from astrospect.deploy import Champion, install, keras_file, use_bentoml_home
+    from astrospect.deploy import install, use_bentoml_home
     from astrospect.models.calibration import Calibration, apply_calibration
     from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scaling
     from astrospect.pdf.bins import DEFAULT_BINS
+    from astrospect.serving.card import keras_file
+    from astrospect.tracking.registry import Champion
 
     os.environ["BENTOML_HOME"] = str(home / "bentoml")  # a store of its own, whatever the shell points at
     use_bentoml_home(replace(load_settings(), home=home))  # before BentoML opens any store

@@ -27,7 +27,8 @@ from astrospect.models.cnn import (
     fit_input_scaling,
     fit_photometry_scaling,
 )
-from astrospect.models.train import TrainConfig, configure_device, make_optimizer
+from astrospect.models.registry import TrainConfig
+from astrospect.models.train import configure_device, make_optimizer
 
 
 def _write_bench_shards(folder: Path, n: int, shard_size: int, seed: int) -> list[Path]:

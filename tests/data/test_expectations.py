@@ -23,10 +23,9 @@ from astrospect.settings import Settings, load_settings
 from astrospect.gate.snapshot import create_snapshot
 from astrospect.gate.suites import STRUCTURE_SUITE, SUMMARY_SUITE, Gate, load_suite, load_suite_json
 from astrospect.gate.quarantine import failed_expectations, label
+from astrospect.gate.flux_reference import FluxReference, flux_reference
 from astrospect.gate.validate import (
-    FluxReference,
     ValidationResult,
-    flux_reference,
     quarantine_list,
     release,
     validate_pending,

@@ -16,7 +16,7 @@ from astrospect.data.summaries import summarize_shard
 from astrospect.gate.suites import SUMMARY_SUITE, Gate, load_suite_json
 from astrospect.settings import load_settings
 from astrospect.gate.shard_summaries import ShardSummaries
-from astrospect.gate.validate import FluxReference
+from astrospect.gate.flux_reference import FluxReference
 from harness.corpus import write_fake_shard
 
 

@@ -24,7 +24,7 @@ from tests.integration.tracking_support import mlflow_server
 
 if TYPE_CHECKING:
     from astrospect.data.dataset import Splits
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
 
 TINY = Challenger(
     "tiny-mean-colour",

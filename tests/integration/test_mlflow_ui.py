@@ -55,7 +55,7 @@ def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedS
     from astrospect.data.dataset import select_splits
     from astrospect.models import registry as challengers
     from astrospect.models.pipeline import run_challenger
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
     from astrospect.tracking.runs import train_once
 
     home = tmp_path_factory.mktemp("ui-home")

@@ -86,7 +86,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def session(settings: Settings, shards: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Session:
     from astrospect.data.dataset import select_splits
     from astrospect.models.pipeline import run_challenger
-    from astrospect.models.train import TrainConfig
+    from astrospect.models.registry import TrainConfig
 
     out = tmp_path_factory.mktemp("models")
     parent = sessions.start_session(settings, DATASET_VERSION, shards, airflow_run_id=AIRFLOW_RUN_ID)

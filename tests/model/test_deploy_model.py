@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astrospect.deploy import keras_file
 from astrospect.models.cnn import build_seed_cnn, fit_input_scaling, load_model
 from astrospect.models.predict import predict_redshift
+from astrospect.serving.card import keras_file
 
 
 @pytest.mark.parametrize("flavor", ["keras", "tensorflow"])

@@ -13,7 +13,8 @@ from astrospect.importers import hdf5
 from astrospect.importers.columns import ColumnMap
 from astrospect.importers.writer import run_import
 from astrospect.models import registry as challengers
-from astrospect.models.train import TrainConfig, fit_seed_cnn
+from astrospect.models.registry import TrainConfig
+from astrospect.models.train import fit_seed_cnn
 from harness import import_files
 
 

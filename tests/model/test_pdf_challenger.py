@@ -10,7 +10,7 @@ import pytest
 from astrospect.data.dataset import Splits, iter_selected, select_splits
 from astrospect.models import registry as challengers
 from astrospect.models.pipeline import ChallengerOutcome, run_challenger
-from astrospect.models.train import TrainConfig
+from astrospect.models.registry import TrainConfig
 from astrospect.pdf.metrics import PDF_METRIC_NAMES
 from astrospect.simulate import synthesize
 

@@ -25,7 +25,8 @@ from astrospect.models.cnn import (
     takes_ebv,
 )
 from astrospect.models.predict import model_inputs, predict_redshift
-from astrospect.models.train import SmoothedEarlyStopping, TrainConfig, fit_photoz_cnn
+from astrospect.models.registry import TrainConfig
+from astrospect.models.train import SmoothedEarlyStopping, fit_photoz_cnn
 
 
 def _shard(folder: Path, name: str, n: int, *, with_ebv: bool, seed: int) -> Path:

@@ -10,7 +10,8 @@ from astrospect.data.dataset import make_tf_dataset, read_labels, select_holdout
 from astrospect.data.metrics import metric_table
 from astrospect.data.shards import write_shard
 from astrospect.models import registry as challengers
-from astrospect.models.train import TrainConfig, fit_seed_cnn
+from astrospect.models.registry import TrainConfig
+from astrospect.models.train import fit_seed_cnn
 from astrospect.simulate import synthesize
 
 

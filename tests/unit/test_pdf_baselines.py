@@ -4,8 +4,8 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from astrospect.models.baselines import ColourBaseline
-from astrospect.pdf.baselines import knn_pdf, neighbour_redshifts, nz_null_pdf
+from astrospect.models.baselines import ColourBaseline, knn_pdf, neighbour_redshifts
+from astrospect.pdf.baselines import nz_null_pdf
 from astrospect.pdf.bins import RedshiftBins, point_estimate
 
 BINS = RedshiftBins.uniform(0.0, 0.7, 280)
