@@ -40,7 +40,7 @@ test-fast: setup ## everything but the integration tests
 
 FUZZ_EXAMPLES ?= 200
 fuzz: setup ## the data gate's property-based test with FUZZ_EXAMPLES random landing zones (make test runs 5 fixed ones)
-	ASTROSPECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/data/test_gate_fuzz.py -p no:cacheprovider --hypothesis-show-statistics -q
+	ASTROSPECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/gate/test_gate_fuzz.py -p no:cacheprovider --hypothesis-show-statistics -q
 
 # ---- the main job: the nightly DAG, for real, on the embedded default ----
 # Size and training length of the demo; raise them for a better model (see README).
@@ -171,7 +171,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 COMPOSE_RUN := $(COMPOSE) --project-name astrospect --file docker/compose.yaml --env-file .env
 
 integration: setup ## the scaled-out topology natively on loopback (Postgres, Redis, S3, MLflow, Airflow on Celery, BentoML): nightly run + GPU-worker fault test
-	$(BIN)/pytest tests/integration/test_topology.py -s -v -p no:cacheprovider
+	$(BIN)/pytest tests/test_topology.py -s -v -p no:cacheprovider
 
 up: ## docker/compose.yaml: build the images and start every service (needs .env, see .env.example)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill in every secret" >&2; exit 2; }

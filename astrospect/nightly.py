@@ -1,5 +1,5 @@
 """The nightly pipeline's steps as plain functions: the Airflow DAG wires them, and tests call them directly
-(tests/unit/test_nightly_steps.py, tests/integration/test_challenger_registry.py).
+(tests/test_nightly_steps.py, tests/models/test_challenger_registry.py).
 
 Each step takes only what it uses and returns small JSON-able values (paths or s3:// URIs, ids, versions),
 never arrays, so Airflow's XCom carries them between processes and workers; a step that reads shards

@@ -3,7 +3,7 @@
 # triggerer, the CPU Celery worker), the MLflow tracking server and the project itself.
 #
 # Python packages come from uv.lock and nothing else (`uv sync --locked`, CPU TensorFlow extra): the image
-# runs exactly the environment a developer's `make setup` builds. tests/unit/test_docker_static.py checks it.
+# runs exactly the environment a developer's `make setup` builds. tests/test_docker_static.py checks it.
 #
 # Bases are pinned by tag. Before a release, pin digests too, e.g.
 #   docker buildx imagetools inspect python:3.11.13-slim-bookworm --format '{{json .Manifest.Digest}}'

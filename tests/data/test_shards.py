@@ -14,6 +14,8 @@ from astrospect.data.shards import (
     write_shard,
 )
 
+pytestmark = pytest.mark.data
+
 
 def make_arrays(n: int = 10, size: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)

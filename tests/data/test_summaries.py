@@ -11,6 +11,8 @@ from harness.corpus import write_fake_shard
 from astrospect.data.summaries import COLUMNS, summarize_images, summarize_shard
 from astrospect.data.photometry import luptitudes
 
+pytestmark = pytest.mark.data
+
 
 def blob_cutouts(flux: float, noise: float, n: int = 4, seed: int = 0) -> np.ndarray:
     """Channels-last cutouts: a centred 3x3 square holding ``flux`` per band, plus Gaussian sky noise."""

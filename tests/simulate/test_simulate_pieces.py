@@ -1,0 +1,316 @@
+"""Pure pieces of the simulator: spectra, population, detector model, synth-check's judgement."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from astrospect.simulate import population as pop
+from astrospect.simulate import spectra
+from astrospect.simulate.check import catalogue_from_magnitudes, compare, passed
+from astrospect.simulate.render import _bleed, draw_conditions, sdss_camera
+from astrospect.simulate.synth import simulated_objid
+from astrospect.simulate.targets import COLOURS, load_calibration_galaxies, load_targets
+
+pytestmark = pytest.mark.unit
+
+
+def test_targets_parse_bins_and_whole_sample_quantiles() -> None:
+    targets = load_targets()
+    assert len(targets.bins) == 8
+    assert targets.bins["n"].sum() == 41411
+    assert targets.redshift_quantiles["p50"] == pytest.approx(0.083)
+    assert targets.r_quantiles["p50"] == pytest.approx(16.93)
+    assert targets.fraction_above[0.4] == pytest.approx(0.0013)
+
+
+def test_sdss_conversion_inverts_kcorrects_ab_correction() -> None:
+    import kcorrect.utils
+
+    sdss = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(
+        kcorrect.utils.sdss_ab_correct(maggies=spectra.ab_to_sdss(sdss)), sdss, rtol=1e-6
+    )
+
+
+def test_4000_angstrom_break_reddens_g_r_of_an_old_population() -> None:
+    grid = spectra.template_grid()
+    lrg = np.zeros((1, spectra.N_TEMPLATES))
+    lrg[0, spectra.LRG_TEMPLATE] = 1.0
+    z = np.linspace(0.0, 0.4, 9)
+    colours = spectra.colours_of(grid.observed_maggies(z, np.repeat(lrg, len(z), axis=0), np.zeros(len(z))))
+    g_r = colours[:, 1]
+    assert np.all(np.diff(g_r) > 0), g_r
+    assert g_r[-1] - g_r[0] > 0.8  # the break leaves g for r by z ~ 0.4
+    assert colours[-1, 2] > colours[0, 2]  # r-i reddens too
+
+
+def test_lines_split_off_the_templates_and_scale_alone() -> None:
+    wave, flux = spectra._read_templates("kcorrect-default-v4.fits")
+    continuum, lines = spectra.split_lines(wave, flux)
+    np.testing.assert_allclose(continuum + lines, flux)
+    assert (lines >= 0).all() and lines.sum() > 0
+    grid = spectra.template_grid()
+    np.testing.assert_allclose(grid.lines[:, :, :, spectra.LRG_TEMPLATE], 0.0)
+    mix = np.array([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])  # a star-forming template: H-alpha in r at z = 0.02
+    plain = grid.observed_maggies([0.02], mix, [0.0])
+    strong = grid.observed_maggies([0.02], mix, [0.0], line_factor=[3.0])
+    assert strong[0, spectra.R_BAND] > 1.05 * plain[0, spectra.R_BAND]
+
+
+def test_rest_frame_dust_reddens_and_dims_by_its_r_attenuation() -> None:
+    grid = spectra.template_grid()
+    mix = np.full((1, spectra.N_TEMPLATES), 1.0)
+    clear = grid.observed_maggies([0.0], mix, [0.0])
+    dusty = grid.observed_maggies([0.0], mix, [0.0], dust=[0.3])
+    dimming = -2.5 * np.log10(dusty / clear)[0]
+    assert dimming[spectra.R_BAND] == pytest.approx(0.3, abs=0.02)
+    assert np.all(np.diff(dimming) < 0)  # bluer bands lose more
+    with pytest.raises(ValueError, match="attenuation outside"):
+        grid.design_matrix([0.1], dust=[5.0])
+
+
+def test_detector_throughput_follows_the_response_curves() -> None:
+    electrons = spectra.detector_photometry().electrons_per_nanomaggy
+    assert 500 < electrons[2] < 2000  # r: ~920 e- per nanomaggy in 53.9 s
+    assert electrons[4] < electrons[0] < electrons[3] < min(electrons[1], electrons[2])
+    sigma = sdss_camera().sky_sigma_nanomaggies
+    assert np.argmax(sigma) == 4 and np.argmin(sigma) == 1
+
+
+def test_seeing_is_worst_in_u() -> None:
+    conditions = draw_conditions(np.random.default_rng(0), 2000, sdss_camera())
+    median_fwhm = np.median(conditions.psf_fwhm_arcsec, axis=0)
+    assert np.argmax(median_fwhm) == 0
+    assert 1.3 < median_fwhm[2] < 1.5
+
+
+def test_angular_size_and_distance_follow_the_cosmology() -> None:
+    z = np.array([0.02, 0.1, 0.3])
+    assert np.all(np.diff(pop.arcsec_per_kpc(z)) < 0)
+    assert np.all(np.diff(pop.distance_modulus(z)) > 0)
+    assert pop.distance_modulus(np.array([0.1]))[0] == pytest.approx(38.3, abs=0.1)
+
+
+def test_completeness_rolls_off_toward_the_limit() -> None:
+    values = pop.completeness([14.0, pop.COMPLETENESS_HALF_MAG, pop.R_FAINT_LIMIT])
+    assert values[0] > 0.99 and values[1] == pytest.approx(0.5) and values[2] < values[1]
+
+
+def test_population_is_deterministic_and_physical() -> None:
+    model = pop.population_model()
+    first = pop.draw_population(model, np.random.default_rng(3), 3000)
+    again = pop.draw_population(model, np.random.default_rng(3), 3000)
+    np.testing.assert_array_equal(first.total_flux, again.total_flux)
+    r = first.magnitudes[:, 2]
+    assert r.max() <= pop.R_FAINT_LIMIT + 1e-9 and r.min() >= pop.R_BRIGHT_LIMIT - 1e-9
+    assert np.corrcoef(first.colour_score, first.bulge_fraction)[0, 1] > 0.5
+    assert (first.bulge_mix >= 0).all() and (first.disk_mix >= 0).all()
+    # Bulges are redder than their disks (colour gradients), measured in observed g-r; how much is capped
+    # where the disk's mix reaches its bluest template.
+    bulge_g_r = -2.5 * np.log10(first.bulge_flux[:, 1] / first.bulge_flux[:, 2])
+    disk_g_r = -2.5 * np.log10(first.disk_flux[:, 1] / first.disk_flux[:, 2])
+    assert np.median(bulge_g_r - disk_g_r) > 0.02 and np.percentile(bulge_g_r - disk_g_r, 84) > 0.1
+    assert not first.is_lrg.any()
+    # Line strength varies at fixed continuum: lognormal with mean 1.
+    assert first.line_factor.mean() == pytest.approx(1.0, abs=0.05)
+    assert 0.15 < np.std(np.log10(first.line_factor)) < 0.25
+
+
+def test_spectra_have_more_than_one_degree_of_freedom() -> None:
+    """At fixed redshift and r the drawn galaxies' noiseless colours still vary in more than one direction
+    (the old simulator had one colour score): the colour covariance has three clearly non-zero eigenvalues."""
+    model = pop.population_model()
+    z = np.full(4000, 0.08)
+    drawn = model.conditional.sample(np.random.default_rng(5), z, np.full(4000, 17.0))
+    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    colours = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
+    eigen = np.sort(np.linalg.eigvalsh(np.cov(colours.T)))[::-1]
+    assert eigen[2] > 1e-3 * eigen[0], eigen
+
+
+def test_warp_hats_add_up_to_one_so_no_warp_is_all_ones() -> None:
+    wave = np.geomspace(2500.0, 12000.0, 500)
+    hats = spectra.warp_hats(wave)
+    assert (hats >= 0).all()
+    np.testing.assert_allclose(hats.sum(axis=0), 1.0)
+    grid = spectra.template_grid()
+    z = np.array([0.02, 0.11, 0.37])
+    mixes = grid.normalise_r(np.abs(np.random.default_rng(1).normal(size=(3, spectra.N_TEMPLATES))))
+    np.testing.assert_allclose(
+        grid.observed_maggies(z, mixes, np.zeros(3), warp=np.ones((3, spectra.N_WARP_KNOTS))),
+        grid.observed_maggies(z, mixes, np.zeros(3)),
+        rtol=1e-12,
+    )
+
+
+def test_warp_moves_noiseless_colours_by_the_asked_amount_and_stays_positive() -> None:
+    """The solved warp gives exactly the asked colour change, keeps r, and is a positive function of
+    wavelength (positive coefficients of non-negative hats), so no band's flux can change sign."""
+    grid = spectra.template_grid()
+    rng = np.random.default_rng(2)
+    n = 500
+    z = rng.uniform(0.005, 0.3, n)
+    mixes = pop.shares_to_mix(grid, rng.dirichlet(np.ones(spectra.N_DEFAULT_TEMPLATES), n))
+    change = rng.normal(0.0, 0.05, (n, 4))
+    warp = grid.warp_for(z, mixes, change)
+    plain = grid.observed_maggies(z, mixes, np.zeros(n))
+    warped = grid.observed_maggies(z, mixes, np.zeros(n), warp=warp)
+    np.testing.assert_allclose(spectra.colours_of(warped) - spectra.colours_of(plain), change, atol=1e-9)
+    np.testing.assert_allclose(warped[:, spectra.R_BAND], plain[:, spectra.R_BAND], rtol=1e-9)
+    assert (warp > 0).all() and (warped > 0).all()
+    function = warp @ spectra.warp_hats(np.geomspace(3000.0, 11000.0, 300))
+    assert (function > 0).all()
+    # Smooth: between knots the warp is linear in log wavelength, so it never leaves its knots' range.
+    assert (function.min(axis=1) >= warp.min(axis=1) - 1e-12).all()
+    assert (function.max(axis=1) <= warp.max(axis=1) + 1e-12).all()
+
+
+def test_a_colour_change_that_needs_a_negative_warp_is_refused() -> None:
+    grid = spectra.template_grid()
+    mixes = pop.shares_to_mix(grid, np.full((1, spectra.N_DEFAULT_TEMPLATES), 0.2))
+    with pytest.raises(ValueError, match="non-positive warp"):
+        grid.warp_for(np.array([0.1]), mixes, np.array([[-6.0, 0.0, 0.0, 0.0]]))
+
+
+def test_population_warps_are_deterministic_per_seed_and_make_the_drawn_colours() -> None:
+    """A galaxy's warp follows from its seed; the mix and warp make exactly the colours drawn for it (within
+    the calibration galaxies' warp bounds), and the warp is small: the mix carries the colour."""
+    model = pop.population_model()
+    first = pop.draw_population(model, np.random.default_rng(8), 2000)
+    again = pop.draw_population(model, np.random.default_rng(8), 2000)
+    other = pop.draw_population(model, np.random.default_rng(9), 2000)
+    np.testing.assert_array_equal(first.warp, again.warp)
+    assert not np.array_equal(first.warp, other.warp)
+    z = first.redshift
+    drawn = model.conditional.sample(np.random.default_rng(4), z, first.magnitudes[:, spectra.R_BAND])
+    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    made = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
+    change = made - pop.template_colours(model.grid, z, mixes)
+    low, high = model.mixture.residual_range
+    inside = ((change > low + 1e-9) & (change < high - 1e-9)).all(axis=1)
+    assert inside.mean() > 0.97
+    np.testing.assert_allclose(made[inside], drawn[inside], atol=1e-9)
+    assert np.median(np.abs(np.log(first.warp))) < 0.1
+
+
+def test_nearest_galaxies_have_the_real_median_colours() -> None:
+    """z < 0.03 is no longer too red: the noiseless colours' medians there are the real ones within 0.05."""
+    model = pop.population_model()
+    galaxies = pop.draw_population(model, np.random.default_rng(10), 12000)
+    sim = catalogue_from_magnitudes(galaxies.magnitudes, galaxies.redshift)
+    real = _real_as_catalogue()
+    near_sim, near_real = sim[sim["redshift"] < 0.03], real[real["redshift"] < 0.03]
+    assert len(near_sim) > 300
+    offsets = near_sim[list(COLOURS)].median() - near_real[list(COLOURS)].median()
+    assert offsets.abs().max() < 0.05, offsets
+
+
+def test_mixture_artefact_round_trips_and_refuses_another_version(tmp_path: Path) -> None:
+    from astrospect.simulate.calibrate import write_mixture
+
+    shipped = pop.load_mixture()
+    fields = {f.name: getattr(shipped, f.name) for f in dataclasses.fields(shipped)}
+    path = tmp_path / "mixture.json"
+    write_mixture({"version": pop.MIXTURE_VERSION, **fields}, path)
+    again = pop.load_mixture(path)
+    for name, value in fields.items():
+        np.testing.assert_array_equal(getattr(again, name), value)
+    document = json.loads(path.read_text())
+    document["version"] = 1
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"mixture.json: field 'version'"):
+        pop.load_mixture(path)
+
+
+def test_inclined_disks_are_redder_and_dimmer() -> None:
+    """Edge-on disks are redder than face-on ones (the sign of Masters et al. 2010's trend), and a disk's
+    r-band dimming follows Unterborn & Ryden (2008)'s 1.27 (log10 q)^2."""
+    disk, bulge = pop.inclination_dust(np.array([0.0, 1.0]))
+    assert disk[0] == pytest.approx(1.27 * np.log10(pop.DISK_THICKNESS_Q0) ** 2) and disk[1] == 0.0
+    assert 0 < bulge[0] < disk[0]
+    model = pop.population_model()
+    galaxies = pop.draw_population(model, np.random.default_rng(6), 6000)
+    disks = galaxies.bulge_fraction < 0.5
+    mags = galaxies.magnitudes[disks]
+    z_slice = np.floor(galaxies.redshift[disks] / 0.01)
+    q = galaxies.disk_q[disks]
+    for first, second in ((1, 2), (0, 2)):  # g-r, u-r
+        colour = pd.Series(mags[:, first] - mags[:, second])
+        relative = (colour - colour.groupby(z_slice).transform("median")).to_numpy()
+        trend = np.median(relative[q < np.quantile(q, 0.25)]) - np.median(relative[q > np.quantile(q, 0.75)])
+        assert trend > 0.03, (first, second, trend)
+
+
+def test_galactic_extinction_is_like_sfd() -> None:
+    galaxies = pop.draw_population(pop.population_model(), np.random.default_rng(7), 4000)
+    assert np.median(galaxies.ebv) == pytest.approx(0.03, abs=0.003)
+    assert 0.01 < (galaxies.ebv > 0.1).mean() < 0.1
+
+
+def test_lrg_population_is_luminous_and_distant() -> None:
+    model = pop.population_model()
+    lrgs = pop.draw_population(model, np.random.default_rng(4), 1000, lrg_fraction=1.0)
+    assert lrgs.is_lrg.all()
+    assert np.median(lrgs.abs_mag_r) < -22.0
+    assert 0.25 < np.median(lrgs.redshift) < 0.5
+    assert lrgs.magnitudes[:, 2].max() <= pop.LRG_R_LIMIT + 1e-9
+
+
+def test_bleed_caps_pixels_and_keeps_the_charge() -> None:
+    pixels = np.zeros((8, 8), dtype=np.float32)
+    pixels[4, 3] = 10.0
+    bled = _bleed(pixels, 3.0)
+    assert bled.max() <= 3.0
+    assert bled.sum() == pytest.approx(10.0)
+    assert bled[:, 3].sum() == pytest.approx(10.0)  # along the column only
+
+
+def test_objids_are_unique_across_seeds_and_above_real_sdss_ids() -> None:
+    ids = np.concatenate(
+        [simulated_objid(seed, np.arange(1000)) for seed in (0, 1, 1_700_000_000, 2**31 - 1)]
+    )
+    assert len(np.unique(ids)) == 4000 and ids.dtype == np.int64
+    assert ids.min() > 2**61  # real SDSS objids are ~1.24e18 < 2^61
+    last = simulated_objid(2**31 - 1, np.array([2**31 - 1]))[0]
+    assert last == np.iinfo(np.int64).max  # the largest seed and index still fit
+
+
+def _real_as_catalogue() -> pd.DataFrame:
+    real = load_calibration_galaxies()
+    return catalogue_from_magnitudes(real[list("ugriz")].to_numpy(), real["redshift"].to_numpy())
+
+
+def test_calibration_galaxies_are_inside_the_query_cut() -> None:
+    real = load_calibration_galaxies()
+    assert 20_000 < len(real) <= 20_737
+    assert (real[list("ugriz")].to_numpy() < 20).all() and real["redshift"].between(0, 0.3).all()
+
+
+def test_synth_check_passes_the_real_galaxies_against_themselves() -> None:
+    table = compare(_real_as_catalogue())
+    judged = table[table["judged"]]
+    assert set(judged["quantity"]) >= {"u-g", "redshift", "r", "classifier AUC", "20-NN sigma_MAD"}
+    assert passed(table)
+    medians = judged[judged["quantity"].isin(COLOURS)]
+    assert medians["offset"].abs().max() == pytest.approx(0.0, abs=1e-9)
+    # The same galaxies on both sides cannot be told apart (duplicates across folds push AUC below 0.5).
+    assert table.loc[table["quantity"] == "classifier AUC", "simulated"].iloc[0] < 0.55
+    # No truth bulge fractions: the inclination trend is shown as NaN, not judged.
+    assert not table.loc[table["quantity"].str.startswith("inclination"), "judged"].any()
+
+
+def test_synth_check_fails_an_offset_colour() -> None:
+    catalogue = _real_as_catalogue()
+    in_bin = (catalogue["redshift"] >= 0.06) & (catalogue["redshift"] < 0.09)
+    catalogue.loc[in_bin, "g-r"] += 0.15
+    table = compare(catalogue)
+    failed = table[table["judged"] & ~table["passed"]]
+    assert not passed(table)
+    assert ["0.06-0.09", "g-r", "p50"] in failed[["scope", "quantity", "statistic"]].values.tolist()
+    assert table.loc[table["quantity"] == "classifier AUC", "simulated"].iloc[0] > 0.55
