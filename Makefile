@@ -23,10 +23,11 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON_VERSION) --extra $(TF_EXTRA)
 	@touch $@
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy, and the import graph (no circles, nothing imports upward: pyproject.toml's contracts)
 	$(BIN)/ruff check astrospect harness tests dags
 	$(BIN)/ruff format --check astrospect harness tests dags
 	$(BIN)/mypy
+	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports
 
 format: setup ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix astrospect harness tests dags
