@@ -38,7 +38,7 @@ from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scali
 from astrospect.models.predict import predict_pdf, predict_redshift
 from astrospect.models.train import SCALING_SAMPLE, ThroughputLogger
 from astrospect.pdf.baselines import nz_null_pdf
-from astrospect.pdf.bins import POINT_ESTIMATES, RedshiftBins, encode_redshift_bins, point_estimate
+from astrospect.pdf.bins import POINT_ESTIMATES, RedshiftBins, RedshiftPdfs, encode_redshift_bins
 from astrospect.pdf.metrics import pdf_metric_table, pit_values
 from astrospect.pdf.plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram
 from astrospect.settings import get_logger
@@ -130,14 +130,14 @@ def train(
     log.info("saved %s after %d epochs", out / "model.keras", len(history["loss"]))
 
 
-def _holdout_pdfs(model: keras.Model, rows: Any) -> np.ndarray:
-    return np.concatenate([predict_pdf(model, x).astype(np.float64) for x, _, _ in iter_selected(rows)])
+def _holdout_pdfs(model: keras.Model, rows: Any) -> RedshiftPdfs:
+    return RedshiftPdfs.concatenate([predict_pdf(model, x) for x, _, _ in iter_selected(rows)])
 
 
-def _row(name: str, probs: np.ndarray, bins: RedshiftBins, z: np.ndarray) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": name, **pdf_metric_table(probs, bins, z)}
+def _row(name: str, pdfs: RedshiftPdfs, z: np.ndarray) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": name, **pdf_metric_table(pdfs, z)}
     for kind in POINT_ESTIMATES:
-        row[f"sigma_mad_{kind}"] = metric_table(z, point_estimate(probs, bins, kind))["sigma_mad"]
+        row[f"sigma_mad_{kind}"] = metric_table(z, pdfs.point(kind))["sigma_mad"]
     return row
 
 
@@ -161,7 +161,7 @@ def table(
     rows.append({"model": "seed-cnn-full (point)", "sigma_mad_point": seed_sigma})
 
     first_bins: RedshiftBins | None = None
-    figures: dict[str, np.ndarray] = {}
+    figures: dict[str, RedshiftPdfs] = {}
     for run in pdf_runs:
         model = load_model(run / "model.keras")
         bins = pdf_bins(model)
@@ -169,12 +169,12 @@ def table(
         first_bins = first_bins or bins
         label = run.name
         before = _holdout_pdfs(model, holdout)
-        rows.append(_row(f"{label} T=1", before, bins, z))
+        rows.append(_row(f"{label} T=1", before, z))
         report = calibrate_pdf_model(model, iter_selected_cutouts(val_rows))
         after = _holdout_pdfs(model, holdout)
         rows.append(
             {
-                **_row(f"{label} T={report['temperature']:.3f} shift={report['shift']:+.4f}", after, bins, z),
+                **_row(f"{label} T={report['temperature']:.3f} shift={report['shift']:+.4f}", after, z),
                 **report,
             }
         )
@@ -184,14 +184,14 @@ def table(
 
     assert first_bins is not None
     null = nz_null_pdf(train_rows.redshift, first_bins, len(z))
-    rows.append(_row("N(z) null", null, first_bins, z))
+    rows.append(_row("N(z) null", null, z))
     baseline = fit_colour_baseline(splits)
     colours = colour_tables(holdout, [baseline.aperture_arcsec])[baseline.aperture_arcsec]
     assert np.array_equal(colours.redshift, holdout.redshift)
     knn = knn_pdf(baseline, colours.features, first_bins)
     rows.append(
         {
-            **_row(f"colour k-NN PDF (k={baseline.k})", knn, first_bins, z),
+            **_row(f"colour k-NN PDF (k={baseline.k})", knn, z),
             "sigma_mad_point": metric_table(z, baseline.predict_features(colours.features))["sigma_mad"],
         }
     )
@@ -203,11 +203,11 @@ def table(
             if f"sigma_mad_{kind}" in row:
                 row[f"ratio_{kind}_to_seed"] = row[f"sigma_mad_{kind}"] / seed_sigma
     (out / "table.json").write_text(json.dumps(rows, indent=1))
-    pits = {name: pit_values(probs, first_bins, z) for name, probs in figures.items()}
+    pits = {name: pit_values(pdfs, z) for name, pdfs in figures.items()}
     plot_pit_histogram(pits, out / "pit_histogram.png")
     plot_coverage_curve(pits, out / "coverage_curve.png")
     examples = {name: probs for name, probs in figures.items() if "T=1)" not in name and "null" not in name}
-    plot_example_pdfs(examples, first_bins, z, out / "example_pdfs.png")
+    plot_example_pdfs(examples, z, out / "example_pdfs.png")
     for row in rows:
         log.info("%s", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
 

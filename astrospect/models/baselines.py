@@ -22,8 +22,8 @@ from astrospect.data.dataset import RowSelection, Splits, iter_selected
 from astrospect.data.metrics import metric_table
 from astrospect.data.photometry import colour_features
 from astrospect.models.registry import Trained
-from astrospect.pdf.baselines import neighbour_histograms
-from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, point_estimate
+from astrospect.pdf.baselines import neighbour_histograms, nz_null_pdf
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftBins, RedshiftPdfs
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
@@ -99,11 +99,11 @@ def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) 
 def fit_nz_null(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:
     """The registry's builder for the N(z) null: the training split's redshift histogram for every galaxy."""
     bins = DEFAULT_BINS
-    histogram = bins.histogram(splits.train.redshift)
-    point = float(point_estimate(histogram[None, :], bins, POINT_ESTIMATE)[0])
+    null = nz_null_pdf(splits.train.redshift, bins, 1)  # checked once; every batch repeats its row
+    point = float(null.point(POINT_ESTIMATE)[0])
 
-    def predict_pdf(cutouts: Cutouts) -> npt.NDArray[np.float64]:
-        return np.tile(histogram, (len(cutouts), 1))
+    def predict_pdf(cutouts: Cutouts) -> RedshiftPdfs:
+        return null[np.zeros(len(cutouts), np.int64)]
 
     return Trained(
         challenger=challenger,
@@ -133,10 +133,8 @@ def neighbour_redshifts(
     return train_z[indices], distances
 
 
-def knn_pdf(
-    baseline: ColourBaseline, features: npt.NDArray[np.float64], bins: RedshiftBins
-) -> npt.NDArray[np.float64]:
-    """(N, bins.n): each galaxy's histogram of its k neighbours' redshifts (the colour k-NN PDF baseline),
+def knn_pdf(baseline: ColourBaseline, features: npt.NDArray[np.float64], bins: RedshiftBins) -> RedshiftPdfs:
+    """Each galaxy's histogram of its k neighbours' redshifts (the colour k-NN PDF baseline),
     leaving the baseline's point predictions as they are."""
     return neighbour_histograms(neighbour_redshifts(baseline, features)[0], bins)
 

@@ -23,7 +23,7 @@ from scipy import optimize, special
 from astrospect.data.shards import Cutouts
 from astrospect.models.cnn import PDF_LOGITS, PDF_OUTPUT, pdf_bins
 from astrospect.models.predict import batched_outputs
-from astrospect.pdf.bins import RedshiftBins, shift_pdfs
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs, shift_pdfs
 from astrospect.pdf.metrics import pit_statistics, pit_values
 from astrospect.settings import get_logger
 
@@ -82,8 +82,8 @@ def pit_cvm(
     logits: npt.NDArray[np.floating], z_true: npt.ArrayLike, bins: RedshiftBins, calibration: Calibration
 ) -> float:
     """Cramér-von Mises statistic of the calibrated PDFs' PIT values against U(0, 1)."""
-    probs = calibrated_pdfs(logits, bins, calibration)
-    return pit_statistics(pit_values(probs / probs.sum(axis=1, keepdims=True), bins, z_true))["pit_cvm"]
+    pdfs = RedshiftPdfs(calibrated_pdfs(logits, bins, calibration), bins)  # renormalised (float32 shift)
+    return pit_statistics(pit_values(pdfs, z_true))["pit_cvm"]
 
 
 def fit_calibration(

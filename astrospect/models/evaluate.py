@@ -20,13 +20,13 @@ from astrospect.data.dataset import RowSelection, iter_selected_cutouts
 from astrospect.data.metrics import CATASTROPHIC_DZ, METRIC_NAMES, metric_table, per_bin_table
 from astrospect.data.shards import Cutouts
 from astrospect.models.predict import predict_redshift
-from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 from astrospect.pdf.plots import plot_coverage_curve, plot_example_pdfs, plot_pit_histogram, save_figure
 
 # A batch of cutouts (raw pixels, with the E(B-V) and whatever else their shard carries) -> redshift, or
-# -> (N, bins) PDFs.
+# -> their PDFs.
 Predict = Callable[[Cutouts], npt.NDArray[np.float32]]
-PredictPdf = Callable[[Cutouts], npt.NDArray[np.floating]]
+PredictPdf = Callable[[Cutouts], RedshiftPdfs]
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Evaluation:
     # For a model that gives PDFs: the PDF metric table, its holdout PDFs on `bins`, and the metrics before
     # calibration where there is one.
     pdf_metrics: dict[str, float] = field(default_factory=dict)
-    pdfs: npt.NDArray[np.float64] | None = None
+    pdfs: RedshiftPdfs | None = None
     bins: RedshiftBins | None = None
     uncalibrated_pdf_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -59,7 +59,7 @@ def evaluate(
     """Score a predictor (raw cutouts in, redshift out; optionally PDFs on ``bins``) on the holdout rows,
     streaming the pixels once. With PDFs and no ``predict``, the redshift is the PDFs' POINT_ESTIMATE,
     taken from the same model call (what serving answers), so the model runs once per chunk."""
-    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE
 
     if len(holdout) == 0:
         raise ValueError(f"{name}: no holdout galaxies in {len(holdout.shards)} shard(s)")
@@ -67,30 +67,35 @@ def evaluate(
         raise ValueError(f"{name}: PDFs need both predict_pdf and their bins")
     if predict is None and bins is None:
         raise ValueError(f"{name}: a redshift needs predict, or PDFs to take it from")
-    objid, z_true, z_pred, pdfs, raw_pdfs = [], [], [], [], []
+    objid: list[npt.NDArray[np.int64]] = []
+    z_true: list[npt.NDArray[np.float32]] = []
+    z_pred: list[npt.NDArray[np.float32]] = []
+    pdfs: list[RedshiftPdfs] = []
+    raw_pdfs: list[RedshiftPdfs] = []
     for chunk in iter_selected_cutouts(holdout):
         assert chunk.redshift is not None
         z_true.append(chunk.redshift)
         objid.append(chunk.objid)
         if predict_pdf is not None:
-            pdfs.append(np.asarray(predict_pdf(chunk), np.float64))
+            pdfs.append(predict_pdf(chunk))
         if predict is not None:
             z_pred.append(predict(chunk))
         else:
-            assert bins is not None
-            z_pred.append(point_estimate(pdfs[-1], bins, POINT_ESTIMATE).astype(np.float32))
+            z_pred.append(pdfs[-1].point(POINT_ESTIMATE).astype(np.float32))
         if uncalibrated_pdf is not None:
-            raw_pdfs.append(np.asarray(uncalibrated_pdf(chunk), np.float64))
+            raw_pdfs.append(uncalibrated_pdf(chunk))
     ids_all, truth, pred = np.concatenate(objid), np.concatenate(z_true), np.concatenate(z_pred)
     evaluation = Evaluation(name, metric_table(truth, pred), per_bin_table(truth, pred), ids_all, truth, pred)
     if bins is not None:
         from astrospect.pdf.metrics import pdf_metric_table
 
-        evaluation.pdfs = np.concatenate(pdfs)
+        evaluation.pdfs = RedshiftPdfs.concatenate(pdfs)
+        if evaluation.pdfs.bins != bins:
+            raise ValueError(f"{name}: PDFs over other bins than the {bins.n} given")
         evaluation.bins = bins
-        evaluation.pdf_metrics = pdf_metric_table(evaluation.pdfs, bins, truth)
+        evaluation.pdf_metrics = pdf_metric_table(evaluation.pdfs, truth)
         if raw_pdfs:
-            evaluation.uncalibrated_pdf_metrics = pdf_metric_table(np.concatenate(raw_pdfs), bins, truth)
+            evaluation.uncalibrated_pdf_metrics = pdf_metric_table(RedshiftPdfs.concatenate(raw_pdfs), truth)
     return evaluation
 
 
@@ -107,7 +112,7 @@ def evaluate_model(model: keras.Model, holdout: RowSelection, *, name: str) -> E
         None,
         holdout,
         name=name,
-        predict_pdf=lambda chunk: predict_pdf(model, chunk.images, chunk.ebv),
+        predict_pdf=lambda chunk: predict_pdf(model, chunk.images, chunk.ebv, bins),
         bins=bins,
     )
 
@@ -206,13 +211,12 @@ def plot_pdf_figures(evaluation: Evaluation, folder: Path) -> list[Path]:
 
     if evaluation.pdfs is None or evaluation.bins is None:
         raise ValueError(f"{evaluation.name}: no PDFs to plot")
-    pits = {evaluation.name: pit_values(evaluation.pdfs, evaluation.bins, evaluation.z_true)}
+    pits = {evaluation.name: pit_values(evaluation.pdfs, evaluation.z_true)}
     return [
         plot_pit_histogram(pits, folder / "pit_histogram.png"),
         plot_coverage_curve(pits, folder / "coverage_curve.png"),
         plot_example_pdfs(
             {evaluation.name: evaluation.pdfs},
-            evaluation.bins,
             evaluation.z_true,
             folder / "example_pdfs.png",
         ),

@@ -13,7 +13,7 @@ import pandas as pd
 
 from astrospect.data.shards import iter_shard, resolve_shards
 from astrospect.models.cnn import CUTOUTS_INPUT, EBV_INPUT, load_model, pdf_bins, takes_ebv
-from astrospect.pdf.bins import POINT_ESTIMATE, RedshiftBins, point_estimate, write_qp
+from astrospect.pdf.bins import POINT_ESTIMATE, RedshiftBins, RedshiftPdfs, write_qp
 from astrospect.settings import get_logger
 
 log = get_logger(__name__)
@@ -65,13 +65,16 @@ def predict_redshift(
 
 
 def predict_pdf(
-    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None
-) -> npt.NDArray[np.float32]:
-    """(N, n_bins) redshift probabilities from a PDF model (:func:`astrospect.models.cnn.build_pdf_cnn`)."""
+    model: keras.Model, images: npt.NDArray[np.float32], ebv: Ebv = None, bins: RedshiftBins | None = None
+) -> RedshiftPdfs:
+    """The redshift PDFs of a PDF model (:func:`astrospect.models.cnn.build_pdf_cnn`) for the cutouts, checked
+    here, once. ``bins`` are the model's (found in it when not given; a caller predicting many batches
+    passes them)."""
+    bins = bins or pdf_model_bins(model, model.name)
     outputs = batched_outputs(model, images, ebv)
     if outputs and outputs[0].ndim != 2:
         raise ValueError(f"model {model.name!r} gives {outputs[0].shape[1:]} per cutout, not a PDF over bins")
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.output.shape[-1]), np.float32)
+    return RedshiftPdfs(np.concatenate(outputs) if outputs else np.zeros((0, bins.n)), bins)
 
 
 class NotAPdfModelError(ValueError):
@@ -96,7 +99,7 @@ def point_redshift(
     bins = pdf_bins(model)
     if bins is None:
         return predict_redshift(model, images, ebv)
-    return point_estimate(predict_pdf(model, images, ebv), bins, POINT_ESTIMATE).astype(np.float32)
+    return predict_pdf(model, images, ebv, bins).point(POINT_ESTIMATE).astype(np.float32)
 
 
 def predict_shards(model: keras.Model, shards: Sequence[Path]) -> pd.DataFrame:
@@ -132,11 +135,11 @@ def predict_to_qp(model_path: Path, source: Path, out: Path) -> int:
     number of PDFs; never replaces ``out``."""
     model = load_model(model_path)
     bins = pdf_model_bins(model, model_path)
-    probabilities, objid, z_spec = [], [], []
+    pdfs, objid, z_spec = [], [], []
     labelled = False
     for shard in resolve_shards(source):
         for chunk in iter_shard(shard, require_labels=False):
-            probabilities.append(predict_pdf(model, chunk.images, chunk.ebv))
+            pdfs.append(predict_pdf(model, chunk.images, chunk.ebv, bins))
             objid.append(chunk.objid)
             labelled |= chunk.redshift is not None
             z_spec.append(
@@ -147,6 +150,6 @@ def predict_to_qp(model_path: Path, source: Path, out: Path) -> int:
     ancil: dict[str, npt.ArrayLike] = {"objid": ids}
     if labelled:
         ancil["z_spec"] = np.concatenate(z_spec)
-    write_qp(out, np.concatenate(probabilities), bins, ancil)
+    write_qp(out, RedshiftPdfs.concatenate(pdfs), ancil)
     log.info("wrote %d PDFs over %d bins to %s", len(ids), bins.n, out)
     return len(ids)

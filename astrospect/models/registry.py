@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from astrospect.data.dataset import Splits
     from astrospect.data.shards import Cutouts
     from astrospect.models.cnn import Stretch
-    from astrospect.pdf.bins import RedshiftBins
+    from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
 Output = Literal["point", "pdf"]
 # "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 arithmetic (AMX-BF16 or
@@ -79,11 +79,11 @@ class Trained:
     keras_model: keras.Model | None = None  # what the registry holds; None for a baseline
     input_example: npt.NDArray[np.float32] | None = None  # a few raw cutouts, for the model signature
     model_path: Path | None = None  # the saved model, where there is one
-    # A challenger whose output is "pdf" gives probabilities over `bins` per cutout (N, bins.n); its
+    # A challenger whose output is "pdf" gives PDFs over `bins` per batch of cutouts; its
     # `predict` is its own point (a k-NN's mean) or None, the PDF's point estimate. `uncalibrated_pdf`,
     # where there is calibration, reports the holdout before it as well.
-    predict_pdf: Callable[[Cutouts], npt.NDArray[np.floating]] | None = None
-    uncalibrated_pdf: Callable[[Cutouts], npt.NDArray[np.floating]] | None = None
+    predict_pdf: Callable[[Cutouts], RedshiftPdfs] | None = None
+    uncalibrated_pdf: Callable[[Cutouts], RedshiftPdfs] | None = None
     bins: RedshiftBins | None = None
 
     def __post_init__(self) -> None:

@@ -398,7 +398,7 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         keras_model=model,
         input_example=result.input_example,
         model_path=save_model(result, splits, config),
-        predict_pdf=lambda cutouts: predict_pdf(model, cutouts.images, cutouts.ebv),
-        uncalibrated_pdf=lambda cutouts: predict_pdf(uncalibrated, cutouts.images, cutouts.ebv),
+        predict_pdf=lambda cutouts: predict_pdf(model, cutouts.images, cutouts.ebv, bins),
+        uncalibrated_pdf=lambda cutouts: predict_pdf(uncalibrated, cutouts.images, cutouts.ebv, bins),
         bins=bins,
     )

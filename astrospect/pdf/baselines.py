@@ -12,20 +12,18 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
 
-def nz_null_pdf(z_train: npt.ArrayLike, bins: RedshiftBins, n_galaxies: int) -> npt.NDArray[np.float64]:
-    """(n_galaxies, bins.n): the training redshift histogram, the same for every galaxy."""
-    return np.tile(bins.histogram(z_train), (n_galaxies, 1))
+def nz_null_pdf(z_train: npt.ArrayLike, bins: RedshiftBins, n_galaxies: int) -> RedshiftPdfs:
+    """The training redshift histogram as the PDF of each of ``n_galaxies`` galaxies."""
+    return RedshiftPdfs(np.tile(bins.histogram(z_train), (n_galaxies, 1)), bins)
 
 
-def neighbour_histograms(
-    z_neighbours: npt.NDArray[np.float64], bins: RedshiftBins
-) -> npt.NDArray[np.float64]:
-    """(N, bins.n): each galaxy's histogram of its k neighbours' redshifts (N, k), equal weights."""
+def neighbour_histograms(z_neighbours: npt.NDArray[np.float64], bins: RedshiftBins) -> RedshiftPdfs:
+    """Each galaxy's histogram of its k neighbours' redshifts (N, k), equal weights, as its PDF."""
     n, k = z_neighbours.shape
     index = bins.index(z_neighbours)
     probs = np.zeros((n, bins.n))
     np.add.at(probs, (np.repeat(np.arange(n), k), index.ravel()), 1.0 / k)
-    return probs
+    return RedshiftPdfs(probs, bins)

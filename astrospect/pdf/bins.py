@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -94,39 +95,6 @@ def _read_only(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 DEFAULT_BINS = RedshiftBins.uniform(0.0, 0.7, 280)
 
 
-def check_pdfs(probabilities: npt.ArrayLike, bins: RedshiftBins) -> npt.NDArray[np.float64]:
-    """(N, n_bins) float64 probabilities, non-negative, each row summing to 1; a clear error otherwise."""
-    probs = np.asarray(probabilities, dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] != bins.n:
-        raise ValueError(f"PDFs must have shape (N, {bins.n}) for {bins.n} bins, got {probs.shape}")
-    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
-        raise ValueError("PDFs must be finite and non-negative")
-    sums = probs.sum(axis=1)
-    if np.any(np.abs(sums - 1.0) > _SUM_TOLERANCE):
-        worst = int(np.argmax(np.abs(sums - 1.0)))
-        raise ValueError(f"PDF {worst} sums to {sums[worst]:.6f}, not 1")
-    return probs / sums[:, None]
-
-
-def cdf_at_edges(probabilities: npt.ArrayLike, bins: RedshiftBins) -> npt.NDArray[np.float64]:
-    """(N, n_bins + 1): the CDF at every bin edge, 0 at the first and 1 at the last."""
-    return _cdf_of_checked(check_pdfs(probabilities, bins))
-
-
-def _cdf_of_checked(probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    at_edges = np.zeros((len(probs), probs.shape[1] + 1))
-    at_edges[:, 1:] = np.cumsum(probs, axis=1)
-    at_edges[:, -1] = 1.0
-    return at_edges
-
-
-def quantile(probabilities: npt.ArrayLike, bins: RedshiftBins, q: float) -> npt.NDArray[np.float64]:
-    """The redshift below which each PDF holds probability ``q`` (N,), the inverse of the linear-in-bin CDF."""
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"quantile level must be in (0, 1), got {q}")
-    return _quantile_of_cdf(cdf_at_edges(probabilities, bins), bins, q)
-
-
 def _quantile_of_cdf(
     at_edges: npt.NDArray[np.float64], bins: RedshiftBins, q: float
 ) -> npt.NDArray[np.float64]:
@@ -138,29 +106,6 @@ def _quantile_of_cdf(
     mass = at_edges[rows, upper] - at_edges[rows, lower]
     fraction = np.where(mass > 0, (q - at_edges[rows, lower]) / np.where(mass > 0, mass, 1.0), 0.0)
     return bins.edge_array[lower] + fraction * bins.widths[lower]
-
-
-def central_interval(
-    probabilities: npt.ArrayLike, bins: RedshiftBins, level: float
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The central ``level`` interval of each PDF: from its (1-level)/2 to its (1+level)/2 quantile."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"interval level must be in (0, 1), got {level}")
-    return quantile(probabilities, bins, (1 - level) / 2), quantile(probabilities, bins, (1 + level) / 2)
-
-
-def point_estimate(
-    probabilities: npt.ArrayLike, bins: RedshiftBins, kind: PointEstimate
-) -> npt.NDArray[np.float64]:
-    """One redshift per PDF, always at bin CENTRES (Pasquet's released code took the mean at the left
-    edges, a bias of half a bin)."""
-    if kind == "mean":
-        return check_pdfs(probabilities, bins) @ bins.centres
-    if kind == "median":
-        return quantile(probabilities, bins, 0.5)
-    if kind == "mode":
-        return bins.centres[np.argmax(check_pdfs(probabilities, bins), axis=1)]
-    raise ValueError(f"unknown point estimate {kind!r}; expected one of {POINT_ESTIMATES}")
 
 
 @dataclass
@@ -176,7 +121,7 @@ class PdfSummary:
     hi95: npt.NDArray[np.float64]
 
     def point(self, kind: PointEstimate) -> npt.NDArray[np.float64]:
-        """The point estimate ``kind``: what :func:`point_estimate` gives for the same PDFs."""
+        """The point estimate ``kind``: what :meth:`RedshiftPdfs.point` gives for the same PDFs."""
         if kind not in POINT_ESTIMATES:
             raise ValueError(f"unknown point estimate {kind!r}; expected one of {POINT_ESTIMATES}")
         return {"mean": self.mean, "median": self.median, "mode": self.mode}[kind]
@@ -195,63 +140,145 @@ class PdfSummary:
         ]
 
 
-def pdf_summary(probabilities: npt.ArrayLike, bins: RedshiftBins) -> PdfSummary:
-    """The summary of each PDF; the same numbers as :func:`point_estimate` and :func:`central_interval`.
+@dataclass(frozen=True, eq=False)
+class RedshiftPdfs:
+    """PDFs over fixed redshift bins, the one PDF value every stage passes on: the softmax of the PDF CNN,
+    the N(z) null, the colour k-NN's neighbour histogram, a qp file read back.
 
-    The PDFs are checked and their CDF computed once for all five quantiles: serving calls this on every
-    batch, and it measured 2x (1 PDF) to 4x (128 PDFs) faster than the separate calls.
+    Made by its constructor, which checks once that ``probabilities`` is (N, bins.n), finite, non-negative,
+    each row summing to 1 (within float32 round-off), and keeps them renormalised as read-only float64.
+    Metrics, plots, serving and qp conversion take the value and trust it; nothing checks it again.
     """
-    probs = check_pdfs(probabilities, bins)
-    at_edges = _cdf_of_checked(probs)
 
-    def at(q: float) -> npt.NDArray[np.float64]:
-        return _quantile_of_cdf(at_edges, bins, q)
+    probabilities: npt.NDArray[np.float64]  # (N, bins.n), read-only, each row sums to 1
+    bins: RedshiftBins
 
-    return PdfSummary(
-        mean=probs @ bins.centres,
-        median=at(0.5),
-        mode=bins.centres[np.argmax(probs, axis=1)],
-        lo68=at((1 - 0.68) / 2),
-        hi68=at((1 + 0.68) / 2),
-        lo95=at((1 - 0.95) / 2),
-        hi95=at((1 + 0.95) / 2),
-    )
+    def __post_init__(self) -> None:
+        probs = np.asarray(self.probabilities, dtype=np.float64)
+        bins = self.bins
+        if probs.ndim != 2 or probs.shape[1] != bins.n:
+            raise ValueError(f"PDFs must have shape (N, {bins.n}) for {bins.n} bins, got {probs.shape}")
+        if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+            raise ValueError("PDFs must be finite and non-negative")
+        sums = probs.sum(axis=1)
+        if np.any(np.abs(sums - 1.0) > _SUM_TOLERANCE):
+            worst = int(np.argmax(np.abs(sums - 1.0)))
+            raise ValueError(f"PDF {worst} sums to {sums[worst]:.6f}, not 1")
+        object.__setattr__(self, "probabilities", _read_only(probs / sums[:, None]))
+
+    @classmethod
+    def _already_checked(cls, probabilities: npt.NDArray[np.float64], bins: RedshiftBins) -> RedshiftPdfs:
+        """Rows of checked PDFs (a slice, a concatenation): the same value, not checked again."""
+        pdfs = object.__new__(cls)
+        object.__setattr__(pdfs, "probabilities", _read_only(probabilities))
+        object.__setattr__(pdfs, "bins", bins)
+        return pdfs
+
+    @classmethod
+    def from_rows(cls, probabilities: npt.NDArray[np.float64], bins: RedshiftBins) -> RedshiftPdfs:
+        """The PDFs back from rows that were a :class:`RedshiftPdfs`' probabilities and only passed through
+        (serving's batcher splits a model batch into its requests' rows): not checked again."""
+        return cls._already_checked(np.asarray(probabilities, dtype=np.float64), bins)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[RedshiftPdfs]) -> RedshiftPdfs:
+        """One value of the PDFs of ``parts`` in order; they must share their bins."""
+        if not parts:
+            raise ValueError("no PDFs to concatenate")
+        bins = parts[0].bins
+        if any(part.bins != bins for part in parts[1:]):
+            raise ValueError("cannot concatenate PDFs over different redshift bins")
+        return cls._already_checked(np.concatenate([part.probabilities for part in parts]), bins)
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __getitem__(self, rows: slice | Sequence[int] | npt.NDArray[np.integer]) -> RedshiftPdfs:
+        """The PDFs of ``rows`` (a slice or indices), still checked."""
+        return RedshiftPdfs._already_checked(self.probabilities[rows], self.bins)
+
+    @cached_property
+    def cdf_at_edges(self) -> npt.NDArray[np.float64]:
+        """(N, n_bins + 1): the CDF at every bin edge, 0 at the first and 1 at the last."""
+        probs = self.probabilities
+        at_edges = np.zeros((len(probs), probs.shape[1] + 1))
+        at_edges[:, 1:] = np.cumsum(probs, axis=1)
+        at_edges[:, -1] = 1.0
+        return _read_only(at_edges)
+
+    def quantile(self, q: float) -> npt.NDArray[np.float64]:
+        """The redshift below which each PDF holds probability ``q`` (N,), the inverse of the linear-in-bin
+        CDF."""
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"quantile level must be in (0, 1), got {q}")
+        return _quantile_of_cdf(self.cdf_at_edges, self.bins, q)
+
+    def central_interval(self, level: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The central ``level`` interval of each PDF: from its (1-level)/2 to its (1+level)/2 quantile."""
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"interval level must be in (0, 1), got {level}")
+        return self.quantile((1 - level) / 2), self.quantile((1 + level) / 2)
+
+    def point(self, kind: PointEstimate) -> npt.NDArray[np.float64]:
+        """One redshift per PDF, always at bin CENTRES (Pasquet's released code took the mean at the left
+        edges, a bias of half a bin)."""
+        if kind == "mean":
+            return self.probabilities @ self.bins.centres
+        if kind == "median":
+            return self.quantile(0.5)
+        if kind == "mode":
+            return self.bins.centres[np.argmax(self.probabilities, axis=1)]
+        raise ValueError(f"unknown point estimate {kind!r}; expected one of {POINT_ESTIMATES}")
+
+    def summary(self) -> PdfSummary:
+        """The summary of each PDF: the same numbers as :meth:`point` and :meth:`central_interval`, from the
+        one CDF for all five quantiles (serving summarises every batch)."""
+
+        def at(q: float) -> npt.NDArray[np.float64]:
+            return _quantile_of_cdf(self.cdf_at_edges, self.bins, q)
+
+        return PdfSummary(
+            mean=self.point("mean"),
+            median=at(0.5),
+            mode=self.point("mode"),
+            lo68=at((1 - 0.68) / 2),
+            hi68=at((1 + 0.68) / 2),
+            lo95=at((1 - 0.95) / 2),
+            hi95=at((1 + 0.95) / 2),
+        )
+
+    @cached_property
+    def ensemble(self) -> Any:
+        """The PDFs as a ``qp.hist`` ensemble, made once (the PIT and the CDE loss both read it)."""
+        return self.to_qp()
+
+    def to_qp(self, ancil: dict[str, npt.ArrayLike] | None = None) -> Any:
+        """A ``qp.hist`` ensemble of the PDFs (qp stores densities: probability / bin width), with ``ancil``
+        columns (e.g. objid) where given."""
+        import qp
+
+        extra = None if ancil is None else {key: np.asarray(value) for key, value in ancil.items()}
+        data = {"bins": self.bins.edge_array, "pdfs": self.probabilities / self.bins.widths}
+        return qp.Ensemble(qp.hist, data=data, ancil=extra)
 
 
 # ---- qp: the field's PDF container (LSST DESC), so RAIL reads our PDFs without conversion --------------
 
 
-def to_qp(
-    probabilities: npt.ArrayLike, bins: RedshiftBins, ancil: dict[str, npt.ArrayLike] | None = None
-) -> Any:
-    """A ``qp.hist`` ensemble of the PDFs (qp stores densities: probability / bin width)."""
-    import qp
-
-    probs = check_pdfs(probabilities, bins)
-    extra = None if ancil is None else {key: np.asarray(value) for key, value in ancil.items()}
-    return qp.Ensemble(qp.hist, data={"bins": bins.edge_array, "pdfs": probs / bins.widths}, ancil=extra)
-
-
-def from_qp(ensemble: Any) -> tuple[npt.NDArray[np.float64], RedshiftBins]:
-    """Probabilities and bins back from a ``qp.hist`` ensemble."""
+def from_qp(ensemble: Any) -> RedshiftPdfs:
+    """The PDFs back from a ``qp.hist`` ensemble (checked: a file is outside data)."""
     name = ensemble.metadata["pdf_name"][0]
     name = name.decode() if isinstance(name, bytes) else str(name)
     if name != "hist":
         raise ValueError(f"qp ensemble is parameterised as {name!r}; only 'hist' maps onto redshift bins")
     bins = RedshiftBins(tuple(float(v) for v in np.ravel(ensemble.metadata["bins"])))
-    probs = np.asarray(ensemble.objdata["pdfs"], dtype=np.float64) * bins.widths
-    return probs, bins
+    return RedshiftPdfs(np.asarray(ensemble.objdata["pdfs"], dtype=np.float64) * bins.widths, bins)
 
 
 QP_SUFFIXES = (".hdf5", ".h5")  # qp (tables_io) picks the layout by suffix: h5py's, pandas'; both read back
 
 
-def write_qp(
-    path: Path,
-    probabilities: npt.ArrayLike,
-    bins: RedshiftBins,
-    ancil: dict[str, npt.ArrayLike] | None = None,
-) -> Path:
+def write_qp(path: Path, pdfs: RedshiftPdfs, ancil: dict[str, npt.ArrayLike] | None = None) -> Path:
     """Write a qp HDF5 file that ``qp.read`` opens; never replaces an existing file (written aside, then
     linked into place)."""
     path = Path(path)
@@ -272,19 +299,18 @@ def write_qp(
             warnings.filterwarnings(
                 "ignore", message=r"\s*your performance may suffer as PyTables will pickle"
             )
-            to_qp(probabilities, bins, ancil).write_to(str(partial))
+            pdfs.to_qp(ancil).write_to(str(partial))
         os.link(partial, path)  # fails rather than replaces if another writer got there first
     return path
 
 
-def read_qp(path: Path) -> tuple[npt.NDArray[np.float64], RedshiftBins, dict[str, npt.NDArray[Any]]]:
-    """Probabilities, bins and ancillary columns (e.g. objid) of a qp HDF5 file."""
+def read_qp(path: Path) -> tuple[RedshiftPdfs, dict[str, npt.NDArray[Any]]]:
+    """The PDFs and ancillary columns (e.g. objid) of a qp HDF5 file."""
     import qp
 
     ensemble = qp.read(str(path))
-    probs, bins = from_qp(ensemble)
     ancil = {key: np.asarray(value) for key, value in (ensemble.ancil or {}).items()}
-    return probs, bins, ancil
+    return from_qp(ensemble), ancil
 
 
 # ---- training targets ---------------------------------------------------------------------------------

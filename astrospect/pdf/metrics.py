@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf.bins import RedshiftBins, cdf_at_edges, check_pdfs, to_qp
+from astrospect.pdf.bins import RedshiftPdfs
 
 PDF_METRIC_NAMES = (
     "crps",
@@ -27,14 +27,14 @@ PIT_KS_TARGET = 0.05  # a calibrated PDF set has pit_ks below this (issue 14)
 COVERAGE_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # the coverage curve's nominal levels
 
 
-def crps(probabilities: npt.ArrayLike, bins: RedshiftBins, z_true: npt.ArrayLike) -> npt.NDArray[np.float64]:
+def crps(pdfs: RedshiftPdfs, z_true: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """CRPS = integral of (F(x) - 1[x >= z])^2 dx per galaxy (N,), exact for a histogram PDF.
 
     F is linear across each bin, so each bin contributes (b - a)(F_a^2 + F_a F_b + F_b^2) / 3 left of the
     spec-z and the same in (1 - F) right of it; the bin holding the spec-z is split there. A spec-z outside
     the bins adds its distance to the range (F is 0 below it and 1 above it).
     """
-    at_edges = cdf_at_edges(probabilities, bins)
+    at_edges, bins = pdfs.cdf_at_edges, pdfs.bins
     z = _truth(z_true, len(at_edges))
     edges, widths = bins.edge_array, bins.widths
     lo, hi = at_edges[:, :-1], at_edges[:, 1:]
@@ -56,18 +56,15 @@ def crps(probabilities: npt.ArrayLike, bins: RedshiftBins, z_true: npt.ArrayLike
     return score + np.abs(z - inside)
 
 
-def pit_values(
-    probabilities: npt.ArrayLike, bins: RedshiftBins, z_true: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
+def pit_values(pdfs: RedshiftPdfs, z_true: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The probability integral transform CDF(spec-z) per galaxy (0 below the bins, 1 above).
 
     Evaluated by the qp ensemble's own CDF at each galaxy's spec-z, as ``qp.metrics.pit.PIT`` gathers its
     samples; that class also fits a quantile ensemble to the PIT values, which fails on ties (many spec-z
     beyond their PDFs) and is not needed here.
     """
-    probs = check_pdfs(probabilities, bins)
-    z = _truth(z_true, len(probs))
-    return np.asarray(to_qp(probs, bins).cdf(z[:, None]), dtype=np.float64).reshape(len(z))
+    z = _truth(z_true, len(pdfs))
+    return np.asarray(pdfs.ensemble.cdf(z[:, None]), dtype=np.float64).reshape(len(z))
 
 
 def pit_statistics(pit: npt.ArrayLike) -> dict[str, float]:
@@ -93,7 +90,7 @@ def pit_statistics(pit: npt.ArrayLike) -> dict[str, float]:
 def coverage(pit: npt.ArrayLike, level: float) -> float:
     """Fraction of spec-z inside their PDF's central ``level`` interval: (1-level)/2 <= PIT <= (1+level)/2.
 
-    For the linear-in-bin CDF that is exactly "inside :func:`astrospect.pdf.bins.central_interval`".
+    For the linear-in-bin CDF that is exactly "inside :meth:`astrospect.pdf.bins.RedshiftPdfs.central_interval`".
     """
     values = np.asarray(pit, dtype=np.float64).ravel()
     return float(np.mean((values >= (1 - level) / 2) & (values <= (1 + level) / 2)))
@@ -104,31 +101,27 @@ def coverage_curve(pit: npt.ArrayLike, levels: Sequence[float] = COVERAGE_LEVELS
     return np.array([coverage(pit, level) for level in levels])
 
 
-def cde_loss(probabilities: npt.ArrayLike, bins: RedshiftBins, z_true: npt.ArrayLike) -> float:
+def cde_loss(pdfs: RedshiftPdfs, z_true: npt.ArrayLike) -> float:
     """qp's conditional density estimation loss (Izbicki & Lee 2017): E[int f^2 dz] - 2 E[f(z_spec)].
 
     Evaluated on the bin centres, where a histogram's density is exact; lower is better.
     """
     from qp.metrics.concrete_metric_classes import CDELossMetric
 
-    probs = check_pdfs(probabilities, bins)
-    z = _truth(z_true, len(probs))
-    return float(CDELossMetric(eval_grid=bins.centres).evaluate(to_qp(probs, bins), z))
+    z = _truth(z_true, len(pdfs))
+    return float(CDELossMetric(eval_grid=pdfs.bins.centres).evaluate(pdfs.ensemble, z))
 
 
-def pdf_metric_table(
-    probabilities: npt.ArrayLike, bins: RedshiftBins, z_true: npt.ArrayLike
-) -> dict[str, float]:
+def pdf_metric_table(pdfs: RedshiftPdfs, z_true: npt.ArrayLike) -> dict[str, float]:
     """Every PDF metric of :data:`PDF_METRIC_NAMES` for one set of PDFs, as plain floats."""
-    probs = check_pdfs(probabilities, bins)
-    z = _truth(z_true, len(probs))
-    pit = pit_values(probs, bins, z)
+    z = _truth(z_true, len(pdfs))
+    pit = pit_values(pdfs, z)
     return {
-        "crps": float(np.mean(crps(probs, bins, z))),
+        "crps": float(np.mean(crps(pdfs, z))),
         **pit_statistics(pit),
         "coverage_68": coverage(pit, 0.68),
         "coverage_95": coverage(pit, 0.95),
-        "cde_loss": cde_loss(probs, bins, z),
+        "cde_loss": cde_loss(pdfs, z),
     }
 
 

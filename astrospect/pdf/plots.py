@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf.bins import RedshiftBins, check_pdfs, pdf_summary
+from astrospect.pdf.bins import RedshiftPdfs
 from astrospect.pdf.metrics import COVERAGE_LEVELS, coverage_curve
 
 PIT_HISTOGRAM_BINS = 20
@@ -54,8 +54,7 @@ def plot_coverage_curve(pits: Mapping[str, npt.ArrayLike], path: Path) -> Path:
 
 
 def plot_example_pdfs(
-    pdfs: Mapping[str, npt.ArrayLike],
-    bins: RedshiftBins,
+    pdfs: Mapping[str, RedshiftPdfs],
     z_true: npt.ArrayLike,
     path: Path,
     *,
@@ -63,19 +62,20 @@ def plot_example_pdfs(
     seed: int = 0,
 ) -> Path:
     """A grid of galaxies spread over the spec-z range (a seeded draw per redshift quantile): each panel
-    shows every named PDF of that galaxy, its spec-z (black line) and the first set's 68% interval."""
+    shows every named PDF of that galaxy, its spec-z (black line) and the first set's 68% interval; the
+    x range is the first set's bins."""
     z = np.asarray(z_true, dtype=np.float64).ravel()
     chosen = _spread_over_redshift(z, n_examples, seed)
     columns = 4
     rows = -(-len(chosen) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
-    checked = {name: check_pdfs(probs, bins) for name, probs in pdfs.items()}
-    first = next(iter(checked.values()))
-    summary = pdf_summary(first[chosen], bins)
-    density_scale = 1.0 / bins.widths
+    first = next(iter(pdfs.values()))
+    bins = first.bins
+    summary = first[chosen].summary()
     for panel, (axis, galaxy) in enumerate(zip(axes.ravel(), chosen, strict=False)):
-        for name, probs in checked.items():
-            axis.stairs(probs[galaxy] * density_scale, bins.edge_array, label=name)
+        for name, values in pdfs.items():
+            density = values.probabilities[galaxy] / values.bins.widths
+            axis.stairs(density, values.bins.edge_array, label=name)
         axis.axvspan(summary.lo68[panel], summary.hi68[panel], color="C0", alpha=0.12)
         axis.axvline(z[galaxy], color="k", lw=1.2)
         half_width = max(0.08, 4 * (summary.hi95[panel] - summary.lo95[panel]))

@@ -2,7 +2,7 @@
 
 The batcher hands each request one row per cutout (:mod:`astrospect.serving.batching`). For a PDF champion
 a row is the cutout's probabilities over the model's bins followed by the seven numbers of its summary
-(:func:`astrospect.pdf.bins.pdf_summary`), computed once per model batch in the model's thread, so the event
+(:meth:`astrospect.pdf.bins.RedshiftPdfs.summary`), computed once per model batch in the model's thread, so the event
 loop only slices and formats them. The served redshift is the summary's ``POINT_ESTIMATE`` (the median),
 the point estimate evaluation scores, so the two cannot disagree.
 
@@ -20,25 +20,24 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.pdf.bins import POINT_ESTIMATE, PdfSummary, RedshiftBins, check_pdfs, pdf_summary, write_qp
+from astrospect.pdf.bins import POINT_ESTIMATE, PdfSummary, RedshiftBins, RedshiftPdfs, write_qp
 from astrospect.serving.schemas import RedshiftSummary
 
 SUMMARY_FIELDS = tuple(field.name for field in fields(PdfSummary))  # mean, median, mode, lo68, ..., hi95
 QP_FILENAME = "pdfs.hdf5"  # the name the download suggests: qp.read needs the .hdf5 suffix for this layout
 
 
-def pdf_rows(probabilities: npt.ArrayLike, bins: RedshiftBins) -> npt.NDArray[np.float64]:
+def pdf_rows(pdfs: RedshiftPdfs) -> npt.NDArray[np.float64]:
     """(N, n_bins + 7): each cutout's probabilities (rows summing to 1), then its summary numbers."""
-    probs = check_pdfs(probabilities, bins)
-    summary = pdf_summary(probs, bins)
-    return np.column_stack([probs, *(getattr(summary, name) for name in SUMMARY_FIELDS)])
+    summary = pdfs.summary()
+    return np.column_stack([pdfs.probabilities, *(getattr(summary, name) for name in SUMMARY_FIELDS)])
 
 
 @dataclass(frozen=True)
 class ServedPdfs:
     """The PDFs and summaries of one request's cutouts, taken back apart from their rows."""
 
-    probabilities: npt.NDArray[np.float64]  # (N, n_bins)
+    pdfs: RedshiftPdfs
     summary: PdfSummary
 
     @classmethod
@@ -48,7 +47,8 @@ class ServedPdfs:
                 f"expected PDF rows of {bins.n} + {len(SUMMARY_FIELDS)} numbers, got {rows.shape}"
             )
         columns = rows[:, bins.n :].T
-        return cls(rows[:, : bins.n], PdfSummary(**dict(zip(SUMMARY_FIELDS, columns, strict=True))))
+        pdfs = RedshiftPdfs.from_rows(rows[:, : bins.n], bins)  # checked in pdf_rows, before the batcher
+        return cls(pdfs, PdfSummary(**dict(zip(SUMMARY_FIELDS, columns, strict=True))))
 
     @property
     def redshift(self) -> npt.NDArray[np.float64]:
@@ -58,11 +58,11 @@ class ServedPdfs:
         return [RedshiftSummary.model_validate(record) for record in self.summary.records()]
 
 
-def qp_file(probabilities: npt.ArrayLike, bins: RedshiftBins, objid: npt.NDArray[np.int64] | None) -> bytes:
+def qp_file(pdfs: RedshiftPdfs, objid: npt.NDArray[np.int64] | None) -> bytes:
     """The bytes of a qp HDF5 file of the PDFs, with ``objid`` as ancillary data when there is one."""
     with tempfile.TemporaryDirectory(prefix="astrospect-qp-") as folder:
         ancil: dict[str, npt.ArrayLike] | None = None if objid is None else {"objid": objid}
-        return write_qp(Path(folder) / QP_FILENAME, probabilities, bins, ancil).read_bytes()
+        return write_qp(Path(folder) / QP_FILENAME, pdfs, ancil).read_bytes()
 
 
 def warm_qp(bins: RedshiftBins) -> float:
@@ -73,5 +73,5 @@ def warm_qp(bins: RedshiftBins) -> float:
     4.3-5.0 s here: nearly all of it is those shared libraries.
     """
     began = time.perf_counter()
-    qp_file(np.full((1, bins.n), 1.0 / bins.n), bins, np.zeros(1, np.int64))
+    qp_file(RedshiftPdfs(np.full((1, bins.n), 1.0 / bins.n), bins), np.zeros(1, np.int64))
     return time.perf_counter() - began

@@ -76,7 +76,7 @@ Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
 class RedshiftSummary(BaseModel):
-    """One cutout's redshift PDF in seven numbers (astrospect.pdf.bins.pdf_summary; point estimates at bin centres)."""
+    """One cutout's redshift PDF in seven numbers (astrospect.pdf.bins.RedshiftPdfs.summary; point estimates at bin centres)."""
 
     mean: float = Field(description="the PDF's mean redshift")
     median: float = Field(description="the PDF's median redshift: the served `redshift`")

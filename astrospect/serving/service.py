@@ -138,7 +138,7 @@ class PhotoZ:
         def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
             if bins is None:
                 return predict_redshift(model, images, ebv)
-            return pdf_rows(predict_pdf(model, images, ebv), bins)  # the summaries too, once per batch
+            return pdf_rows(predict_pdf(model, images, ebv, bins))  # the summaries too, once per batch
 
         # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
         for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
@@ -200,7 +200,7 @@ class PhotoZ:
         return PdfPrediction(
             **self.identity,
             bin_edges=list(bins.edges),
-            probabilities=answer.pdfs.probabilities.tolist(),
+            probabilities=answer.pdfs.pdfs.probabilities.tolist(),
             redshift=answer.redshift.tolist(),
             pdf_summary=answer.pdfs.summaries(),
         )
@@ -265,7 +265,7 @@ class PhotoZ:
         answer = await self._answer(upload.images, upload.ebv)
         if bins is not None:
             assert answer.pdfs is not None
-            content = await anyio.to_thread.run_sync(qp_file, answer.pdfs.probabilities, bins, upload.objid)
+            content = await anyio.to_thread.run_sync(qp_file, answer.pdfs.pdfs, upload.objid)
             return Response(
                 content,
                 media_type=HDF5,

@@ -321,7 +321,7 @@ def main(
             lambda: predict_redshift(model, one), 10 * naive_calls, "compiled predict step per request"
         )
         direct_pdf, pdf_step_cpu_ms = timed_calls(
-            lambda: pdf_rows(predict_pdf(pdf_model, one), bins),
+            lambda: pdf_rows(predict_pdf(pdf_model, one, None, bins)),
             10 * naive_calls,
             "PDF model: predict step + summary per request",
         )
@@ -333,7 +333,7 @@ def main(
         )
         cutouts = synthetic_cutouts(64, seed=4)
         expected = predict_redshift(model, cutouts)
-        expected_pdfs = ServedPdfs.from_rows(pdf_rows(predict_pdf(pdf_model, cutouts), bins), bins)
+        expected_pdfs = ServedPdfs.from_rows(pdf_rows(predict_pdf(pdf_model, cutouts, None, bins)), bins)
         encoding = answer_encoding(expected_pdfs, bins)
         json_requests = [
             (
@@ -405,7 +405,7 @@ def main(
                 dz = np.max(np.abs(np.array(answer["redshift"]) - expected_pdfs.redshift))
                 line = f"served PDF champion ({path}) vs in-process: max |dz| = {dz:.2e}"
                 if "probabilities" in answer:
-                    dp = np.max(np.abs(np.array(answer["probabilities"]) - expected_pdfs.probabilities))
+                    dp = np.max(np.abs(np.array(answer["probabilities"]) - expected_pdfs.pdfs.probabilities))
                     line += f", max |dp| = {dp:.2e}"
                 checks.append(line)
     load_after = os.getloadavg()[0]

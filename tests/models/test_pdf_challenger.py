@@ -38,15 +38,13 @@ def test_pdf_challenger_reports_point_and_pdf_metrics_before_and_after_calibrati
     assert set(PDF_METRIC_NAMES) <= set(evaluation.pdf_metrics)
     assert set(PDF_METRIC_NAMES) <= set(evaluation.uncalibrated_pdf_metrics)
     assert evaluation.pdfs is not None and evaluation.bins is not None
-    assert np.allclose(evaluation.pdfs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose(evaluation.pdfs.probabilities.sum(axis=1), 1.0, atol=1e-4)
     assert 0.0 < evaluation.pdf_metrics["coverage_68"] < 1.0 and evaluation.pdf_metrics["crps"] > 0
     assert {"temperature", "shift"} <= set(outcome.trained.run_metrics)
     # Its point redshift is the PDF's median: what serving answers too.
-    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE
 
-    np.testing.assert_allclose(
-        evaluation.z_pred, point_estimate(evaluation.pdfs, evaluation.bins, POINT_ESTIMATE), atol=1e-6
-    )
+    np.testing.assert_allclose(evaluation.z_pred, evaluation.pdfs.point(POINT_ESTIMATE), atol=1e-6)
     names = {path.name for path in outcome.plots}
     assert {"pit_histogram.png", "coverage_curve.png", "example_pdfs.png"} <= names
 
@@ -63,7 +61,8 @@ def test_the_saved_pdf_model_computes_in_float32_and_reloads_identically(
     assert {layer.dtype_policy.name for layer in reloaded.layers} <= {"float32"}
     images = next(iter_selected(splits.holdout))[0]
     np.testing.assert_array_equal(
-        predict_pdf(reloaded, images), predict_pdf(outcome.trained.keras_model, images)
+        predict_pdf(reloaded, images).probabilities,
+        predict_pdf(outcome.trained.keras_model, images).probabilities,
     )
     assert model_calibration(reloaded) == model_calibration(outcome.trained.keras_model)
 
@@ -82,6 +81,6 @@ def test_the_null_and_knn_baselines_give_pdfs_on_the_same_bins(splits: Splits, t
 
         assert result.evaluation.bins == DEFAULT_BINS  # the PDF CNN's bins: every PDF row is comparable
         assert result.evaluation.pdfs is not None
-        assert np.allclose(result.evaluation.pdfs.sum(axis=1), 1.0)
+        assert np.allclose(result.evaluation.pdfs.probabilities.sum(axis=1), 1.0)
         if name == "baseline-nz-full":  # the same N(z) for every galaxy
-            assert np.all(result.evaluation.pdfs == result.evaluation.pdfs[0])
+            assert np.all(result.evaluation.pdfs.probabilities == result.evaluation.pdfs.probabilities[0])

@@ -32,7 +32,7 @@ from astrospect.models.cnn import (
     takes_ebv,
 )
 from astrospect.models.predict import predict_pdf
-from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins, encode_redshift_bins, shift_pdfs
+from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins, RedshiftPdfs, encode_redshift_bins, shift_pdfs
 from astrospect.pdf.metrics import pit_values
 
 pytestmark = pytest.mark.model
@@ -55,7 +55,7 @@ def test_pdf_cnn_shares_the_seed_trunk_and_ends_in_a_softmax_over_the_bins(raw_c
     assert probs.shape == (32, DEFAULT_BINS.n)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5) and np.all(probs >= 0)
     assert pdf_bins(pdf) == DEFAULT_BINS and pdf_bins(seed) is None
-    assert np.allclose(predict_pdf(pdf, raw_cutouts), probs, atol=1e-6)
+    assert np.allclose(predict_pdf(pdf, raw_cutouts).probabilities, probs, atol=1e-6)
     with pytest.raises(ValueError, match="not a PDF"):
         predict_pdf(seed, raw_cutouts)
 
@@ -81,7 +81,8 @@ def test_pdf_cnn_on_the_photoz_trunk_takes_ebv_and_calibrates_on_cutouts_with_or
     kernel, _ = head.get_weights()
     head.set_weights([kernel, -((DEFAULT_BINS.centres - 0.3) ** 2) / (2 * 0.05**2)])
     ebv = np.linspace(0.0, 0.3, len(raw_cutouts)).astype(np.float32)
-    with_ebv, without = predict_pdf(pdf, raw_cutouts, ebv), predict_pdf(pdf, raw_cutouts)
+    with_ebv = predict_pdf(pdf, raw_cutouts, ebv).probabilities
+    without = predict_pdf(pdf, raw_cutouts).probabilities
     assert np.allclose(with_ebv.sum(axis=1), 1.0, atol=1e-5) and not np.allclose(with_ebv, without)
     # validation redshifts drawn from the model's own PDFs (the fit refuses PDFs far from the redshifts)
     rng, copies = np.random.default_rng(5), 16
@@ -185,8 +186,8 @@ def test_shifting_pdfs_moves_their_mass_exactly() -> None:
     for edge in bins.edge_array[1:-1]:
         at_edge = np.full(20, edge)
         assert np.allclose(
-            pit_values(moved / moved.sum(axis=1, keepdims=True), bins, at_edge),
-            pit_values(many, bins, at_edge - 0.037),
+            pit_values(RedshiftPdfs(moved, bins), at_edge),
+            pit_values(RedshiftPdfs(many, bins), at_edge - 0.037),
             atol=1e-6,
         )
 
@@ -272,13 +273,13 @@ def test_point_redshift_is_one_number_per_cutout_from_either_kind_of_model(raw_c
     """Evaluation, drift and batch prediction read a champion's redshift through point_redshift: a PDF
     champion's is its PDF's POINT_ESTIMATE, not its (N, 280) probabilities."""
     from astrospect.models.predict import point_redshift, predict_redshift
-    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE
 
     scaling = fit_input_scaling(raw_cutouts)
     seed, pdf = build_seed_cnn(scaling, 0.0, 0.6), build_pdf_cnn(scaling, DEFAULT_BINS)
     from_seed, from_pdf = point_redshift(seed, raw_cutouts), point_redshift(pdf, raw_cutouts)
     assert from_seed.shape == from_pdf.shape == (len(raw_cutouts),)
     np.testing.assert_array_equal(from_seed, predict_redshift(seed, raw_cutouts))
-    expected = point_estimate(predict_pdf(pdf, raw_cutouts), DEFAULT_BINS, POINT_ESTIMATE)
+    expected = predict_pdf(pdf, raw_cutouts).point(POINT_ESTIMATE)
     np.testing.assert_allclose(from_pdf, expected, rtol=1e-6)
     assert np.all((from_pdf > DEFAULT_BINS.edges[0]) & (from_pdf < DEFAULT_BINS.edges[-1]))

@@ -6,7 +6,7 @@ from sklearn.preprocessing import StandardScaler
 
 from astrospect.models.baselines import ColourBaseline, knn_pdf, neighbour_redshifts
 from astrospect.pdf.baselines import nz_null_pdf
-from astrospect.pdf.bins import RedshiftBins, point_estimate
+from astrospect.pdf.bins import RedshiftBins
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +26,7 @@ def baseline_and_colours() -> tuple[ColourBaseline, np.ndarray, np.ndarray]:
 
 def test_nz_null_gives_every_galaxy_the_training_histogram() -> None:
     z_train = np.array([0.05, 0.05, 0.3, 0.31, 0.69])
-    null = nz_null_pdf(z_train, BINS, 4)
+    null = nz_null_pdf(z_train, BINS, 4).probabilities
     assert null.shape == (4, BINS.n) and np.all(null == null[0])
     assert null[0, BINS.index(0.05)] == pytest.approx(0.4) and null[0].sum() == pytest.approx(1.0)
 
@@ -47,12 +47,11 @@ def test_knn_pdf_is_the_neighbours_histogram_and_leaves_point_predictions_alone(
 ) -> None:
     baseline, features, z = baseline_and_colours
     before = baseline.predict_features(features)
-    probs = knn_pdf(baseline, features, BINS)
+    pdfs = knn_pdf(baseline, features, BINS)
+    probs = pdfs.probabilities
     assert probs.shape == (len(features), BINS.n) and np.allclose(probs.sum(axis=1), 1.0)
     assert set(np.unique(np.round(probs * baseline.k, 9))) <= set(range(baseline.k + 1))  # multiples of 1/k
     z_neighbours, _ = neighbour_redshifts(baseline, features)
-    assert np.allclose(
-        point_estimate(probs, BINS, "mean"), z_neighbours.mean(axis=1), atol=BINS.widths[0] / 2
-    )
+    assert np.allclose(pdfs.point("mean"), z_neighbours.mean(axis=1), atol=BINS.widths[0] / 2)
     assert np.array_equal(baseline.predict_features(features), before)
-    assert np.median(np.abs(point_estimate(probs, BINS, "median") - z)) < 0.02
+    assert np.median(np.abs(pdfs.point("median") - z)) < 0.02

@@ -7,13 +7,8 @@ import qp
 from astrospect.pdf.bins import (
     DEFAULT_BINS,
     RedshiftBins,
-    central_interval,
-    check_pdfs,
-    pdf_summary,
-    point_estimate,
-    quantile,
+    RedshiftPdfs,
     read_qp,
-    to_qp,
     write_qp,
 )
 
@@ -56,44 +51,48 @@ def test_bad_bins_are_refused(edges: tuple[float, ...], message: str) -> None:
 def test_point_estimates_sit_at_bin_centres_not_left_edges() -> None:
     probs = _delta(3)  # all mass in [0.3, 0.4)
     for kind in ("mean", "median", "mode"):
-        assert point_estimate(probs, BINS, kind)[0] == pytest.approx(0.35), kind
+        assert RedshiftPdfs(probs, BINS).point(kind)[0] == pytest.approx(0.35), kind
 
 
 def test_mean_median_and_mode_differ_on_a_skewed_pdf() -> None:
     probs = np.zeros((1, 10))
     probs[0, [2, 3, 7]] = [0.5, 0.2, 0.3]
-    assert point_estimate(probs, BINS, "mode")[0] == pytest.approx(0.25)
-    assert point_estimate(probs, BINS, "mean")[0] == pytest.approx(0.5 * 0.25 + 0.2 * 0.35 + 0.3 * 0.75)
-    assert point_estimate(probs, BINS, "median")[0] == pytest.approx(0.3)  # CDF reaches 0.5 at bin 2's end
+    assert RedshiftPdfs(probs, BINS).point("mode")[0] == pytest.approx(0.25)
+    assert RedshiftPdfs(probs, BINS).point("mean")[0] == pytest.approx(0.5 * 0.25 + 0.2 * 0.35 + 0.3 * 0.75)
+    assert RedshiftPdfs(probs, BINS).point("median")[0] == pytest.approx(
+        0.3
+    )  # CDF reaches 0.5 at bin 2's end
     with pytest.raises(ValueError, match="unknown point estimate"):
-        point_estimate(probs, BINS, "max")  # type: ignore[arg-type]
+        RedshiftPdfs(probs, BINS).point("max")  # type: ignore[arg-type]
 
 
 def test_quantiles_and_intervals_follow_the_linear_in_bin_cdf() -> None:
     flat = np.full((1, 10), 0.1)  # uniform over [0, 1]: quantile q is q
     for q in (0.025, 0.16, 0.5, 0.84, 0.975):
-        assert quantile(flat, BINS, q)[0] == pytest.approx(q)
-    lo, hi = central_interval(flat, BINS, 0.68)
+        assert RedshiftPdfs(flat, BINS).quantile(q)[0] == pytest.approx(q)
+    lo, hi = RedshiftPdfs(flat, BINS).central_interval(0.68)
     assert (lo[0], hi[0]) == (pytest.approx(0.16), pytest.approx(0.84))
-    lo, hi = central_interval(_delta(6), BINS, 0.95)
+    lo, hi = RedshiftPdfs(_delta(6), BINS).central_interval(0.95)
     assert (lo[0], hi[0]) == (pytest.approx(0.6025), pytest.approx(0.6975))
 
 
 def test_quantiles_match_qp_ppf() -> None:
     probs = _random_pdfs(50, DEFAULT_BINS)
-    ensemble = to_qp(probs, DEFAULT_BINS)
+    ensemble = RedshiftPdfs(probs, DEFAULT_BINS).to_qp()
     for q in (0.025, 0.16, 0.5, 0.84, 0.975):
-        assert np.allclose(quantile(probs, DEFAULT_BINS, q), ensemble.ppf(q).ravel(), atol=1e-9)
-    assert np.allclose(point_estimate(probs, DEFAULT_BINS, "mean"), ensemble.mean().ravel(), atol=1e-9)
+        assert np.allclose(RedshiftPdfs(probs, DEFAULT_BINS).quantile(q), ensemble.ppf(q).ravel(), atol=1e-9)
+    assert np.allclose(RedshiftPdfs(probs, DEFAULT_BINS).point("mean"), ensemble.mean().ravel(), atol=1e-9)
 
 
 def test_summary_holds_the_point_estimates_and_nested_intervals() -> None:
     probs = _random_pdfs(20, DEFAULT_BINS, seed=3)
-    summary = pdf_summary(probs, DEFAULT_BINS)
+    summary = RedshiftPdfs(probs, DEFAULT_BINS).summary()
     for kind in ("mean", "median", "mode"):  # exactly what point_estimate gives: serving relies on it
-        assert np.array_equal(summary.point(kind), point_estimate(probs, DEFAULT_BINS, kind)), kind
+        assert np.array_equal(summary.point(kind), RedshiftPdfs(probs, DEFAULT_BINS).point(kind)), kind
     for level, (lo, hi) in {0.68: (summary.lo68, summary.hi68), 0.95: (summary.lo95, summary.hi95)}.items():
-        assert all(map(np.array_equal, (lo, hi), central_interval(probs, DEFAULT_BINS, level))), level
+        assert all(
+            map(np.array_equal, (lo, hi), RedshiftPdfs(probs, DEFAULT_BINS).central_interval(level))
+        ), level
     assert np.all(summary.lo95 <= summary.lo68) and np.all(summary.lo68 <= summary.median)
     assert np.all(summary.median <= summary.hi68) and np.all(summary.hi68 <= summary.hi95)
     record = summary.records()[4]
@@ -111,34 +110,38 @@ def test_summary_holds_the_point_estimates_and_nested_intervals() -> None:
 )
 def test_malformed_pdfs_are_refused(probs: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        check_pdfs(probs, BINS)
+        RedshiftPdfs(probs, BINS)
 
 
 @pytest.mark.parametrize("suffix", [".hdf5", ".h5"])  # h5py's layout and pandas' (qp reads both by suffix)
 def test_qp_file_round_trip_keeps_probabilities_bins_and_objid(tmp_path: Path, suffix: str) -> None:
     probs = _random_pdfs(30, DEFAULT_BINS, seed=5)
     objid = np.arange(30, dtype=np.int64) + 2**62
-    path = write_qp(tmp_path / f"pdfs.v2{suffix}", probs, DEFAULT_BINS, ancil={"objid": objid})
+    path = write_qp(tmp_path / f"pdfs.v2{suffix}", RedshiftPdfs(probs, DEFAULT_BINS), ancil={"objid": objid})
     assert qp.is_qp_file(str(path))
     ensemble = qp.read(str(path))  # what a RAIL user does
     assert ensemble.npdf == 30
     assert np.allclose(ensemble.metadata["bins"].ravel(), DEFAULT_BINS.edge_array)
     assert np.allclose(ensemble.objdata["pdfs"] * DEFAULT_BINS.widths, probs)
-    back, bins, ancil = read_qp(path)
-    assert bins == DEFAULT_BINS and np.allclose(back, probs) and np.array_equal(ancil["objid"], objid)
+    back, ancil = read_qp(path)
+    assert (
+        back.bins == DEFAULT_BINS
+        and np.allclose(back.probabilities, probs)
+        and np.array_equal(ancil["objid"], objid)
+    )
     assert [p.name for p in tmp_path.iterdir()] == [f"pdfs.v2{suffix}"]  # no partial file left behind
 
 
 def test_qp_file_is_never_overwritten_and_needs_an_hdf5_suffix(tmp_path: Path) -> None:
     probs = _random_pdfs(3, BINS)
-    path = write_qp(tmp_path / "pdfs.hdf5", probs, BINS)
+    path = write_qp(tmp_path / "pdfs.hdf5", RedshiftPdfs(probs, BINS))
     before = path.read_bytes()
     with pytest.raises(FileExistsError, match="never overwritten"):
         write_qp(path, _random_pdfs(3, BINS, seed=9), BINS)
     assert path.read_bytes() == before
     for suffix in (".csv", ".hd5"):  # tables_io writes .hd5, but qp.read cannot read it back
         with pytest.raises(ValueError, match=r"suffix \.hdf5 or \.h5"):
-            write_qp(tmp_path / f"pdfs{suffix}", probs, BINS)
+            write_qp(tmp_path / f"pdfs{suffix}", RedshiftPdfs(probs, BINS))
 
 
 def test_only_histogram_qp_files_map_onto_bins(tmp_path: Path) -> None:

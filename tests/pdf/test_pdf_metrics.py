@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from astrospect.pdf.bins import RedshiftBins, central_interval
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 from astrospect.pdf.metrics import (
     PDF_METRIC_NAMES,
     PIT_KS_TARGET,
@@ -56,12 +56,12 @@ def test_crps_of_a_one_bin_pdf_with_the_specz_outside_is_d_minus_w_over_6(d: flo
     bins = RedshiftBins.uniform(0.0, 0.6, 60)  # w = 0.01
     w, centre = 0.01, bins.centres[30]
     z = np.array([centre + side * d])  # beyond 0.6 or below 0 for the largest d: outside the bins too
-    assert crps(_one_bin(bins, 30), bins, z)[0] == pytest.approx(d - w / 6, rel=1e-9)
+    assert crps(RedshiftPdfs(_one_bin(bins, 30), bins), z)[0] == pytest.approx(d - w / 6, rel=1e-9)
 
 
 def test_crps_of_a_one_bin_pdf_at_its_centre_is_w_over_12() -> None:
     bins = RedshiftBins.uniform(0.0, 0.6, 60)
-    assert crps(_one_bin(bins, 7), bins, bins.centres[[7]])[0] == pytest.approx(0.01 / 12)
+    assert crps(RedshiftPdfs(_one_bin(bins, 7), bins), bins.centres[[7]])[0] == pytest.approx(0.01 / 12)
 
 
 def test_crps_matches_numerical_integration_on_random_pdfs() -> None:
@@ -69,14 +69,16 @@ def test_crps_matches_numerical_integration_on_random_pdfs() -> None:
     bins = RedshiftBins.uniform(0.0, 1.0, 25)
     probs = rng.dirichlet(np.full(bins.n, 0.3), size=12)
     z = np.concatenate([rng.uniform(0, 1, 9), [-0.2, 1.3, 0.52]])
-    assert np.allclose(crps(probs, bins, z), _crps_numerically(probs, bins, z), rtol=1e-5, atol=1e-8)
+    assert np.allclose(
+        crps(RedshiftPdfs(probs, bins), z), _crps_numerically(probs, bins, z), rtol=1e-5, atol=1e-8
+    )
 
 
 def test_calibrated_pdfs_give_a_uniform_pit() -> None:
     rng = np.random.default_rng(2)
     mu, sigma = rng.uniform(0.1, 0.8, 5000), rng.uniform(0.01, 0.05, 5000)
     probs = _gaussian_pdfs(mu, sigma, BINS)
-    pit = pit_values(probs, BINS, _draw_from(probs, BINS, rng))
+    pit = pit_values(RedshiftPdfs(probs, BINS), _draw_from(probs, BINS, rng))
     stats = pit_statistics(pit)
     assert stats["pit_ks"] < 0.02  # KS 5% critical value for 5000 draws is 0.019
     assert np.histogram(pit, bins=10, range=(0, 1))[0].min() > 450  # every tenth holds ~500
@@ -90,7 +92,7 @@ def test_too_narrow_pdfs_give_a_u_shaped_pit_and_fail_the_ks_target() -> None:
     mu, sigma = rng.uniform(0.1, 0.8, 5000), rng.uniform(0.01, 0.05, 5000)
     z = _draw_from(_gaussian_pdfs(mu, sigma, BINS), BINS, rng)
     narrow = _gaussian_pdfs(mu, sigma / 3, BINS)
-    pit = pit_values(narrow, BINS, z)
+    pit = pit_values(RedshiftPdfs(narrow, BINS), z)
     counts = np.histogram(pit, bins=10, range=(0, 1))[0]
     assert counts[0] > 2 * counts[4] and counts[-1] > 2 * counts[5]  # U-shaped
     assert pit_statistics(pit)["pit_ks"] > PIT_KS_TARGET
@@ -100,11 +102,11 @@ def test_too_narrow_pdfs_give_a_u_shaped_pit_and_fail_the_ks_target() -> None:
 def test_coverage_on_a_constructed_case_agrees_with_the_intervals() -> None:
     flat = np.full((6, BINS.n), 1 / BINS.n)  # uniform over [0, 1]: the 68% interval is [0.16, 0.84]
     z = np.array([0.10, 0.20, 0.50, 0.83, 0.85, 0.99])
-    pit = pit_values(flat, BINS, z)
+    pit = pit_values(RedshiftPdfs(flat, BINS), z)
     assert np.allclose(pit, z)
     assert coverage(pit, 0.68) == pytest.approx(3 / 6)
     assert coverage(pit, 0.95) == pytest.approx(5 / 6)  # [0.025, 0.975] misses only 0.99
-    lo, hi = central_interval(flat, BINS, 0.68)
+    lo, hi = RedshiftPdfs(flat, BINS).central_interval(0.68)
     assert coverage(pit, 0.68) == np.mean((z >= lo) & (z <= hi))
     assert np.all(np.diff(coverage_curve(pit)) >= 0)
 
@@ -114,7 +116,7 @@ def test_pit_outside_the_bins_is_0_or_1_and_counts_as_an_outlier() -> None:
     probs[:, 80:120] = 1 / 40  # uniform over [0.4, 0.6)
     z = np.full(40, 0.5)
     z[:3], z[3:5] = 0.1, 0.9  # 5 of 40 outside their PDF's support
-    pit = pit_values(probs, BINS, z)
+    pit = pit_values(RedshiftPdfs(probs, BINS), z)
     assert np.allclose(pit[:3], 0.0) and np.allclose(pit[3:5], 1.0)
     assert pit_statistics(pit)["pit_outlier_frac"] == pytest.approx(5 / 40)
 
@@ -128,7 +130,7 @@ def test_cde_loss_matches_its_closed_form_for_histograms() -> None:
     expected = np.mean(np.sum(density**2 * BINS.widths, axis=1)) - 2 * np.mean(
         density[np.arange(30), BINS.index(z)]
     )
-    assert cde_loss(probs, BINS, z) == pytest.approx(expected, rel=1e-9)
+    assert cde_loss(RedshiftPdfs(probs, BINS), z) == pytest.approx(expected, rel=1e-9)
 
 
 def test_sharper_correct_pdfs_score_better() -> None:
@@ -136,7 +138,7 @@ def test_sharper_correct_pdfs_score_better() -> None:
     mu = rng.uniform(0.2, 0.8, 500)
     z = mu + rng.normal(0, 0.02, 500)
     sharp, wide = _gaussian_pdfs(mu, np.full(500, 0.02), BINS), _gaussian_pdfs(mu, np.full(500, 0.1), BINS)
-    good, poor = pdf_metric_table(sharp, BINS, z), pdf_metric_table(wide, BINS, z)
+    good, poor = pdf_metric_table(RedshiftPdfs(sharp, BINS), z), pdf_metric_table(RedshiftPdfs(wide, BINS), z)
     assert tuple(good) == PDF_METRIC_NAMES
     assert good["crps"] < poor["crps"] and good["cde_loss"] < poor["cde_loss"]
     assert poor["coverage_68"] > 0.9  # too wide: over-covers
@@ -144,6 +146,6 @@ def test_sharper_correct_pdfs_score_better() -> None:
 
 def test_mismatched_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="3 PDFs but 2"):
-        crps(np.full((3, BINS.n), 1 / BINS.n), BINS, [0.1, 0.2])
+        crps(RedshiftPdfs(np.full((3, BINS.n), 1 / BINS.n), BINS), [0.1, 0.2])
     with pytest.raises(ValueError, match="finite"):
-        pdf_metric_table(np.full((2, BINS.n), 1 / BINS.n), BINS, [0.1, np.nan])
+        pdf_metric_table(RedshiftPdfs(np.full((2, BINS.n), 1 / BINS.n), BINS), [0.1, np.nan])

@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 from astrospect.pdf.plots import (
     _spread_over_redshift,
     plot_coverage_curve,
@@ -35,7 +35,9 @@ def test_pdf_figures_are_written_as_pngs(tmp_path: Path) -> None:
     assert _is_png(plot_pit_histogram(pits, tmp_path / "pit.png"), 500)
     assert _is_png(plot_coverage_curve(pits, tmp_path / "coverage.png"), 400)
     examples = plot_example_pdfs(
-        {"cnn": probs, "null": np.full_like(probs, 1 / BINS.n)}, BINS, z, tmp_path / "ex.png"
+        {"cnn": RedshiftPdfs(probs, BINS), "null": RedshiftPdfs(np.full_like(probs, 1 / BINS.n), BINS)},
+        z,
+        tmp_path / "ex.png",
     )
     assert _is_png(examples, 1000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coverage.png", "ex.png", "pit.png"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
+from astrospect.pdf.bins import POINT_ESTIMATE, RedshiftPdfs
 from tests.support.serving_stack import Stack, served_champion
 
 pytestmark = pytest.mark.integration
@@ -110,6 +110,6 @@ def test_server_still_predicts_after_fuzzing(stack: Stack) -> None:
     assert response.status_code == 200, response.text
     expected = stack.champion.expected[:1]
     if stack.champion.bins is not None:  # a PDF champion answers its PDF's median
-        expected = point_estimate(expected, stack.champion.bins, POINT_ESTIMATE)
+        expected = RedshiftPdfs(expected, stack.champion.bins).point(POINT_ESTIMATE)
     assert response.json()["redshift"] == pytest.approx(expected.tolist(), rel=1e-5)
     assert requests.get(f"{stack.url}/livez", timeout=10).status_code == 200

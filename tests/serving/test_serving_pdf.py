@@ -25,7 +25,7 @@ from astrospect.cli import app
 from astrospect.data.shards import read_shard, write_shard
 from astrospect.models.calibration import Calibration, bin_logits, calibrated_pdfs
 from astrospect.models.cnn import build_seed_cnn, fit_input_scaling, load_model
-from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, pdf_summary, point_estimate
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftPdfs
 from astrospect.serving.contract import HDF5, SHAPE_HEADER
 from tests.support.serving_stack import MODEL_NAME, Champion, Stack, served_champion
 
@@ -67,7 +67,7 @@ def binary(http: requests.Session, server: str, route: str, images: np.ndarray) 
 
 def assert_summaries_match(summaries: list[dict[str, Any]], probabilities: np.ndarray) -> None:
     """Each served summary is what astrospect.pdf.bins computes from the served PDF."""
-    recomputed = pdf_summary(probabilities, DEFAULT_BINS)
+    recomputed = RedshiftPdfs(probabilities, DEFAULT_BINS).summary()
     for field, attribute in SUMMARY_FIELDS.items():
         served = np.array([summary[field] for summary in summaries])
         if isinstance(attribute, tuple):
@@ -96,7 +96,7 @@ def test_predict_pdf_gives_the_mlflow_models_calibrated_pdfs_summed_to_1_with_th
     np.testing.assert_allclose(probabilities, champion.expected[:MAX_CUTOUTS], **PDF_TOLERANCE)
     assert_summaries_match(body["pdf_summary"], probabilities)
     np.testing.assert_allclose(
-        body["redshift"], point_estimate(probabilities, DEFAULT_BINS, POINT_ESTIMATE), rtol=0, atol=1e-9
+        body["redshift"], RedshiftPdfs(probabilities, DEFAULT_BINS).point(POINT_ESTIMATE), rtol=0, atol=1e-9
     )
     assert body["redshift"] == [summary["median"] for summary in body["pdf_summary"]]
 
@@ -267,7 +267,7 @@ def test_cli_without_pdf_still_writes_the_csv_with_the_pdf_median(champion: Cham
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert list(table.columns) == ["shard", "objid", "z_pred", "z_spec"]
-    expected = point_estimate(champion.expected, DEFAULT_BINS, POINT_ESTIMATE)
+    expected = RedshiftPdfs(champion.expected, DEFAULT_BINS).point(POINT_ESTIMATE)
     np.testing.assert_allclose(table["z_pred"], expected, rtol=1e-5, atol=1e-6)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import qp
 
-from astrospect.pdf.bins import DEFAULT_BINS, pdf_summary, point_estimate
+from astrospect.pdf.bins import DEFAULT_BINS, RedshiftPdfs
 from astrospect.serving.pdfs import QP_FILENAME, SUMMARY_FIELDS, ServedPdfs, pdf_rows, qp_file
 
 pytestmark = pytest.mark.unit
@@ -25,15 +25,17 @@ def softmax_pdfs(n: int, seed: int = 0) -> np.ndarray:
 
 def test_rows_come_apart_into_the_pdfs_their_summary_and_the_median() -> None:
     raw = softmax_pdfs(12)
-    rows = pdf_rows(raw, DEFAULT_BINS)
+    rows = pdf_rows(RedshiftPdfs(raw, DEFAULT_BINS))
     assert rows.shape == (12, DEFAULT_BINS.n + len(SUMMARY_FIELDS))
     served = ServedPdfs.from_rows(rows[3:7], DEFAULT_BINS)  # the batcher hands a request a slice
-    np.testing.assert_allclose(served.probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(served.probabilities, raw[3:7].astype(np.float64), rtol=1e-6)
-    expected = pdf_summary(raw[3:7], DEFAULT_BINS)
+    np.testing.assert_allclose(served.pdfs.probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(served.pdfs.probabilities, raw[3:7].astype(np.float64), rtol=1e-6)
+    expected = RedshiftPdfs(raw[3:7], DEFAULT_BINS).summary()
     for name in SUMMARY_FIELDS:
         np.testing.assert_allclose(getattr(served.summary, name), getattr(expected, name), atol=1e-12)
-    np.testing.assert_allclose(served.redshift, point_estimate(raw[3:7], DEFAULT_BINS, "median"), atol=1e-12)
+    np.testing.assert_allclose(
+        served.redshift, RedshiftPdfs(raw[3:7], DEFAULT_BINS).point("median"), atol=1e-12
+    )
     (first, *_) = served.summaries()
     assert first.median == served.redshift[0]
     assert first.interval_68 == [served.summary.lo68[0], served.summary.hi68[0]]
@@ -45,15 +47,15 @@ def test_rows_of_another_width_are_refused() -> None:
 
 
 def test_the_qp_file_opens_in_qp_with_the_same_pdfs_and_objids(tmp_path: Path) -> None:
-    served = ServedPdfs.from_rows(pdf_rows(softmax_pdfs(5, seed=2), DEFAULT_BINS), DEFAULT_BINS)
+    served = ServedPdfs.from_rows(pdf_rows(RedshiftPdfs(softmax_pdfs(5, seed=2), DEFAULT_BINS)), DEFAULT_BINS)
     objid = np.arange(5, dtype=np.int64) + 1_237_660_000_000_000_000
     path = tmp_path / QP_FILENAME  # what a client saves the download as
-    path.write_bytes(qp_file(served.probabilities, DEFAULT_BINS, objid))
+    path.write_bytes(qp_file(served.pdfs, objid))
     ensemble = qp.read(str(path))
     np.testing.assert_allclose(
-        ensemble.objdata["pdfs"] * DEFAULT_BINS.widths, served.probabilities, rtol=1e-12
+        ensemble.objdata["pdfs"] * DEFAULT_BINS.widths, served.pdfs.probabilities, rtol=1e-12
     )
     assert np.array_equal(ensemble.ancil["objid"], objid)
     without_ids = tmp_path / "npy.hdf5"
-    without_ids.write_bytes(qp_file(served.probabilities, DEFAULT_BINS, None))
+    without_ids.write_bytes(qp_file(served.pdfs, None))
     assert qp.read(str(without_ids)).ancil is None

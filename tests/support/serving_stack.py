@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import read_shard, write_shard
-from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins
+from astrospect.pdf.bins import DEFAULT_BINS, RedshiftBins, RedshiftPdfs
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 from harness.serving_process import served
 from tests.support.tracking import mlflow_server
@@ -133,7 +133,7 @@ def _register_champion(
     from astrospect.data.metrics import metric_table
     from astrospect.models.cnn import CUTOUTS_INPUT, EBV_INPUT, takes_ebv
     from astrospect.models.predict import model_inputs
-    from astrospect.pdf.bins import POINT_ESTIMATE, point_estimate
+    from astrospect.pdf.bins import POINT_ESTIMATE
     from astrospect.tracking.registry import CHAMPION_ALIAS
     from astrospect.tracking.tags import TAG_DATASET_VERSION
 
@@ -154,7 +154,7 @@ def _register_champion(
     # What the model is fed for the shard, its E(B-V) included when it has an input for it.
     fed = model_inputs(model, cutouts.images, cutouts.ebv)
     answers = np.asarray(model.predict_on_batch(fed))
-    redshift = answers if bins is None else point_estimate(answers, bins, POINT_ESTIMATE)
+    redshift = answers if bins is None else RedshiftPdfs(answers, bins).point(POINT_ESTIMATE)
     metrics = metric_table(cutouts.redshift, redshift)
     keras_path = folder / "champion.keras"
     model.save(keras_path)
