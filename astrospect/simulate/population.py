@@ -447,8 +447,7 @@ def population_model() -> PopulationModel:
     mixture = load_mixture()
     knot_mixes = shares_to_mix(grid, mixture.knot_shares)
     lrg_z, lrg_density = lrg_redshift_density()
-    cos_i = (np.arange(2000) + 0.5) / 2000  # uniform in cos(inclination): randomly oriented disks
-    disk_dust, bulge_dust = inclination_dust(cos_i)
+    mean_disk_dust, mean_bulge_dust = mean_inclination_dust()
     return PopulationModel(
         grid=grid,
         mixture=mixture,
@@ -457,9 +456,16 @@ def population_model() -> PopulationModel:
         lrg_z_grid=lrg_z,
         lrg_z_density=lrg_density,
         red_mix=shares_to_mix(grid, mixture.red_shares[None, :])[0],
-        mean_disk_dust_r=float(disk_dust.mean()),
-        mean_bulge_dust_r=float(bulge_dust.mean()),
+        mean_disk_dust_r=mean_disk_dust,
+        mean_bulge_dust_r=mean_bulge_dust,
     )
+
+
+def mean_inclination_dust() -> tuple[float, float]:
+    """Mean rest-frame r attenuation of disks and of bulges over random orientations (cos i uniform): what
+    the real galaxies the mixture was fitted to carry, and what each galaxy's own dust is taken relative to."""
+    disk, bulge = inclination_dust((np.arange(2000) + 0.5) / 2000)
+    return float(disk.mean()), float(bulge.mean())
 
 
 def disk_axis_ratio(cos_inclination: npt.ArrayLike) -> FloatArray:
@@ -660,7 +666,7 @@ def colour_perturbations(
     bulge_fraction = bulge_fraction_of(score, rng.standard_normal(n))
     red_mix = shares_to_mix(grid, mixture.red_shares[None, :])[0]
     bulge_mix, disk_mix = _component_mixes(total_mix, red_mix, bulge_fraction)
-    mean_disk, mean_bulge = (d.mean() for d in inclination_dust((np.arange(2000) + 0.5) / 2000))
+    mean_disk, mean_bulge = mean_inclination_dust()
     disk_dust, bulge_dust = inclination_dust(rng.random(n))
     line_factor = line_factor_of(rng.standard_normal(n))
     zero = np.zeros(n)
