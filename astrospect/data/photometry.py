@@ -100,9 +100,7 @@ def psf_corrected_axis_ratio(
     for the PSF); without a PSF, of the observed moments. NaN where nothing is left after the PSF."""
     matrix = np.array(second_moments, dtype=np.float64)
     if psf_fwhm_arcsec is not None:
-        sigma = (
-            KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN * np.asarray(psf_fwhm_arcsec) / 2.3548 / PIXEL_SCALE_ARCSEC
-        )
+        sigma = psf_moment_sigma_pixels(psf_fwhm_arcsec)
         matrix = matrix - (sigma**2)[:, None, None] * np.eye(2)[None]
     eigen = np.linalg.eigvalsh(np.nan_to_num(matrix, nan=-1.0))
     usable = (eigen[:, 0] > 0) & np.isfinite(matrix).all(axis=(1, 2))
@@ -110,13 +108,44 @@ def psf_corrected_axis_ratio(
     return np.where(usable, ratio, np.nan)
 
 
+def psf_moment_sigma_pixels(psf_fwhm_arcsec: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Adaptive-moment sigma (pixels) of a Kolmogorov PSF of the given FWHM."""
+    fwhm = np.asarray(psf_fwhm_arcsec, dtype=np.float64)
+    return np.asarray(KOLMOGOROV_MOMENT_SIGMA_PER_GAUSSIAN * fwhm / 2.3548 / PIXEL_SCALE_ARCSEC)
+
+
+def psf_flux_correction(
+    second_moments: npt.NDArray[np.float64], psf_fwhm_arcsec: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Per band (N, 5), the factor that makes an r-moment-weighted flux independent of the band's PSF.
+
+    A fixed weight catches less of a band seen through a wider PSF: with SDSS's seeing growing toward the
+    blue, r-weighted colours come out redder than the galaxy's (u-g by ~0.01 mag at 1.5" moment size).
+    SDSS's model magnitudes convolve the profile with each band's PSF, so their colours do not. For a
+    Gaussian galaxy of observed r covariance S under the adaptive weight (covariance S), a band whose PSF
+    variance differs from r's by d sees sqrt(det(2S) / det(2S + d I)) of its flux (Kuijken 2008's GAaP in
+    its simplest form); its inverse is the factor. 1 where the r moments failed."""
+    sigma = psf_moment_sigma_pixels(psf_fwhm_arcsec)
+    extra = sigma**2 - sigma[:, R_BAND_INDEX : R_BAND_INDEX + 1] ** 2  # (N, 5), pixels^2
+    twice = 2.0 * np.asarray(second_moments, dtype=np.float64)  # (N, 2, 2)
+    with np.errstate(invalid="ignore"):  # NaN moments (HSM failed) give NaN, replaced by 1 below
+        trace, det = twice[:, 0, 0] + twice[:, 1, 1], np.linalg.det(twice)
+    # det(2S + d I) = det(2S) + d trace(2S) + d^2
+    ratio = (det[:, None] + extra * trace[:, None] + extra**2) / det[:, None]
+    factor = np.sqrt(ratio)
+    return np.where(np.isfinite(factor) & (det[:, None] > 0), factor, 1.0)
+
+
 def model_magnitudes(
-    images: npt.NDArray[np.floating],
+    images: npt.NDArray[np.floating], psf_fwhm_arcsec: npt.ArrayLike | None = None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Model-like ugriz luptitudes (N, 5) and the r-band second moments (N, 2, 2), from channels-last
-    cutouts: colours from r-moment-weighted fluxes, normalised to the 6" aperture r."""
+    cutouts: colours from r-moment-weighted fluxes (corrected for each band's PSF where ``psf_fwhm_arcsec``,
+    (N, 5), is given: :func:`psf_flux_correction`), normalised to the 6" aperture r."""
     weights, second_moments = r_band_moments(images)
     weighted = np.einsum("nhwb,nhw->nb", images, weights, dtype=np.float64)
+    if psf_fwhm_arcsec is not None:
+        weighted *= psf_flux_correction(second_moments, psf_fwhm_arcsec)
     total_r = aperture_flux(images, TOTAL_APERTURE_RADIUS_ARCSEC)[:, R_BAND_INDEX]
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(weighted[:, R_BAND_INDEX] > 0, total_r / weighted[:, R_BAND_INDEX], np.nan)

@@ -86,7 +86,7 @@ LRG_Z_RANGE = (0.15, 0.65)
 
 # --- spectra ----------------------------------------------------------------------------------------------
 MIXTURE_JSON = Path(__file__).with_name("spectral_mixture.json")
-MIXTURE_VERSION = 2  # the layout load_mixture reads (calibrate writes it)
+MIXTURE_VERSION = 3  # the layout load_mixture reads (calibrate writes it)
 # NNLS fits of the templates to colours weight the bands by typical SDSS model-magnitude errors at r ~ 17.
 FIT_MAG_ERRORS = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
 NNLS_MAX_ITERATIONS = 200  # scipy's default (3 x templates) gives up on a few nearly collinear mixes
@@ -203,6 +203,13 @@ class SpectralMixture:
     red_shares: FloatArray  # (5,) mean light shares of the reddest quarter (rest-frame g-r)
     rest_g_r_mean: float  # of the real galaxies' mixes: standardises the colour score
     rest_g_r_std: float
+    # The selection's n(z) times this weight is the real sample's n(z) (see :mod:`.calibrate`, step 6):
+    # linear between knots, the end values beyond them.
+    redshift_weight_z: FloatArray  # (n_weights,)
+    redshift_weight: FloatArray  # (n_weights,)
+
+    def redshift_weight_at(self, z: FloatArray) -> FloatArray:
+        return np.asarray(np.interp(z, self.redshift_weight_z, self.redshift_weight))
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> SpectralMixture:
@@ -221,6 +228,8 @@ class SpectralMixture:
             red_shares=array("red_shares"),
             rest_g_r_mean=float(document["rest_g_r_mean"]),
             rest_g_r_std=float(document["rest_g_r_std"]),
+            redshift_weight_z=array("redshift_weight_z"),
+            redshift_weight=array("redshift_weight"),
         )
 
 
@@ -443,8 +452,11 @@ class PopulationModel:
 @cache
 def population_model() -> PopulationModel:
     """Load the fitted mixture and tabulate the selection (~1 s once kcorrect's grid exists)."""
+    return build_population_model(load_mixture())
+
+
+def build_population_model(mixture: SpectralMixture) -> PopulationModel:
     grid = template_grid()
-    mixture = load_mixture()
     knot_mixes = shares_to_mix(grid, mixture.knot_shares)
     lrg_z, lrg_density = lrg_redshift_density()
     mean_disk_dust, mean_bulge_dust = mean_inclination_dust()
@@ -510,7 +522,10 @@ def draw_population(
         raise ValueError(f"lrg_fraction must be in [0, 1], got {lrg_fraction}")
     grid, mixture = model.grid, model.mixture
     is_lrg = rng.random(n) < lrg_fraction
-    main_z = _sample_from_density(rng, model.selection.z, model.selection.z_density, n)
+    selection = model.selection
+    main_z = _sample_from_density(
+        rng, selection.z, selection.z_density * mixture.redshift_weight_at(selection.z), n
+    )
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
     apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_FAINT_LIMIT))
