@@ -2,10 +2,12 @@
 
 The population follows the SDSS main galaxy sample:
 
-* **Redshift and luminosity** come together from an evolving Schechter luminosity function (Blanton et al.
-  2003, r band) seen through the flux limits 14.0 <= r <= 17.77 (the main-sample target limit, applied to
-  the observed total r): ``n(z) ∝ dV/dz * (fraction of the LF bright enough at z)``, then the apparent
-  magnitude is drawn from the LF truncated to the limits at that redshift. Distances, volumes and angular
+* **Redshift and luminosity**: n(z) from an evolving Schechter luminosity function (Blanton et al. 2003,
+  r band) seen through the flux limits 14.0 <= r <= 17.77 (the main-sample target limit, applied to the
+  observed total r): ``n(z) ∝ dV/dz * (fraction of the LF bright enough at z)``, times the calibrated
+  redshift weight (real over drawn n(z) inside the query, see :mod:`.calibrate`). The apparent magnitude
+  is drawn from the mixture below, conditional on z, between 14.0 and the calibration query's 20: like
+  the real catalogue, about 5% of the galaxies are fainter than 17.77 (its other target classes). Distances, volumes and angular
   sizes come from astropy's Planck18 cosmology.
 * **Spectra**: each galaxy's noiseless colours are drawn from a Gaussian mixture over (ln z, r, u-g, g-r,
   r-i, i-z) fitted to 20,594 real SDSS galaxies (``spectral_mixture.json``, written by :mod:`.calibrate`),
@@ -58,12 +60,17 @@ from astrospect.simulate.spectra import (
     colours_of,
     template_grid,
 )
+from astrospect.simulate.targets import QUERY_MAG_LIMIT
 
 FloatArray = npt.NDArray[np.float64]
 
 # --- survey selection -------------------------------------------------------------------------------------
 R_FAINT_LIMIT = 17.77  # SDSS main galaxy sample target limit (Strauss et al. 2002), on the observed total r
 R_BRIGHT_LIMIT = 14.0  # brighter galaxies are lost to saturation and fibre cross-talk limits
+# The calibration catalogue took every spectroscopic galaxy with all bands < 20, so 5.3% of it is fainter
+# than the main sample's limit (other target classes: 37% at 0.2 < z < 0.3, and far bluer). The mixture's
+# r given z holds that tail; cutting it at R_FAINT_LIMIT made the z > 0.2 galaxies 0.16 mag too red in u-g.
+R_SAMPLE_FAINTEST = QUERY_MAG_LIMIT
 LRG_R_LIMIT = 19.5  # SDSS LRG "cut II" flux limit (Eisenstein et al. 2001)
 
 # --- luminosity function (Blanton et al. 2003, ^0.1r band; h = Planck18's 0.677) --------------------------
@@ -367,9 +374,10 @@ def selection_table(
 class FaintExtension:
     """A night deeper than the calibration set: its galaxies fainter than R_FAINT_LIMIT.
 
-    The calibration set stops at the SDSS limit, so the fitted mixture says nothing about apparent r beyond
-    it; there, only the luminosity function does. At each z, this is the share of the deeper sample that is
-    fainter than R_FAINT_LIMIT and the distribution of their r.
+    The calibration set's main sample stops at the SDSS limit: beyond it the fitted mixture holds only the
+    catalogue's other target classes (its ~5% fainter galaxies), not the main sample's fainter members;
+    for those only the luminosity function speaks. At each z, this is the share of the deeper sample that
+    is fainter than R_FAINT_LIMIT and the distribution of their r.
     """
 
     z: FloatArray  # (nz,)
@@ -528,7 +536,7 @@ def draw_population(
     )
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
-    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_FAINT_LIMIT))
+    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST))
     if model.faint is not None:
         apparent_r = model.faint.extend(rng, z, apparent_r)
 
