@@ -69,7 +69,8 @@ R_FAINT_LIMIT = 17.77  # SDSS main galaxy sample target limit (Strauss et al. 20
 R_BRIGHT_LIMIT = 14.0  # brighter galaxies are lost to saturation and fibre cross-talk limits
 # The calibration catalogue took every spectroscopic galaxy with all bands < 20, so 5.3% of it is fainter
 # than the main sample's limit (other target classes: 37% at 0.2 < z < 0.3, and far bluer). The mixture's
-# r given z holds that tail; cutting it at R_FAINT_LIMIT made the z > 0.2 galaxies 0.16 mag too red in u-g.
+# r given z holds that tail (times the calibrated magnitude weight, which gives it its real share at
+# z > 0.2); cutting it at R_FAINT_LIMIT made the z > 0.2 galaxies 0.16 mag too red in u-g.
 R_SAMPLE_FAINTEST = QUERY_MAG_LIMIT
 LRG_R_LIMIT = 19.5  # SDSS LRG "cut II" flux limit (Eisenstein et al. 2001)
 
@@ -93,7 +94,7 @@ LRG_Z_RANGE = (0.15, 0.65)
 
 # --- spectra ----------------------------------------------------------------------------------------------
 MIXTURE_JSON = Path(__file__).with_name("spectral_mixture.json")
-MIXTURE_VERSION = 3  # the layout load_mixture reads (calibrate writes it)
+MIXTURE_VERSION = 4  # the layout load_mixture reads (calibrate writes it)
 # NNLS fits of the templates to colours weight the bands by typical SDSS model-magnitude errors at r ~ 17.
 FIT_MAG_ERRORS = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
 NNLS_MAX_ITERATIONS = 200  # scipy's default (3 x templates) gives up on a few nearly collinear mixes
@@ -214,9 +215,24 @@ class SpectralMixture:
     # linear between knots, the end values beyond them.
     redshift_weight_z: FloatArray  # (n_weights,)
     redshift_weight: FloatArray  # (n_weights,)
+    # The mixture's r given z times this weight is the real sample's r given z (step 6): constant in cells,
+    # each redshift bin (edges ``magnitude_weight_z_edges``) with its own r edges.
+    magnitude_weight_z_edges: FloatArray  # (n_z + 1,)
+    magnitude_weight_r_edges: FloatArray  # (n_z, n_r + 1)
+    magnitude_weight: FloatArray  # (n_z, n_r)
 
     def redshift_weight_at(self, z: FloatArray) -> FloatArray:
         return np.asarray(np.interp(z, self.redshift_weight_z, self.redshift_weight))
+
+    def magnitude_weight_bin(self, z: FloatArray) -> npt.NDArray[np.intp]:
+        """The magnitude weight's redshift bin of each z (the end bins beyond the edges)."""
+        inner = self.magnitude_weight_z_edges[1:-1]
+        return np.asarray(np.searchsorted(inner, z, side="right"), dtype=np.intp)
+
+    def magnitude_weight_on(self, r: FloatArray) -> FloatArray:
+        """The weight at each r of a grid, per redshift bin: (n_z, len(r))."""
+        cells = [np.searchsorted(edges[1:-1], r, side="right") for edges in self.magnitude_weight_r_edges]
+        return np.asarray([weight[cell] for weight, cell in zip(self.magnitude_weight, cells, strict=True)])
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> SpectralMixture:
@@ -237,6 +253,9 @@ class SpectralMixture:
             rest_g_r_std=float(document["rest_g_r_std"]),
             redshift_weight_z=array("redshift_weight_z"),
             redshift_weight=array("redshift_weight"),
+            magnitude_weight_z_edges=array("magnitude_weight_z_edges"),
+            magnitude_weight_r_edges=array("magnitude_weight_r_edges"),
+            magnitude_weight=array("magnitude_weight"),
         )
 
 
@@ -301,21 +320,30 @@ class ConditionalMixture:
             target_cholesky=np.array(choleskys),
         )
 
-    def sample_r(self, z: FloatArray, rank: FloatArray, limits: tuple[float, float]) -> FloatArray:
-        """Apparent r given z (the mixture's marginal over (z, r), conditioned on z), truncated to
-        ``limits``, at quantile ``rank`` of each galaxy."""
+    def sample_r(
+        self,
+        z: FloatArray,
+        rank: FloatArray,
+        limits: tuple[float, float],
+        weighted_by: SpectralMixture,
+    ) -> FloatArray:
+        """Apparent r given z (the mixture's marginal over (z, r), conditioned on z, times the magnitude
+        weight of ``weighted_by``), truncated to ``limits``, at quantile ``rank`` of each galaxy."""
         grid = np.linspace(*limits, 400)
-        z = np.log(z)  # the mixture's redshift coordinate
+        ln_z = np.log(z)  # the mixture's redshift coordinate
         mean_z, mean_r = self.cond_means[:, 0], self.cond_means[:, 1]
         covariance = np.linalg.inv(self.cond_precisions)  # (K, 2, 2): the (ln z, r) block
         var_z, cov_zr, var_r = covariance[:, 0, 0], covariance[:, 0, 1], covariance[:, 1, 1]
-        log_w = self.log_weights - 0.5 * ((z[:, None] - mean_z) ** 2 / var_z + np.log(var_z))
+        log_w = self.log_weights - 0.5 * ((ln_z[:, None] - mean_z) ** 2 / var_z + np.log(var_z))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
-        r_mean = mean_r + cov_zr / var_z * (z[:, None] - mean_z)  # (n, K)
+        r_mean = mean_r + cov_zr / var_z * (ln_z[:, None] - mean_z)  # (n, K)
         r_sigma = np.sqrt(var_r - cov_zr**2 / var_z)
         cdf = np.einsum(
             "nk,nkm->nm", w, special.ndtr((grid[None, None, :] - r_mean[:, :, None]) / r_sigma[None, :, None])
         )
+        weight = weighted_by.magnitude_weight_on(0.5 * (grid[1:] + grid[:-1]))
+        cell_mass = np.diff(cdf, axis=1) * weight[weighted_by.magnitude_weight_bin(z)]
+        cdf = np.concatenate([np.zeros((len(cdf), 1)), np.cumsum(cell_mass, axis=1)], axis=1)
         cdf = (cdf - cdf[:, :1]) / np.maximum(cdf[:, -1:] - cdf[:, :1], 1e-300)
         return np.array([np.interp(q, row, grid) for q, row in zip(rank, cdf, strict=True)])
 
@@ -536,7 +564,9 @@ def draw_population(
     )
     lrg_z = _sample_from_density(rng, model.lrg_z_grid, model.lrg_z_density, n)
     z = np.where(is_lrg, lrg_z, main_z)
-    apparent_r = model.conditional.sample_r(z, rng.random(n), (R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST))
+    apparent_r = model.conditional.sample_r(
+        z, rng.random(n), (R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST), weighted_by=mixture
+    )
     if model.faint is not None:
         apparent_r = model.faint.extend(rng, z, apparent_r)
 
