@@ -156,15 +156,21 @@ def fit_mixture() -> dict[str, object]:
     return {**with_r, **redshift_weight(population.SpectralMixture.from_document(with_r), z)}
 
 
+def _drawn_inside_query(mixture: population.SpectralMixture, n: int) -> population.Population:
+    """Of ``n`` noiseless galaxies drawn from ``mixture``'s model (seed SEED), those inside the query."""
+    galaxies = population.draw_population(
+        population.build_population_model(mixture), np.random.default_rng(SEED), n
+    )
+    return galaxies.take(np.flatnonzero(query_cut(galaxies.magnitudes, galaxies.redshift)))
+
+
 def magnitude_weight(
     mixture: population.SpectralMixture, real_z: npt.NDArray[np.float64], real_r: npt.NDArray[np.float64]
 ) -> dict[str, npt.NDArray[np.float64]]:
     """The weight on the mixture's r given z that makes the drawn sample's r given z inside the query the
     real one (step 6)."""
-    model = population.build_population_model(mixture)
-    galaxies = population.draw_population(model, np.random.default_rng(SEED), MAGNITUDE_WEIGHT_DRAWS)
-    inside = query_cut(galaxies.magnitudes, galaxies.redshift)
-    drawn_z, drawn_r = galaxies.redshift[inside], galaxies.magnitudes[inside, spectra.R_BAND]
+    drawn = _drawn_inside_query(mixture, MAGNITUDE_WEIGHT_DRAWS)
+    drawn_z, drawn_r = drawn.redshift, drawn.magnitudes[:, spectra.R_BAND]
     bins = load_targets().bins
     bins = bins[bins["z_lo"] < real_z.max()]  # the targets' own table runs past the query's 0.3
     z_edges = np.append(bins["z_lo"].to_numpy(dtype=np.float64), float(bins["z_hi"].iloc[-1]))
@@ -202,10 +208,8 @@ def redshift_weight(
     mixture: population.SpectralMixture, real_z: npt.NDArray[np.float64]
 ) -> dict[str, npt.NDArray[np.float64]]:
     """The weight on the selection's n(z) that makes the drawn sample's n(z) inside the query the real
-    one (step 6)."""
-    model = population.build_population_model(mixture)
-    galaxies = population.draw_population(model, np.random.default_rng(SEED), REDSHIFT_WEIGHT_DRAWS)
-    drawn_z = galaxies.redshift[query_cut(galaxies.magnitudes, galaxies.redshift)]
+    one (step 7)."""
+    drawn_z = _drawn_inside_query(mixture, REDSHIFT_WEIGHT_DRAWS).redshift
     n_bins = len(real_z) // REDSHIFT_WEIGHT_PER_BIN
     edges = np.quantile(real_z, np.linspace(0.0, 1.0, n_bins + 1))
     edges[0], edges[-1] = 0.0, max(float(edges[-1]), float(drawn_z.max())) + 1e-9
