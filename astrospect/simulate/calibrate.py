@@ -140,14 +140,7 @@ def fit_mixture() -> dict[str, object]:
     }
     # No weights yet: the model each weight is measured on draws the mixture's own r given z and the
     # selection's own n(z).
-    unweighted = {
-        **fitted,
-        "redshift_weight_z": np.array([0.0]),
-        "redshift_weight": np.array([1.0]),
-        "magnitude_weight_z_edges": np.array([0.0, 1.0]),
-        "magnitude_weight_r_edges": np.array([[population.R_BRIGHT_LIMIT, population.R_SAMPLE_FAINTEST]]),
-        "magnitude_weight": np.array([[1.0]]),
-    }
+    unweighted = {**fitted, **population.NO_REDSHIFT_WEIGHT, **population.NO_MAGNITUDE_WEIGHT}
     deconvolved = deconvolve(unweighted, gmm.predict_proba(standardised), z, mixes)
     with_r = {
         **deconvolved,

@@ -95,6 +95,17 @@ LRG_Z_RANGE = (0.15, 0.65)
 # --- spectra ----------------------------------------------------------------------------------------------
 MIXTURE_JSON = Path(__file__).with_name("spectral_mixture.json")
 MIXTURE_VERSION = 4  # the layout load_mixture reads (calibrate writes it)
+# The weights' neutral values (the selection's own n(z), the mixture's own r given z): calibration
+# measures each weight on a model without it.
+NO_REDSHIFT_WEIGHT: dict[str, Any] = {
+    "redshift_weight_z": np.array([0.0]),
+    "redshift_weight": np.array([1.0]),
+}
+NO_MAGNITUDE_WEIGHT: dict[str, Any] = {
+    "magnitude_weight_z_edges": np.array([0.0, 1.0]),
+    "magnitude_weight_r_edges": np.array([[R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST]]),
+    "magnitude_weight": np.array([[1.0]]),
+}
 # NNLS fits of the templates to colours weight the bands by typical SDSS model-magnitude errors at r ~ 17.
 FIT_MAG_ERRORS = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
 NNLS_MAX_ITERATIONS = 200  # scipy's default (3 x templates) gives up on a few nearly collinear mixes

@@ -228,9 +228,7 @@ def test_redshift_weight_gives_the_real_n_of_z_inside_the_query(monkeypatch: pyt
 
     monkeypatch.setattr(calibrate, "REDSHIFT_WEIGHT_DRAWS", 40_000)
     monkeypatch.setattr(calibrate, "REDSHIFT_WEIGHT_PER_BIN", 1000)
-    unweighted = dataclasses.replace(
-        pop.load_mixture(), redshift_weight_z=np.array([0.0]), redshift_weight=np.array([1.0])
-    )
+    unweighted = dataclasses.replace(pop.load_mixture(), **pop.NO_REDSHIFT_WEIGHT)
     real_z = load_calibration_galaxies()["redshift"].to_numpy()
     fitted = calibrate.redshift_weight(unweighted, real_z)
     assert len(fitted["redshift_weight"]) == len(real_z) // 1000
@@ -283,12 +281,7 @@ def test_magnitude_weight_gives_the_real_faint_share_at_the_highest_redshifts(
     from astrospect.simulate.targets import query_cut
 
     monkeypatch.setattr(calibrate, "MAGNITUDE_WEIGHT_DRAWS", 40_000)
-    unweighted = dataclasses.replace(
-        pop.load_mixture(),
-        magnitude_weight_z_edges=np.array([0.0, 1.0]),
-        magnitude_weight_r_edges=np.array([[pop.R_BRIGHT_LIMIT, pop.R_SAMPLE_FAINTEST]]),
-        magnitude_weight=np.array([[1.0]]),
-    )
+    unweighted = dataclasses.replace(pop.load_mixture(), **pop.NO_MAGNITUDE_WEIGHT)
     real = load_calibration_galaxies()
     real_z, real_r = real["redshift"].to_numpy(), real["r"].to_numpy()
     fitted = calibrate.magnitude_weight(unweighted, real_z, real_r)
@@ -297,7 +290,12 @@ def test_magnitude_weight_gives_the_real_faint_share_at_the_highest_redshifts(
     assert fitted["magnitude_weight_r_edges"].shape == (n_z, calibrate.MAGNITUDE_WEIGHT_R_BINS + 1)
     assert np.all(fitted["magnitude_weight"] > 0)
     assert np.all(np.diff(fitted["magnitude_weight_r_edges"], axis=1) > 0)
-    weighted = dataclasses.replace(unweighted, **fitted)
+    weighted = dataclasses.replace(
+        unweighted,
+        magnitude_weight_z_edges=fitted["magnitude_weight_z_edges"],
+        magnitude_weight_r_edges=fitted["magnitude_weight_r_edges"],
+        magnitude_weight=fitted["magnitude_weight"],
+    )
 
     def faint_share(mixture: pop.SpectralMixture) -> float:
         galaxies = pop.draw_population(pop.build_population_model(mixture), np.random.default_rng(12), 40000)
