@@ -133,7 +133,7 @@ LEARNING_CURVE_SIZES ?= 6000,12000,24000,48000
 learning-curve: setup mlflow-up ## sigma_MAD of cnn-ebv and the colour k-NN at 6k-48k training galaxies, one holdout; logged to MLflow (long: see README)
 	@if ! ls $(LEARNING_CURVE_DATA)/*.h5 >/dev/null 2>&1; then \
 		$(BIN)/astrospect synth --out $(LEARNING_CURVE_DATA) --n 60000 --seed 7 --lrg-fraction $(DEMO_LRG_FRACTION); fi
-	$(BIN)/astrospect learning-curve $(LEARNING_CURVE_DATA) --sizes $(LEARNING_CURVE_SIZES) --epochs $(EPOCHS) \
+	$(BIN)/astrospect learning-curve --data $(LEARNING_CURVE_DATA) --sizes $(LEARNING_CURVE_SIZES) --epochs $(EPOCHS) \
 		--out $(ASTROSPECT_HOME)/learning-curve/run-$$(date -u +%Y%m%dT%H%M%S)
 
 BENCH_IMPORT_N ?= 50000
@@ -152,7 +152,7 @@ drift-study: setup ## drift detection power and false alarms over simulated nigh
 LAYOUT ?= npz
 import: setup ## import cutouts you have into the landing zone: make import LAYOUT=npz|hdf5|fits FILE=... [IMPORT_ARGS=...]
 	@test -n "$(FILE)" || { echo "usage: make import LAYOUT=npz|hdf5|fits FILE=path [IMPORT_ARGS='...']" >&2; exit 2; }
-	$(BIN)/astrospect import $(LAYOUT) "$(FILE)" $(IMPORT_ARGS)
+	$(BIN)/astrospect import $(LAYOUT) --data "$(FILE)" $(IMPORT_ARGS)
 
 colour-reference: setup ## derive expectations/colour_reference.json (the gate's colour calibration) from 18k clean simulated galaxies (kept in data/gate-study)
 	$(BIN)/python -m harness.colour_reference
@@ -204,4 +204,4 @@ SYNTH_CHECK_SEED ?= 4242
 synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp folder and compare them with real SDSS
 	@folder=$$(mktemp -d -t astrospect-synth-check-XXXXXX) && trap 'rm -rf "$$folder"' EXIT && \
 		$(BIN)/astrospect synth --out "$$folder" --n $(SYNTH_CHECK_N) --seed $(SYNTH_CHECK_SEED) --shard-size 5000 && \
-		$(BIN)/astrospect synth-check "$$folder"
+		$(BIN)/astrospect synth-check --data "$$folder"

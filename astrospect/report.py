@@ -1,13 +1,20 @@
 """``astrospect report``: the latest session's challengers side by side from MLflow, in the terminal.
 
-The seed's published figures sit beside ours, labelled: they were measured on real SDSS galaxies, ours on
-simulated cutouts, so compare the pattern (full vs clipped, CNN vs colours), not the digits.
+The seed CNN's published figures sit beside ours, labelled: they were measured on real SDSS galaxies, ours
+on simulated cutouts, so compare the pattern (full vs clipped, CNN vs colours), not the digits.
+
+The table fits the terminal it is printed in: by default it holds what decides the night (:data:`NARROW`);
+``wide`` prints every metric, the point and the PDF tables apart; :func:`to_json` and :func:`to_csv` carry
+every column for scripts.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,13 +28,48 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from astrospect.tracking.registry import RegisteredVersion
+    from astrospect.tracking.tags import ChildRun
+
 OURS = "ours: simulated, fixed holdout"
 SEED = "seed: real SDSS, published"
 COLUMNS = ["model", "clipping", "data", "n", "registry", *METRIC_NAMES]
+PDF_COLUMNS = ["model", "n", *PDF_METRIC_NAMES, "uncalibrated_coverage_68", "uncalibrated_pit_ks"]
+# Every column, as json and csv carry them: the point metrics, then the PDF metrics (NaN for a point model).
+ALL_COLUMNS = [*COLUMNS[:3], "output", *COLUMNS[3:], *PDF_COLUMNS[2:]]
+# What decides the night, with the short headers that fit 100 columns.
+NARROW = {
+    "model": "model",
+    "clipping": "clip",
+    "n": "n",
+    "registry": "registry",
+    "sigma_mad": "sigma_MAD",
+    "catastrophic_outlier_frac": "out>0.15",
+    "outlier_frac_005": "out>0.05",
+    "bias": "bias",
+    "crps": "CRPS",
+    "coverage_68": "cov68",
+}
+NARROW_CAPTION = (
+    "out>0.15: |dz| > 0.15; out>0.05: |dz|/(1+z) > 0.05; CRPS and cov68 (near 0.68 when calibrated) for "
+    "models that give PDFs. Dim rows: the seed CNN's published figures on real SDSS, a different data set: "
+    "compare the pattern, not the digits. --wide: every metric."
+)
 
 
-def comparison_frame(settings: Settings, parent_run_id: str | None = None) -> tuple[str, str, pd.DataFrame]:
-    """(parent run id, session name, table): one row per finished challenger of the session, then the seed's."""
+@dataclass(frozen=True)
+class SessionReport:
+    """One session's table: one row per finished challenger, then the seed CNN's published rows."""
+
+    run_id: str
+    name: str
+    title: str
+    frame: pd.DataFrame  # ALL_COLUMNS
+    compare_url: str
+
+
+def session_report(settings: Settings, parent_run_id: str | None = None) -> SessionReport:
+    """The session (default: the latest with finished runs) read from MLflow, every column."""
     if parent_run_id is None:
         session = sessions.latest_session(settings)
         if session is None:
@@ -36,58 +78,91 @@ def comparison_frame(settings: Settings, parent_run_id: str | None = None) -> tu
             )
     else:
         session = sessions.get_session(settings, parent_run_id)
-    champion = registry.champion(settings)
+    children = sessions.session_children(settings, session.run_id)
+    rows = [*_our_rows(children, registry.champion(settings)), *_seed_rows()]
+    url = sessions.compare_url_for(
+        settings.mlflow_ui_url,
+        [child.run_id for child in children],
+        sorted({child.experiment_id for child in children}),
+    )
+    return SessionReport(
+        run_id=session.run_id,
+        name=session.name,
+        title=f"{settings.experiment_name}: {session.name} ({session.run_id})",
+        frame=pd.DataFrame(rows, columns=ALL_COLUMNS),
+        compare_url=url,
+    )
+
+
+def _our_rows(children: list[ChildRun], champion: RegisteredVersion | None) -> list[dict[str, Any]]:
     rows = []
-    for child in sessions.session_children(settings, session.run_id):
+    for child in children:
         version = child.model_version
+        alias = " champion" if champion is not None and version == champion.version else ""
         rows.append(
             {
                 "model": child.challenger,
                 "clipping": child.clipping,
                 "data": OURS,
+                "output": child.output,
                 "n": child.metrics.get("n_holdout", math.nan),
-                "registry": f"v{version}" + (" champion" if champion and version == champion.version else "")
-                if version
-                else "",
-                **{name: child.metrics.get(name, math.nan) for name in METRIC_NAMES},
+                "registry": f"v{version}{alias}" if version else "",
+                **{name: child.metrics.get(name, math.nan) for name in ALL_COLUMNS[6:]},
             }
         )
-    for challenger in challengers.registered():
-        if challenger.published is not None:
-            rows.append(
-                {
-                    "model": f"seed CNN {challenger.name}",
-                    "clipping": challenger.clipping,
-                    "data": SEED,
-                    "n": math.nan,
-                    "registry": "",
-                    **{name: challenger.published.get(name, math.nan) for name in METRIC_NAMES},
-                }
-            )
-    return session.run_id, session.name, pd.DataFrame(rows, columns=COLUMNS)
+    return rows
 
 
-PDF_COLUMNS = ["model", "n", *PDF_METRIC_NAMES, "uncalibrated_coverage_68", "uncalibrated_pit_ks"]
-
-
-def pdf_frame(settings: Settings, parent_run_id: str) -> pd.DataFrame:
-    """The session's challengers that give PDFs, one row each: the PDF metric table on the same holdout
-    (and, for a calibrated model, coverage and pit_ks before calibration). Never judge PIT alone: the
-    N(z) null's is near-flat while it knows nothing about a galaxy."""
-    rows = [
+def _seed_rows() -> list[dict[str, Any]]:
+    return [
         {
-            "model": child.challenger,
-            "n": child.metrics.get("n_holdout", math.nan),
-            **{name: child.metrics.get(name, math.nan) for name in PDF_COLUMNS[2:]},
+            "model": f"seed CNN {challenger.name}",
+            "clipping": challenger.clipping,
+            "data": SEED,
+            "output": challenger.output,
+            "n": math.nan,
+            "registry": "",
+            **{name: challenger.published.get(name, math.nan) for name in ALL_COLUMNS[6:]},
         }
-        for child in sessions.session_children(settings, parent_run_id)
-        if child.output == "pdf"
+        for challenger in challengers.registered()
+        if challenger.published is not None
     ]
-    return pd.DataFrame(rows, columns=PDF_COLUMNS)
+
+
+def comparison_frame(settings: Settings, parent_run_id: str | None = None) -> tuple[str, str, pd.DataFrame]:
+    """(parent run id, session name, point-metric table): one row per finished challenger, then the seed's."""
+    report = session_report(settings, parent_run_id)
+    return report.run_id, report.name, report.frame[COLUMNS]
+
+
+def pdf_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Our challengers that give PDFs: the PDF metric table on the same holdout (and, for a calibrated model,
+    coverage and pit_ks before calibration). Never judge PIT alone: the N(z) null's is near-flat while it
+    knows nothing about a galaxy."""
+    return frame[(frame["data"] == OURS) & (frame["output"] == "pdf")][PDF_COLUMNS].reset_index(drop=True)
+
+
+def render_narrow(report: SessionReport) -> Table:
+    """What decides the night in one table that fits 100 columns: no cell wraps or is cut there."""
+    from rich import box
+    from rich.table import Table
+
+    # One space between columns, a rule under the header: the worst case (a 20-letter name, 123,456
+    # galaxies, "v100 champion") is 100 columns wide.
+    table = Table(title=report.title, caption=NARROW_CAPTION, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    cells = {column: [format_cell(column, value) for value in report.frame[column]] for column in NARROW}
+    for column, header in NARROW.items():
+        if column in ("model", "clipping", "registry"):  # in a narrower terminal, names are cut first
+            table.add_column(header, no_wrap=True, overflow="ellipsis")
+        else:  # a number is never cut
+            width = max(len(header), *(len(cell) for cell in cells[column]))
+            table.add_column(header, justify="right", no_wrap=True, min_width=width)
+    _add_rows(table, report.frame, list(NARROW))
+    return table
 
 
 def render(frame: pd.DataFrame, title: str) -> Table:
-    """A rich table: metrics to 4 decimals (fractions as %), a rule between our rows and the seed's."""
+    """The point metrics, every one (the wide view): a rule between our rows and the seed's."""
     from rich.table import Table
 
     table = Table(
@@ -95,19 +170,24 @@ def render(frame: pd.DataFrame, title: str) -> Table:
     )
     for column in COLUMNS:
         table.add_column(column, justify="right" if column in METRIC_NAMES or column == "n" else "left")
+    _add_rows(table, frame, COLUMNS)
+    return table
+
+
+def _add_rows(table: Table, frame: pd.DataFrame, columns: list[str]) -> None:
     previous_data = None
     for record in frame.to_dict(orient="records"):
         if previous_data is not None and record["data"] != previous_data:
             table.add_section()
         previous_data = record["data"]
         table.add_row(
-            *[format_cell(column, record[column]) for column in COLUMNS],
+            *[format_cell(column, record[column]) for column in columns],
             style="dim" if record["data"] == SEED else None,
         )
-    return table
 
 
 def render_pdfs(frame: pd.DataFrame) -> Table:
+    """The PDF metrics, every one (the wide view)."""
     from rich.table import Table
 
     table = Table(
@@ -132,21 +212,44 @@ def format_cell(column: str, value: object) -> str:
             return f"{value:,.0f}"
         if column.endswith("_frac") or column.endswith("_005"):
             return f"{100 * value:.2f}%"
+        if column == "bias":
+            return f"{value:+.4f}"
         return f"{value:.4f}"
     return str(value)
 
 
-def print_report(
-    settings: Settings, parent_run_id: str | None = None, console: Console | None = None
-) -> pd.DataFrame:
-    """Print the comparison and the compare view's URL; return the table."""
+def print_report(report: SessionReport, console: Console | None = None, *, wide: bool = False) -> None:
+    """Print the table(s) and the compare view's URL, as wide as the console (the terminal's by default)."""
     from rich.console import Console
 
-    console = console or Console(width=220)
-    parent_id, session_name, frame = comparison_frame(settings, parent_run_id)
-    console.print(render(frame, f"{settings.experiment_name}: {session_name} ({parent_id})"))
-    pdfs = pdf_frame(settings, parent_id)
-    if not pdfs.empty:
-        console.print(render_pdfs(pdfs))
-    console.print(f"compare view: {sessions.compare_url(parent_id, settings)}", soft_wrap=True)
-    return frame
+    console = console or Console()
+    if wide:
+        console.print(render(report.frame, report.title))
+        pdfs = pdf_rows(report.frame)
+        if not pdfs.empty:
+            console.print(render_pdfs(pdfs))
+    else:
+        console.print(render_narrow(report))
+    console.print(f"compare view: {report.compare_url}", soft_wrap=True)
+
+
+def to_json(report: SessionReport) -> str:
+    """The session and every column of every row, NaN as null."""
+    rows = [
+        {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+        for row in report.frame.to_dict(orient="records")
+    ]
+    document = {
+        "session": report.name,
+        "run_id": report.run_id,
+        "compare_view": report.compare_url,
+        "rows": rows,
+    }
+    return json.dumps(document, indent=1, allow_nan=False)
+
+
+def to_csv(report: SessionReport) -> str:
+    """Every column of every row, NaN as an empty cell."""
+    buffer = io.StringIO()
+    report.frame.to_csv(buffer, index=False)
+    return buffer.getvalue()

@@ -33,7 +33,11 @@ class Settings:
     mlflow_tracking_uri: str
     registered_model_name: str
     experiment_name: str
+    # The seed of every split shuffle, weight initialisation and augmentation (``ASTROSPECT_SEED``), and the
+    # length of every CNN's learning-rate schedule in epochs (``ASTROSPECT_EPOCHS``): the CLI, the DAG and
+    # TrainConfig take their defaults from here.
     seed: int = 42
+    epochs: int = 30
     # Training arithmetic: auto (mixed_float16 on a GPU, mixed_bfloat16 on a CPU that has it, else float32).
     precision: str = "auto"
     # The challengers a session trains (names in astrospect.models.registry); empty: the registry's default set.
@@ -153,7 +157,8 @@ def load_settings() -> Settings:
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
         registered_model_name=os.environ.get("ASTROSPECT_MODEL_NAME", "astrospect-photoz"),
         experiment_name=os.environ.get("ASTROSPECT_EXPERIMENT", "astrospect-photoz"),
-        seed=int(os.environ.get("ASTROSPECT_SEED", "42")),
+        seed=int(os.environ.get("ASTROSPECT_SEED", str(Settings.seed))),
+        epochs=_positive("ASTROSPECT_EPOCHS", Settings.epochs),
         precision=_one_of("ASTROSPECT_PRECISION", "auto", PRECISIONS),
         challengers=tuple(
             name.strip() for name in os.environ.get("ASTROSPECT_CHALLENGERS", "").split(",") if name.strip()
@@ -187,6 +192,13 @@ def load_settings() -> Settings:
         drift_share=_fraction("ASTROSPECT_DRIFT_SHARE", "0"),
         drift_action=_one_of("ASTROSPECT_DRIFT_ACTION", "warn", DRIFT_ACTIONS),
     )
+
+
+def _positive(name: str, default: int) -> int:
+    value = int(os.environ.get(name, str(default)))
+    if value < 1:
+        raise ValueError(f"{name}={value}: expected a positive integer")
+    return value
 
 
 def _fraction(name: str, default: str) -> float:

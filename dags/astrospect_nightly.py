@@ -40,7 +40,7 @@ IO_RETRIES: dict[str, Any] = {
     default_args={"owner": "astrospect", "retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
         "epochs": Param(
-            int(os.environ.get("ASTROSPECT_EPOCHS", "30")),
+            load_settings().epochs,  # ASTROSPECT_EPOCHS
             type="integer",
             minimum=1,
             description="Training epochs: the length of every CNN's learning-rate schedule",

@@ -23,6 +23,7 @@ from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS, PIXEL_SCALE_ARCSEC
 
 ACCEPTED_SIZES = (CUTOUT_SIZE, 2 * CUTOUT_SIZE)
 LABEL_FIELDS = ("specz_redshift", "specz_redshift_err")
+UNKNOWN_ALLOWED = ("specz_redshift_err",)  # labels that may be NaN, "unknown"; never infinite
 OPTIONAL_FIELDS = ("ra", "dec", "ebv")  # ebv: Galactic foreground E(B-V), float32, never required
 DEFAULT_CHUNK = 1024  # cutouts per read: ~20 MB of float32 at 32x32x5
 # What a reader of an untrusted file accepts before reading anything (the gate configures the first):
@@ -248,7 +249,8 @@ def _inspect_open(
         _check_storage(path, name, handle[name], file_size, max_declared_bytes)
     for name in present_labels:
         values = handle[name][()]
-        bad = ~np.isfinite(values)
+        # The redshift must be known; its error may be unknown (NaN: an imported catalogue without one).
+        bad = np.isinf(values) if name in UNKNOWN_ALLOWED else ~np.isfinite(values)
         if bad.any():
             rows = np.flatnonzero(bad)[:5].tolist()
             raise ShardFormatError(path, name, f"{int(bad.sum())} non-finite label(s), first rows {rows}")

@@ -8,6 +8,7 @@ said in words (:meth:`Conversion.describe`) and recorded in every shard's attrib
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,12 @@ SCALE_TOLERANCE = 2e-3
 
 
 class ConversionError(ValueError):
-    """An import that cannot give the models what they expect; the message says what and why."""
+    """An import that cannot give the models what they expect; the message says what and why, and
+    ``field`` which option (``flux_unit`` or ``pixel_scale``) it is about."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -39,16 +45,28 @@ class Conversion:
         if self.flux_unit not in FLUX_UNITS:
             raise ConversionError(
                 f"flux unit {self.flux_unit!r} is not one of {', '.join(FLUX_UNITS)} (per-pixel fluxes; "
-                "counts need a calibration this importer does not guess)"
+                "counts need a calibration this importer does not guess)",
+                "flux_unit",
             )
         if not self.pixel_scale > 0:
-            raise ConversionError(f"pixel scale must be positive arcsec/pixel, got {self.pixel_scale}")
+            raise ConversionError(
+                f"pixel scale must be positive arcsec/pixel, got {self.pixel_scale}", "pixel_scale"
+            )
         if self.resampled_size < CUTOUT_SIZE:
             raise ConversionError(
                 f'{self.source_size}x{self.source_size} cutouts at {self.pixel_scale}"/pixel cover '
                 f"{self.source_size * self.pixel_scale:.1f}\", less than the models' "
-                f'{CUTOUT_SIZE} x {PIXEL_SCALE_ARCSEC}" = {CUTOUT_SIZE * PIXEL_SCALE_ARCSEC:.1f}"'
+                f'{CUTOUT_SIZE} x {PIXEL_SCALE_ARCSEC}" = {CUTOUT_SIZE * PIXEL_SCALE_ARCSEC:.1f}"',
+                "pixel_scale",
             )
+
+    @classmethod
+    def for_source(cls, path: Path, source_size: int, flux_unit: str, pixel_scale: float) -> Conversion:
+        """The conversion of one source's cutouts; an error names the file and the option at fault."""
+        try:
+            return cls(source_size, flux_unit, pixel_scale)
+        except ConversionError as error:
+            raise ConversionError(f"{path}: field '{error.field}': {error}", error.field) from None
 
     @property
     def flux_factor(self) -> float:
@@ -96,7 +114,8 @@ class Conversion:
         """Band-first ``(N, 5, S, S)`` in the source's unit and scale -> ``(N, 5, 32, 32)`` nanomaggies."""
         if images.ndim != 4 or images.shape[1] != N_BANDS or images.shape[2:] != (self.source_size,) * 2:
             raise ConversionError(
-                f"expected (N, {N_BANDS}, {self.source_size}, {self.source_size}), got {images.shape}"
+                f"expected (N, {N_BANDS}, {self.source_size}, {self.source_size}), got {images.shape}",
+                "images",
             )
         array = images
         if self.resamples:

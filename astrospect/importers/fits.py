@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.importers.columns import ColumnMap, labels_from
+from astrospect.importers.columns import FITS_CATALOGUE, ColumnMap, labels_from
 from astrospect.importers.convert import FLUX_UNITS, Conversion
 from astrospect.importers.writer import ImporterError, Rows
 from astrospect.settings import BANDS, N_BANDS
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 LAYOUT = "fits-cutouts"
 # SDSS's CasJobs names (SpecObj / PhotoObj), as a catalogue downloaded from SkyServer has them.
-DEFAULT_COLUMNS = ColumnMap(objid="objid", specz="z", specz_err="zerr", ra="ra", dec="dec", ebv="ebv")
+DEFAULT_COLUMNS = FITS_CATALOGUE
 # How headers spell the units FLUX_UNITS knows (BUNIT is free text; SDSS frames say 'nanomaggy').
 BUNIT_NAMES = {
     "nanomaggy": "nanomaggies",
@@ -58,7 +58,8 @@ class FitsSource:
 
         if "{objid}" not in pattern:
             raise ImporterError(
-                f"--pattern {pattern!r}: must contain {{objid}} (and {{band}} for one file per band)"
+                f"{folder}: field '--pattern': {pattern!r} must contain {{objid}} (and {{band}} for one file "
+                "per band)"
             )
         if not folder.is_dir():
             raise ImporterError(f"{folder}: field '<folder>': no such folder of FITS cutouts")
@@ -76,7 +77,7 @@ class FitsSource:
         if self.n_rows == 0:
             raise ImporterError(f"{catalogue}: field '<file>': the catalogue has no rows")
         self.size = self._first_size()
-        self.conversion = Conversion(self.size, flux_unit, pixel_scale)
+        self.conversion = Conversion.for_source(folder, self.size, flux_unit, pixel_scale)
 
     def _files(self, objid: int) -> list[Path]:
         if self.per_band:

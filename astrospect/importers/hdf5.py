@@ -13,16 +13,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from astrospect.importers.columns import ColumnMap, labels_from
+from astrospect.importers.columns import HDF5_CUBE, ColumnMap, labels_from
 from astrospect.importers.convert import Conversion
 from astrospect.importers.writer import ImporterError, Rows
 from astrospect.settings import N_BANDS
 
 LAYOUT = "hdf5-cube"
 # The project's own shard names: a folder of shards (or a cube written like one) imports without options.
-DEFAULT_COLUMNS = ColumnMap(
-    objid="objid", specz="specz_redshift", specz_err="specz_redshift_err", ra="ra", dec="dec", ebv="ebv"
-)
+DEFAULT_COLUMNS = HDF5_CUBE
 
 
 class Hdf5Source:
@@ -68,7 +66,7 @@ class Hdf5Source:
                 raise ImporterError(
                     f"{path}: field '{column}': {self.handle[column].shape[0]} rows, the images have {self.n_rows}"
                 )
-        self.conversion = Conversion(int(size), flux_unit, pixel_scale)
+        self.conversion = Conversion.for_source(path, int(size), flux_unit, pixel_scale)
 
     def _datasets(self) -> list[str]:
         names: list[str] = []

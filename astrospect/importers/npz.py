@@ -20,15 +20,16 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib import format as npy_format
 
-from astrospect.importers.columns import ColumnMap, labels_from
+from astrospect.importers.columns import PASQUET_NPZ, ColumnMap, labels_from
 from astrospect.importers.convert import Conversion
 from astrospect.importers.writer import ImporterError, Rows
 from astrospect.settings import N_BANDS
 
 LAYOUT = "pasquet-npz"
 IMAGES_MEMBER, LABELS_MEMBER = "cube", "labels"
-# The column names of the Pasquet et al. release's labels (override any with the options).
-DEFAULT_COLUMNS = ColumnMap(objid="objID", specz="z", specz_err="zErr", ra="ra", dec="dec", ebv="EBV")
+# The column names of the Pasquet et al. release's labels (override any with the options). Its spec-z
+# error is optional: labels without a zErr field import, with the error stored as NaN (unknown).
+DEFAULT_COLUMNS = PASQUET_NPZ
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip local file header, before the name and extra field
 
 
@@ -185,7 +186,7 @@ class NpzSource:
         self.n_rows = int(shape[0])
         self.columns = columns
         self.chosen = columns.resolve(self.labels.dtype.names, str(path))
-        self.conversion = Conversion(int(shape[1]), flux_unit, pixel_scale)
+        self.conversion = Conversion.for_source(path, int(shape[1]), flux_unit, pixel_scale)
 
     def options(self) -> dict[str, object]:
         return {"columns": self.chosen, **self.conversion.describe()}

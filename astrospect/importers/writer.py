@@ -7,7 +7,8 @@ the source's units and the mapped label columns. :func:`run_import` walks the so
 file). After each range, the rejects table and then the progress file are replaced atomically. So a killed
 import resumes at the first range the progress file does not list; a shard published just before the kill is
 recognised by its name and its objids and adopted, never written twice. Row checks never stop the import: a
-row that fails one goes to the rejects table (CSV: source row, objid, reason).
+row that fails one goes to the rejects table (CSV: source row, objid, reason). A spec-z error that the
+source lacks (no such column, or NaN for a galaxy) is unknown, not wrong: it is stored as NaN.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy.typing as npt
 from astrospect.atomic import write_replacing
 from astrospect.data.shards import write_shard
 from astrospect.importers.convert import Conversion
+from astrospect.importers.errors import ImporterError
 from astrospect.settings import BANDS, PROJECT_ROOT, get_logger
 
 log = get_logger(__name__)
@@ -38,10 +40,6 @@ DEFAULT_SHARD_SIZE = 1000  # as `astrospect synth` writes them: ~20 MB at 32x32x
 PROGRESS_FORMAT = 1
 READ_ROWS = 256  # source rows read and converted at a time (memory), independent of the shard size
 REJECT_FIELDS = ("row", "objid", "reason")
-
-
-class ImporterError(RuntimeError):
-    """An import that cannot start or go on; the message names the file, the field and the reason."""
 
 
 @dataclass
@@ -79,12 +77,17 @@ class Rows:
         def optional(role: str) -> npt.NDArray[np.float64] | None:
             return values[role].astype(np.float64) if role in values else None
 
+        n = len(values["objid"])
+
         return cls(
             start=start,
             images=images,
             objid=values["objid"].astype(np.int64),
             specz=values["specz"].astype(np.float64),
-            specz_err=values["specz_err"].astype(np.float64),
+            # Optional: a source without a spec-z error column stores NaN, "unknown" (the shard format's word).
+            specz_err=values["specz_err"].astype(np.float64)
+            if "specz_err" in values
+            else np.full(n, np.nan, dtype=np.float64),
             ra=optional("ra"),
             dec=optional("dec"),
             ebv=optional("ebv"),
@@ -306,8 +309,10 @@ def _label_problem(objid: int, z: float, err: float, bounds: LabelBounds) -> str
         return f"negative spec-z ({z:g})"
     if z > bounds.max_redshift:
         return f"spec-z {z:g} above {bounds.max_redshift:g} (not a galaxy of this survey, or a bad fit)"
+    if np.isnan(err):
+        return None  # unknown: no column, or no value for this galaxy; stored as NaN
     if not np.isfinite(err) or err <= 0:
-        return f"missing or non-positive spec-z error ({err:g})"
+        return f"infinite or non-positive spec-z error ({err:g})"
     if err > bounds.max_redshift_err:
         return f"spec-z error {err:g} above {bounds.max_redshift_err:g} (a failed fit)"
     if err > bounds.max_redshift_err_rel * z:

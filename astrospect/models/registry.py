@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from astrospect.settings import Settings
+
 if TYPE_CHECKING:
     import keras
     import numpy as np
@@ -102,7 +104,9 @@ class TrainConfig:
     """The training hyperparameters of a session; logged as the CNN runs' parameters."""
 
     out_dir: Path  # a new folder per challenger: model.keras, history.json, train_config.json, plots/
-    epochs: int = 30  # the length of the learning-rate schedule; early stopping may end sooner
+    # The length of the learning-rate schedule (early stopping may end sooner) and the seed: the settings'
+    # defaults (ASTROSPECT_EPOCHS, ASTROSPECT_SEED), which callers pass on from load_settings().
+    epochs: int = Settings.epochs
     batch_size: int = 156
     patience: int = 10  # epochs without a new best smoothed validation loss, counted after the warm-up
     learning_rate: float = 1e-3  # the peak, reached at the end of the warm-up
@@ -113,7 +117,7 @@ class TrainConfig:
     # Polyak averaging of the weights, per step (0.99: about the last 100 steps); validation, early stopping
     # and the saved model use the average. None trains without it.
     ema_momentum: float | None = 0.99
-    seed: int = 42
+    seed: int = Settings.seed
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192

@@ -105,7 +105,16 @@ def main(
             baseline_runs.append(_timed_child([sys.executable, "-c", BASELINE, str(npy), str(copy)]))
             copy.unlink()
             astrospect = str(Path(sys.executable).parent / "astrospect")
-            command = [astrospect, "import", "npz", str(source), "--out", str(landing), "--no-progress"]
+            command = [
+                astrospect,
+                "import",
+                "npz",
+                "--data",
+                str(source),
+                "--out",
+                str(landing),
+                "--no-progress",
+            ]
             importer_runs.append(_timed_child([*limit, *command]))
             shards = sorted(landing.glob("*.h5"))
             assert len(shards) == -(-n // 1000), f"expected {-(-n // 1000)} shards, got {len(shards)}"

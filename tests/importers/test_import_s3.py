@@ -29,7 +29,16 @@ def test_an_import_to_s3_uploads_each_shard_once_and_ingest_takes_them(
     monkeypatch.setenv("ASTROSPECT_HOME", str(tmp_path / "home"))
     # An HDF5 cube with the shard format's own dataset names: the hdf5 importer's defaults.
     cube = write_fake_shard(tmp_path / "cube.h5", 90, seed=4, objid_start=5000)
-    command = ["import", "hdf5", str(cube), "--out", f"s3://{BUCKET}/incoming/", "--shard-size", "40"]
+    command = [
+        "import",
+        "hdf5",
+        "--data",
+        str(cube),
+        "--out",
+        f"s3://{BUCKET}/incoming/",
+        "--shard-size",
+        "40",
+    ]
     runner = CliRunner()
     first = runner.invoke(app, [*command, "--no-progress"])
     assert first.exit_code == 0, first.output

@@ -233,7 +233,16 @@ def test_cli_pdf_writes_a_qp_file_with_objid_and_z_spec_equal_to_the_served_pdfs
     out = tmp_path / "out.h5"
     result = cli(
         app,
-        ["predict", str(tmp_path / "shards"), "--model", str(champion.keras_path), "--pdf", "-o", str(out)],
+        [
+            "predict",
+            "--data",
+            str(tmp_path / "shards"),
+            "--model",
+            str(champion.keras_path),
+            "--pdf",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert f"{4 + len(champion.images)} PDFs written to {out}" in result.output
@@ -252,10 +261,20 @@ def test_cli_pdf_writes_a_qp_file_with_objid_and_z_spec_equal_to_the_served_pdfs
 
     before = out.read_bytes()  # never overwritten
     again = cli(
-        app, ["predict", str(champion.shard), "--model", str(champion.keras_path), "--pdf", "-o", str(out)]
+        app,
+        [
+            "predict",
+            "--data",
+            str(champion.shard),
+            "--model",
+            str(champion.keras_path),
+            "--pdf",
+            "--out",
+            str(out),
+        ],
     )
     assert again.exit_code != 0
-    assert "exists; choose another --output (nothing is overwritten)" in again.output
+    assert "exists; choose another --out (nothing is overwritten)" in again.output
     assert out.read_bytes() == before
 
 
@@ -263,7 +282,10 @@ def test_cli_without_pdf_still_writes_the_csv_with_the_pdf_median(champion: Cham
     import pandas as pd
 
     out = tmp_path / "predictions.csv"
-    result = cli(app, ["predict", str(champion.shard), "--model", str(champion.keras_path), "-o", str(out)])
+    result = cli(
+        app,
+        ["predict", "--data", str(champion.shard), "--model", str(champion.keras_path), "--out", str(out)],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert list(table.columns) == ["shard", "objid", "z_pred", "z_spec"]
@@ -276,11 +298,24 @@ def test_cli_pdf_of_a_point_model_is_a_clear_error(champion: Champion, tmp_path:
     point_path = tmp_path / "point.keras"
     model.save(point_path)
     out = tmp_path / "pdfs.hdf5"
-    result = cli(app, ["predict", str(champion.shard), "--model", str(point_path), "--pdf", "-o", str(out)])
+    result = cli(
+        app,
+        ["predict", "--data", str(champion.shard), "--model", str(point_path), "--pdf", "--out", str(out)],
+    )
     assert result.exit_code == 2, result.output  # a usage error, not a traceback
     assert "is a point-estimate model (no PDF head)" in result.output
     assert not out.exists()
     wrong_suffix = cli(
-        app, ["predict", str(champion.shard), "--model", str(champion.keras_path), "--pdf", "-o", "x.csv"]
+        app,
+        [
+            "predict",
+            "--data",
+            str(champion.shard),
+            "--model",
+            str(champion.keras_path),
+            "--pdf",
+            "--out",
+            "x.csv",
+        ],
     )
     assert wrong_suffix.exit_code == 2 and "suffix .hdf5 or .h5" in wrong_suffix.output

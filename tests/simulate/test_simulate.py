@@ -221,7 +221,7 @@ def test_cli_synth_and_synth_check(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.h5")) == ["sim-s5-0000.h5", "sim-s5-0001.h5"]
     csv = tmp_path / "check.csv"
-    result = runner.invoke(app, ["synth-check", str(out), "--csv", str(csv)])
+    result = runner.invoke(app, ["synth-check", "--data", str(out), "--out", str(csv)])
     table = synth_check(out)
     assert result.exit_code == (0 if passed(table) else 1)
     assert "median offsets" in result.output and "judged checks pass" in result.output

@@ -485,7 +485,7 @@ def test_promote_command_reports_the_decision(
     promote_session(settings, session.parent_run_id, holdout)
     champion = client.get_registered_model(settings.registered_model_name).aliases["champion"]
     result = CliRunner().invoke(
-        app, ["promote", "--session", session.parent_run_id, "--holdout", str(shards[0].parent)]
+        app, ["promote", "--session", session.parent_run_id, "--data", str(shards[0].parent)]
     )
     assert result.exit_code == 0, result.output
     assert f"v{champion} not promoted" in result.output and "is already the champion" in result.output
@@ -588,9 +588,23 @@ def test_report_command_prints_the_latest_comparison_beside_the_seed(
 
     for key, value in cli_environment(settings).items():
         monkeypatch.setenv(key, value)
-    result = CliRunner().invoke(app, ["report"])
+    # The default table fits a 100-column terminal: one line per model, with what decides the night.
+    narrow = CliRunner().invoke(app, ["report"], env={"COLUMNS": "100"})
+    assert narrow.exit_code == 0, narrow.output
+    assert max(len(line) for line in narrow.output.splitlines() if not line.startswith("compare view")) <= 100
+    for name, outcome in session.outcomes.items():
+        (line,) = [line for line in narrow.output.splitlines() if line.startswith(f"{name} ")]
+        assert f"{outcome.evaluation.metrics['sigma_mad']:.4f}" in line
+    # For scripts: every column, as JSON.
+    as_json = CliRunner().invoke(app, ["report", "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    by_model = {row["model"]: row for row in json.loads(as_json.stdout)["rows"]}
+    for name, outcome in session.outcomes.items():
+        assert by_model[name]["mae"] == pytest.approx(outcome.evaluation.metrics["mae"], rel=1e-9)
+
+    # --wide: every metric, the point table first, then (for the challengers that give PDFs) the PDF table.
+    result = CliRunner().invoke(app, ["report", "--wide"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    # The point table comes first, then (for the challengers that give PDFs) the PDF table.
     rows: dict[str, list[str]] = {}
     for line in result.output.splitlines():
         if line.count("│") > 2:

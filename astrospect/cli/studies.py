@@ -1,0 +1,101 @@
+"""6 Studies: what limits the models, measured (a learning curve, the colour baseline by aperture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from astrospect.cli.app import (
+    STUDIES,
+    KeepsOldSpellings,
+    app,
+    choice,
+    either,
+    old_positional_input,
+    print_frame,
+    required,
+)
+from astrospect.cli.models import challenger_named, epochs_option, precision_option
+from astrospect.data.clipping import CLIPPINGS, UNCLIPPED
+
+
+@app.command("learning-curve", rich_help_panel=STUDIES, cls=KeepsOldSpellings)
+def learning_curve(
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="A folder of labelled shards: its fixed validation and holdout splits. Required.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="A new folder: one model folder per point, the table, the plot."
+    ),
+    sizes: str = typer.Option(
+        "6000,12000,24000,48000", help="Training-set sizes, nested subsets of the training split."
+    ),
+    challenger: list[str] = typer.Option(
+        ["cnn-ebv", "baseline-knn-full"], "--challenger", help="Registered challengers, repeatable."
+    ),
+    epochs: int | None = epochs_option(),
+    precision: str | None = precision_option(),
+    track: bool = typer.Option(True, help="Log the table, the plot and every point's curves to MLflow."),
+    old_data: Path | None = old_positional_input(),
+) -> None:
+    """sigma_MAD of challengers against training-set size on one fixed holdout; logged to MLflow."""
+    import json
+
+    import pandas as pd
+
+    from astrospect.data.shards import resolve_shards
+    from astrospect.models.learning_curve import curve_table, plot_learning_curve, run_learning_curve
+    from astrospect.models.registry import TrainConfig
+    from astrospect.settings import PRECISIONS, load_settings
+
+    shards = required(either(data, old_data, "--data", "DATA"), "--data")
+    settings = load_settings()
+    names = [challenger_named(name).name for name in challenger]
+    config = TrainConfig(
+        out_dir=out,
+        epochs=settings.epochs if epochs is None else epochs,
+        seed=settings.seed,
+        precision=choice(precision or settings.precision, PRECISIONS, "--precision"),
+    )
+    if out.exists() and any(out.iterdir()):
+        raise typer.BadParameter(f"{out} is not empty: choose a new --out folder", param_hint="--out")
+    size_list = [int(size) for size in sizes.split(",")]
+    points = run_learning_curve(resolve_shards(shards), size_list, names, config)
+    table = curve_table(points)
+    figure = plot_learning_curve(points, out / "learning_curve.png")
+    pd.DataFrame(table).to_csv(out / "learning_curve.csv", index=False)
+    (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
+    print_frame(pd.DataFrame(table), f"learning curve ({shards})")
+    if track:
+        from astrospect.tracking.studies import log_learning_curve
+
+        run_id = log_learning_curve(
+            settings, points, table, figure, {**config.params(), "data": str(shards), "sizes": sizes}
+        )
+        typer.echo(f"logged to MLflow: run {run_id} ({settings.mlflow_tracking_uri})")
+
+
+@app.command("colour-sweep", rich_help_panel=STUDIES, cls=KeepsOldSpellings)
+def colour_sweep(
+    data: Path | None = typer.Option(
+        None, "--data", help="A folder of labelled shards (or one shard). Required."
+    ),
+    clipping: str = typer.Option(UNCLIPPED, help=f"Which training clipping the k-NN uses: {CLIPPINGS}."),
+    old_data: Path | None = old_positional_input(),
+) -> None:
+    """The colour k-NN with its colours in each aperture radius, on the same split: the bar a CNN must clear."""
+    import pandas as pd
+
+    from astrospect.data.dataset import select_splits
+    from astrospect.data.shards import resolve_shards
+    from astrospect.models.baselines import aperture_sweep
+
+    shards = required(either(data, old_data, "--data", "DATA"), "--data")
+    splits = select_splits(resolve_shards(shards), choice(clipping, CLIPPINGS, "--clipping"))
+    print_frame(
+        pd.DataFrame(aperture_sweep(splits)),
+        f"colour k-NN by aperture ({clipping}; the baseline picks by val_sigma_mad)",
+    )
