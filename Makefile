@@ -214,10 +214,10 @@ synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp 
 DOCS_PORT ?= 8000
 
 docs: setup ## build the docs site strictly into site/ (CLI, settings, HTTP API and figures generated at build time)
-	$(BIN)/python -m mkdocs build --strict --clean
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --clean
 
 docs-serve: setup ## serve the docs site on 127.0.0.1:$(DOCS_PORT), rebuilding on every edit
-	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 readme: setup ## rewrite the README's generated figures from docs/results/*.json
 	$(BIN)/python -m harness.docs.readme

@@ -4,6 +4,9 @@ Nothing generated is committed. A page names what it wants with a marker:
 
 - ``<!-- cli-reference -->``: the ``astrospect`` CLI, from the typer app (:mod:`harness.docs.cli_reference`);
 - ``<!-- settings-reference -->``: every environment variable, from the code (:mod:`harness.docs.settings_reference`);
+- ``<!-- dag-diagram -->``: the nightly DAG as a Mermaid flowchart, one training task per challenger of the
+  registry's default set, each on its queue (``astrospect.models.registry``);
+- ``<!-- make-targets -->``: every make target with its ``##`` comment, from the Makefile;
 - ``<!-- openapi-reference -->``: the HTTP API, from ``docs/reference/openapi.json`` (:mod:`harness.docs.openapi`);
 - ``<!-- results: NAME -->``, ``<!-- figure: NAME KEY -->``, ``<!-- measured: NAME -->``: measured figures,
   from ``docs/results/NAME.json`` (:mod:`harness.docs.render`);
@@ -24,6 +27,7 @@ from harness.docs import render
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SCREENSHOT_MARKER = re.compile(r"<!--\s*screenshot:\s*(?P<name>[\w.-]+)\s*\|\s*(?P<caption>[^>]*?)\s*-->")
+MAKE_TARGET = re.compile(r"^(?P<target>[a-zA-Z_-]+):.*?## (?P<help>.*)$", re.MULTILINE)
 MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\((?P<target>[^)\s]+)")
 
 
@@ -34,6 +38,33 @@ def _screenshot(match: re.Match[str], page_path: str) -> str:
     if image.is_file():
         return f"![{match['caption']}]({relative})\n\n*{match['caption']}*"
     return f"*Screenshot `{match['name']}.png` ({match['caption']}): not taken yet; `make screenshots` takes it.*"
+
+
+def make_targets_markdown(makefile: Path = ROOT / "Makefile") -> str:
+    rows = ["| target | does |", "| --- | --- |"]
+    for match in MAKE_TARGET.finditer(makefile.read_text()):
+        rows.append(f"| `make {match['target']}` | {match['help'].replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)
+
+
+def dag_mermaid() -> str:
+    """The nightly DAG's tasks in order; the training tasks from the registry, as dags/ generates them."""
+    from astrospect.models import registry
+
+    lines = [
+        "```mermaid",
+        "flowchart LR",
+        "  ingest --> validate --> snapshot --> drift --> anything_to_train{anything_to_train?}",
+        "  anything_to_train -->|yes| start_session",
+    ]
+    for challenger in registry.for_session():
+        queue = "default queue" if challenger.baseline else "gpu queue"
+        node = "train_" + challenger.name.replace("-", "_")
+        lines.append(
+            f'  start_session --> {node}["train_{challenger.name}<br><small>{queue}</small>"] --> promote'
+        )
+    lines += ["  promote --> deploy", "```"]
+    return "\n".join(lines)
 
 
 def expand_page(markdown: str, page_path: str) -> str:
@@ -52,6 +83,10 @@ def expand_page(markdown: str, page_path: str) -> str:
         markdown = markdown.replace(
             "<!-- openapi-reference -->", openapi_markdown(json.loads(OPENAPI_PATH.read_text()))
         )
+    if "<!-- dag-diagram -->" in markdown:
+        markdown = markdown.replace("<!-- dag-diagram -->", dag_mermaid())
+    if "<!-- make-targets -->" in markdown:
+        markdown = markdown.replace("<!-- make-targets -->", make_targets_markdown())
     markdown = SCREENSHOT_MARKER.sub(lambda m: _screenshot(m, page_path), markdown)
     return render.expand(markdown)
 

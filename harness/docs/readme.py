@@ -9,6 +9,7 @@ else in the README states a measured figure. ``python -m harness.docs.readme`` r
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def generated_block(results_dir: Path | None = None) -> str:
     expanded = render.expand(TEMPLATE.replace("{cpus}", str(cpus)), results_dir)
     # The README shows figures, not each measurement's log line: that is on the docs site.
     expanded = "\n".join(line for line in expanded.splitlines() if not line.startswith("*Measured by"))
+    expanded = re.sub(r"\n{3,}", "\n\n", expanded)
     return f"{BEGIN}\n{expanded.strip()}\n{END}"
 
 
