@@ -45,6 +45,13 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def this_command() -> str:
+    """This process's command line as a person would type it: ``python -m module args`` for a module."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["python", "-m", spec.name] if spec is not None else [Path(sys.argv[0]).name]
+    return " ".join(shlex.quote(part) for part in [*head, *sys.argv[1:]])
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[Scalar]]) -> dict[str, Any]:
     """One table of a results file; every row has one value per column."""
     for row in rows:
@@ -77,7 +84,7 @@ def record(
     document = {
         "name": name,
         "title": title,
-        "command": command or " ".join(shlex.quote(part) for part in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command or this_command(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "machine": machine(),
         "load_average": {"before": load_before, "after": load_average()},
