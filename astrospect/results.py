@@ -16,6 +16,7 @@ File shape (one JSON object)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
@@ -53,11 +54,16 @@ def this_command() -> str:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Scalar]]) -> dict[str, Any]:
-    """One table of a results file; every row has one value per column."""
+    """One table of a results file; every row has one value per column. NaN (not measured) is stored as
+    null, which the docs show as a dash: JSON has no NaN."""
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"table row {list(row)!r}: {len(row)} values for {len(columns)} columns")
-    return {"columns": list(columns), "rows": [list(row) for row in rows]}
+    return {"columns": list(columns), "rows": [[_finite_or_none(value) for value in row] for row in rows]}
+
+
+def _finite_or_none(value: Scalar) -> Scalar:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def record(
