@@ -32,12 +32,25 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _decimals(value: Any) -> int:
+    if isinstance(value, float) and not isinstance(value, bool):
+        text = repr(value)
+        return len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    return 0
+
+
 def markdown_table(columns: list[str], rows: list[list[Any]]) -> str:
-    def cell(value: Any) -> str:
+    """A Markdown table; the floats of a column share its largest number of decimals (JSON drops
+    trailing zeros: 0.0160 comes back as 0.016)."""
+    places = [max((_decimals(row[k]) for row in rows), default=0) for k in range(len(columns))]
+
+    def cell(value: Any, k: int) -> str:
+        if isinstance(value, float) and places[k]:
+            return f"{value:,.{places[k]}f}"
         return format_value(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(value, k) for k, value in enumerate(row)) + " |" for row in rows]
     return "\n".join(lines)
 
 
