@@ -30,7 +30,7 @@ CPU machine, every model trained on CPU. The end of its report, on the fixed hol
 - The best CNN (`<!-- figure: make-run best_cnn -->`) reaches **<!-- figure: make-run best_cnn_over_knn -->x** the \
 colour k-NN's sigma_MAD (lower is better), and the PDF CNN's CRPS is \
 **<!-- figure: make-run pdf_crps_over_knn_crps -->x** the colour k-NN PDF's.
-- Served by `bentoml serve` (`make bench-serving`, <!-- figure: bench-serving clients --> clients, 2 cores): \
+- Served by `bentoml serve` (`make bench-serving`, <!-- figure: bench-serving clients --> clients, {serving_cpus} cores): \
 **<!-- figure: bench-serving json_requests_per_s --> req/s** with p99 <!-- figure: bench-serving json_p99_ms --> ms \
 on JSON, **<!-- figure: bench-serving binary_requests_per_s --> req/s** with p99 \
 <!-- figure: bench-serving binary_p99_ms --> ms on raw float32.\
@@ -42,7 +42,9 @@ def generated_block(results_dir: Path | None = None) -> str:
     from astrospect import results
 
     cpus = results.read("make-run", results_dir)["machine"].get("cpu_count")
-    expanded = render.expand(TEMPLATE.replace("{cpus}", str(cpus)), results_dir)
+    serving_cpus = results.read("bench-serving", results_dir)["machine"].get("cpu_count")
+    text = TEMPLATE.replace("{cpus}", str(cpus)).replace("{serving_cpus}", str(serving_cpus))
+    expanded = render.expand(text, results_dir)
     # The README shows figures, not each measurement's log line: that is on the docs site.
     expanded = "\n".join(line for line in expanded.splitlines() if not line.startswith("*Measured by"))
     expanded = re.sub(r"\n{3,}", "\n\n", expanded)
