@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power docs docs-serve readme openapi
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 # Local runs have no Celery: the `gpu` queue is just a label for `airflow dags test` and the LocalExecutor.
 NIGHTLY_LOG = $(ASTROSPECT_HOME)/logs/nightly-$(shell date -u +%Y%m%dT%H%M%S).log
+# When this make started (set-up included): make run's wall time, written to docs/results/make-run.json.
+RUN_STARTED := $(shell date +%s)
+RUN_LOAD := $(shell cut -d' ' -f1 /proc/loadavg 2>/dev/null)
 
 run: setup landing mlflow-up airflow-db ## simulate a landing zone, run the nightly DAG for real, print the tables
 	@mkdir -p $(ASTROSPECT_HOME)/logs
@@ -69,6 +72,7 @@ run: setup landing mlflow-up airflow-db ## simulate a landing zone, run the nigh
 		| tee $(NIGHTLY_LOG) | grep --line-buffered -E "astrospect\.|DAG TEST\] end task|DagRun Finished|ERROR|Traceback" \
 		| grep --line-buffered -v "^\s*$$"
 	$(BIN)/astrospect report
+	$(BIN)/python -m harness.make_run_results --started $(RUN_STARTED) $(if $(RUN_LOAD),--load-before $(RUN_LOAD),) --command "make run"
 
 landing: setup ## seed the local landing zone with simulated shards (once; `make more-data` adds a night)
 	@if ls $(ASTROSPECT_HOME)/landing/*.h5 >/dev/null 2>&1; then \
@@ -205,3 +209,18 @@ synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp 
 	@folder=$$(mktemp -d -t astrospect-synth-check-XXXXXX) && trap 'rm -rf "$$folder"' EXIT && \
 		$(BIN)/astrospect synth --out "$$folder" --n $(SYNTH_CHECK_N) --seed $(SYNTH_CHECK_SEED) --shard-size 5000 && \
 		$(BIN)/astrospect synth-check --data "$$folder"
+
+# ---- the docs site (MkDocs + Material; docs/explanation/tools.md says why) ----
+DOCS_PORT ?= 8000
+
+docs: setup ## build the docs site strictly into site/ (CLI, settings, HTTP API and figures generated at build time)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --clean
+
+docs-serve: setup ## serve the docs site on 127.0.0.1:$(DOCS_PORT), rebuilding on every edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+readme: setup ## rewrite the README's generated figures from docs/results/*.json
+	$(BIN)/python -m harness.docs.readme
+
+openapi: setup ## rewrite docs/reference/openapi.json from the BentoML service (no model needed)
+	$(BIN)/python -m harness.docs.openapi

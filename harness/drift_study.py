@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from astrospect import results as results_files
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import select_splits
 from astrospect.data.shards import concat_cutouts, read_shard, write_shard
@@ -162,6 +163,19 @@ class Outcome:
         for name in drifted:
             self.drifted_counts[name] = self.drifted_counts.get(name, 0) + 1
 
+    def results_row(self) -> list[results_files.Scalar]:
+        """This condition's row of docs/results/drift-study.json."""
+        common = sorted(self.drifted_counts.items(), key=lambda item: -item[1])[:3]
+        low, high = wilson(self.flagged, self.nights)
+        return [
+            self.condition,
+            f"{self.flagged} / {self.nights}",
+            f"{low:.2f}-{high:.2f}",
+            self.prediction_flagged,
+            ", ".join(f"{name} ({count})" for name, count in common) or "-",
+            f"{self.gate_quarantined} / {self.gate_checked}" if self.gate_checked else "-",
+        ]
+
     def row(self) -> dict[str, object]:
         common = sorted(self.drifted_counts.items(), key=lambda item: -item[1])[:4]
         low, high = wilson(self.flagged, self.nights)
@@ -281,6 +295,7 @@ def main(
     render_all(out, range(render_from, nights), night_size, reference_size, workers)
     if render_only:
         return
+    load_before = results_files.load_average()
     settings = load_settings()
     outcomes = analyse(out, nights, night_size, gate_nights, settings)
     table = pd.DataFrame([outcome.row() for outcome in outcomes])
@@ -294,6 +309,32 @@ def main(
     results = out / "results.json"
     results.write_text(json.dumps([outcome.row() | asdict(outcome) for outcome in outcomes], indent=2))
     print(f"\nper-condition counts in {results}")
+    written = results_files.record(
+        "drift-study",
+        title="Drift detection power and false alarms",
+        figures={
+            "reference_galaxies": reference_size,
+            "nights_per_condition": nights,
+            "night_galaxies": night_size,
+            "alpha": settings.drift_alpha,
+            "share": settings.drift_share,
+        },
+        tables={
+            "nights": results_files.table(
+                [
+                    "night",
+                    "flagged",
+                    "95% interval",
+                    "watched N(z) drifted",
+                    "drifted most often",
+                    "GE gate quarantined",
+                ],
+                [outcome.results_row() for outcome in outcomes],
+            )
+        },
+        load_before=load_before,
+    )
+    print(f"results: {written}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from astrospect import results as results_files
 from astrospect.data.shards import Cutouts, read_shard
 from astrospect.data.summaries import summarize_cutouts, summary_table
 from astrospect.gate.colour_calibration import ColourReference, colour_reference
@@ -214,6 +215,7 @@ def main(
     small_size: int = typer.Option(50, help="Galaxies per shard of the many-shard false-quarantine trial."),
     workers: int = typer.Option(1, help="Simulator worker processes."),
 ) -> None:
+    load_before = results_files.load_average()
     outcomes = study(out, shards, shard_size, offsets, small_size, workers)
     table = pd.DataFrame([outcome.row() for outcome in outcomes])
     print(f"\ngate quarantines over {shards} shards of {shard_size} per condition (Wilson 95% intervals)")
@@ -222,6 +224,30 @@ def main(
     results = out / "gate-power.json"
     results.write_text(json.dumps([outcome.row() for outcome in outcomes], indent=2))
     print(f"\nper-condition rows in {results}")
+    print(f"results: {record_results(outcomes, shards, shard_size, load_before)}")
+
+
+def record_results(outcomes: list[Outcome], shards: int, shard_size: int, load_before: float) -> Path:
+    """docs/results/gate-power.json: every condition's row, and the false-quarantine figures the docs quote."""
+    rows = [outcome.row() for outcome in outcomes]
+    make_run = next(outcome for outcome in outcomes if outcome.condition.startswith("make run night"))
+    trials = outcomes[-1]  # the many small clean shards (study's last outcome)
+    low, high = wilson(trials.by_colours, trials.shards)
+    return results_files.record(
+        "gate-power",
+        title=f"The gate against zero-point errors ({shards} shards of {shard_size} per condition)",
+        figures={
+            "false_quarantines_make_run_night": f"{make_run.quarantined} / {make_run.shards}",
+            "colour_check_false_quarantines_small_shards": f"{trials.by_colours} / {trials.shards}",
+            "colour_check_false_quarantine_interval": f"{low:.3f}-{high:.3f}",
+        },
+        tables={
+            "conditions": results_files.table(
+                list(rows[0]), [[str(value) for value in row.values()] for row in rows]
+            )
+        },
+        load_before=load_before,
+    )
 
 
 if __name__ == "__main__":

@@ -136,6 +136,62 @@ def curve_table(
     return rows
 
 
+def record_learning_curve(
+    points: Sequence[CurvePoint], load_before: float | None = None, reference: str = "baseline-knn-full"
+) -> Path:
+    """docs/results/learning-curve.json (:mod:`astrospect.results`): per training-set size, each
+    challenger's sigma_MAD (and CRPS), its ratio to ``reference``'s, and its wall time."""
+    from astrospect import results
+
+    names = sorted({point.challenger for point in points}, key=lambda name: (name == reference, name))
+    has_crps = sorted({point.challenger for point in points if point.crps is not None})
+    others = [name for name in names if name != reference]
+    columns = [
+        "training galaxies",
+        *(f"{name} sigma_MAD" for name in names),
+        *(f"{name} / {reference}" for name in others),
+        *(f"{name} CRPS" for name in has_crps),
+        *(f"{name} CRPS / {reference}" for name in has_crps if name != reference and reference in has_crps),
+        *(f"{name} wall time (min)" for name in names),
+    ]
+    rows: list[list[results.Scalar]] = []
+    for size in sorted({point.n_train for point in points}):
+        at = {point.challenger: point for point in points if point.n_train == size}
+        base = at.get(reference)
+
+        def ratio(value: float | None, against: float | None) -> float | None:
+            return round(value / against, 2) if value is not None and against else None
+
+        rows.append(
+            [
+                size,
+                *(round(at[name].sigma_mad, 4) if name in at else None for name in names),
+                *(
+                    ratio(at[n].sigma_mad if n in at else None, base.sigma_mad if base else None)
+                    for n in others
+                ),
+                *(
+                    round(c, 4) if (c := at[n].crps if n in at else None) is not None else None
+                    for n in has_crps
+                ),
+                *(
+                    ratio(at[n].crps if n in at else None, base.crps if base else None)
+                    for n in has_crps
+                    if n != reference and reference in has_crps
+                ),
+                *(round(at[name].seconds / 60, 1) if name in at else None for name in names),
+            ]
+        )
+    largest = max(point.n_train for point in points)
+    return results.record(
+        "learning-curve",
+        title="sigma_MAD against training-set size, one holdout",
+        figures={"largest_training_set": largest, "reference": reference},
+        tables={"curve": results.table(columns, rows)},
+        load_before=load_before,
+    )
+
+
 def plot_learning_curve(points: Sequence[CurvePoint], path: Path) -> Path:
     """sigma_MAD against training galaxies (log axis), one line per challenger."""
     import matplotlib

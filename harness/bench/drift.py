@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from astrospect import results
 from astrospect.data.shards import write_shard
 from astrospect.data.store import sha256_file
 from astrospect.drift import WatchedModel, measure_drift
@@ -91,6 +92,7 @@ def main(
         predict_redshift(model, train[:2048])  # trace the predict step once, as the served model does
 
         load = os.getloadavg()[0]
+        load_before = round(load, 2)
         started = time.perf_counter()
         cold = measure_drift(settings, tonight, reference, watched)
         cold_s = time.perf_counter() - started
@@ -121,6 +123,19 @@ def main(
         print(f"{name:<44}{seconds:>9.1f}{seconds / nightly_s:>31.1%}")
     print(f"where the warm step's time went: {warm.seconds}")
     print(f"nightly lower bound: {MIN_NIGHTLY_EPOCHS} epochs = {nightly_s:.0f} s")
+    written = results.record(
+        "bench-drift",
+        title="The drift step's cost on a make-run-sized night",
+        figures={
+            "reference_cutouts": reference_n,
+            "tonight_cutouts": tonight_n,
+            "cold_seconds": round(cold_s, 1),
+            "warm_seconds": round(warm_s, 1),
+            "training_epoch_seconds": round(epoch_s, 1),
+        },
+        load_before=load_before,
+    )
+    print(f"results: {written}")
 
 
 if __name__ == "__main__":

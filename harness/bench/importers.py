@@ -23,6 +23,7 @@ from pathlib import Path
 
 import typer
 
+from astrospect import results
 from astrospect.settings import load_settings
 from harness import import_files
 
@@ -146,6 +147,22 @@ def main(
     )
     print(f"importer rate >= 0.5x baseline: {'PASS' if ratio >= 0.5 else 'FAIL'} ({ratio:.2f}x)")
     print(f"load average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
+    written = results.record(
+        "bench-import",
+        title=f"Importer: a {n:,}-galaxy Pasquet .npz",
+        figures={"importer_over_baseline": round(ratio, 2), "galaxies": n, "file_gb": round(size / 1e9, 2)},
+        tables={
+            "rates": results.table(
+                ["what", "galaxies/s", "MB/s", "peak RSS GB"],
+                [
+                    [label, round(n / seconds), round(size / 1e6 / seconds), round(peak / GIB, 2)]
+                    for label, seconds, peak, _ in rows
+                ],
+            )
+        },
+        load_before=round(load_before[0], 2),
+    )
+    print(f"results: {written}")
 
 
 def _load(values: tuple[float, float, float]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import typer
 
+from astrospect import results
 from astrospect.settings import Settings, load_settings
 from harness.corpus import write_fake_shard
 from harness.ports import free_port
@@ -167,6 +168,19 @@ def main(
         f" {min(summarise_s) / (min(summarise_s) + ge_s):.2f} of the ceiling"
     )
     print(f"\nload average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
+    written = results.record(
+        "bench-ingest",
+        title="Data gate: ingest and validation against their ceilings",
+        figures={
+            "ingest_over_plain_boto3": round(ingest_rate / plain_rate, 2),
+            "warm_validation_of_ceiling": round(rows_out[2][1] / summarise_rate, 2),
+            "cold_validation_of_ceiling": round(rows_out[1][1] / summarise_rate, 2),
+            "shards": shards,
+            "rows_per_shard": rows,
+        },
+        load_before=round(load_before[0], 2),
+    )
+    print(f"results: {written}")
 
 
 def _summarise(paths: list[Path]) -> tuple[float, float]:

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
+from astrospect import results
 from astrospect.serving.contract import SHAPE_HEADER
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, load_settings
 from harness.serving_process import served as served_process
@@ -468,6 +469,18 @@ def main(
         ("0 errors", all(result.row.errors == 0 for result in every)),
     ]
     print("targets: " + ", ".join(f"{name}: {'met' if met else 'MISSED'}" for name, met in targets))
+    written = record_results(
+        [naive, via_pyfunc, direct, direct_pdf, *rows, *pdf_answer_rows, ceiling],
+        naive,
+        ceiling,
+        served,
+        served_pdf,
+        step_cpu_ms,
+        pdf_step_cpu_ms,
+        clients,
+        load_before,
+    )
+    print(f"results: {written}")
     if any(result.row.errors for result in every):
         raise typer.Exit(1)
 
@@ -522,6 +535,73 @@ def _answer(url: str, headers: dict[str, str], body: bytes) -> bytes:
         urllib.request.Request(url, data=body, headers=headers), timeout=60
     ) as response:
         return bytes(response.read())
+
+
+def record_results(
+    rows: list[Row],
+    naive: Row,
+    ceiling: Row,
+    served: dict[str, Served],
+    served_pdf: dict[str, Served],
+    step_cpu_ms: float,
+    pdf_step_cpu_ms: float,
+    clients: int,
+    load_before: float,
+) -> Path:
+    """docs/results/bench-serving.json: the table above, the PDF cost table and the headline figures."""
+    binary, as_json = served["predict_binary"], served["predict"]
+    paths: list[list[results.Scalar]] = [
+        [
+            row.path,
+            row.requests,
+            f"{row.per_second:,.0f} {'cutouts' if row is ceiling else 'req'}/s",
+            None if row.p50_ms is None else round(row.p50_ms, 1),
+            None if row.p99_ms is None else round(row.p99_ms, 1),
+            round(row.per_second / naive.per_second, 1),
+        ]
+        for row in rows
+    ]
+    pdf_cost: list[list[results.Scalar]] = [
+        [
+            path,
+            point,
+            round(served_pdf[path].server_cpu_ms, 2),
+            round(served_pdf[path].server_cpu_ms / served[point].server_cpu_ms, 2),
+            round(served_pdf[path].row.per_second / served[point].row.per_second, 2),
+            f"{served_pdf[path].answer_bytes} ({served[point].answer_bytes})",
+        ]
+        for path, point in PDF_PATHS.items()
+    ]
+    return results.record(
+        "bench-serving",
+        title=f"Serving: single-cutout requests, {clients} clients",
+        figures={
+            "json_requests_per_s": round(as_json.row.per_second),
+            "json_p99_ms": round(as_json.row.p99_ms or 0.0, 1),
+            "binary_requests_per_s": round(binary.row.per_second),
+            "binary_p99_ms": round(binary.row.p99_ms or 0.0, 1),
+            "predict_step_cpu_ms": round(step_cpu_ms, 2),
+            "pdf_step_cpu_ms": round(pdf_step_cpu_ms, 2),
+            "json_cpu_over_step": round(as_json.server_cpu_ms / step_cpu_ms, 2),
+            "binary_cpu_over_step": round(binary.server_cpu_ms / step_cpu_ms, 2),
+            "clients": clients,
+        },
+        tables={
+            "paths": results.table(["path", "calls", "throughput", "p50 ms", "p99 ms", "x naive"], paths),
+            "pdf_cost": results.table(
+                [
+                    "PDF champion path",
+                    "vs point",
+                    "server CPU/req ms",
+                    "CPU ratio",
+                    "throughput ratio",
+                    "answer bytes (point's)",
+                ],
+                pdf_cost,
+            ),
+        },
+        load_before=round(load_before, 2),
+    )
 
 
 def print_table(rows: list[Row], naive: Row, ceiling: Row) -> None:

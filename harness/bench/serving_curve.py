@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from astrospect import results
 from astrospect.serving.contract import SHAPE_HEADER
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, load_settings
 from harness.bench.serving import LATENCY_TARGET_MS, install_bench_model, load_test, synthetic_cutouts
@@ -173,6 +174,22 @@ def main(
         f"errors: {errors}; load average (1, 5, 15 min): before {' '.join(f'{v:.1f}' for v in load_before)},"
         f" after {' '.join(f'{v:.1f}' for v in load_after)} ({os.cpu_count()} CPUs, shared with other jobs)"
     )
+    curve: list[list[results.Scalar]] = []
+    for k, layout in enumerate(chosen):
+        curve.append([layout.label, "req/s", *(round(medians[(k, c)].per_second) for c in counts)])
+        curve.append([layout.label, "p99 ms", *(round(medians[(k, c)].p99_ms, 1) for c in counts)])
+    written = results.record(
+        "bench-serving-curve",
+        title="Serving: p99 and throughput against clients, per layout",
+        figures={"baseline_layout": chosen[0].label, "errors": errors},
+        tables={
+            "curve": results.table(
+                ["layout (workers x intra x inter)", "figure", *(str(c) for c in counts)], curve
+            )
+        },
+        load_before=round(load_before[0], 2),
+    )
+    print(f"results: {written}")
     if errors:
         raise typer.Exit(1)
 

@@ -18,6 +18,7 @@ import galsim
 import numpy as np
 import typer
 
+from astrospect import results
 from astrospect.simulate import render
 from astrospect.simulate.population import draw_neighbours, draw_population, population_model
 from astrospect.simulate.synth import synthesize
@@ -46,6 +47,7 @@ def main(
     n_synth: int = typer.Option(2000, help="Galaxies for each end-to-end synthesize() run."),
     repeats: int = typer.Option(2, help="Timings per configuration (best kept)."),
 ) -> None:
+    first_load = results.load_average()
     model = population_model()
     rng = np.random.default_rng(0)
     galaxies = draw_population(model, rng, n_render)
@@ -74,6 +76,18 @@ def main(
             f"synthesize {n_synth} galaxies, {workers} worker(s): {rates[workers]:.0f} galaxies/s (load average before: {load_before:.1f})"
         )
     typer.echo(f"  2 workers / 1 worker: x{rates[2] / rates[1]:.2f}")
+    written = results.record(
+        "bench-simulate",
+        title="Simulator: render CPU time and galaxies/s",
+        figures={
+            "render_cpu_ms_per_galaxy": round(shipped, 2),
+            "render_cpu_ms_per_galaxy_galsim_defaults": round(plain, 2),
+            "galaxies_per_s_1_worker": round(rates[1]),
+            "galaxies_per_s_2_workers": round(rates[2]),
+        },
+        load_before=first_load,
+    )
+    typer.echo(f"results: {written}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import typer
 
+from astrospect import results
 from astrospect.data.clipping import UNCLIPPED
 from astrospect.data.dataset import make_tf_dataset, select_splits
 from astrospect.data.shards import write_shard
@@ -64,6 +65,7 @@ def main(
 ) -> None:
     import tensorflow as tf
 
+    load_before = results.load_average()
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         shards = _write_bench_shards(Path(tmp), n, shard_size, seed=0)
@@ -88,10 +90,33 @@ def main(
     print(f"{'pipeline':<28}{'images/s':>12}{'ratio':>10}")
     print(f"{'in-memory tensors (ceiling)':<28}{memory_rate:>12.0f}{1.0:>10.2f}")
     print(f"{'streamed from HDF5 shards':<28}{shard_rate:>12.0f}{shard_rate / memory_rate:>10.2f}")
-    _precision_table(images, labels, batch_size, epochs)
+    precision_rows = _precision_table(images, labels, batch_size, epochs)
+    written = results.record(
+        "bench-training",
+        title="Training input pipeline: streamed from shards vs in-memory",
+        figures={
+            "device": device,
+            "in_memory_images_per_s": round(memory_rate),
+            "streamed_images_per_s": round(shard_rate),
+            "streamed_over_in_memory": round(shard_rate / memory_rate, 2),
+        },
+        tables={
+            "precision": results.table(
+                ["model", "precision", "images/s", "vs seed CNN float32"],
+                [
+                    [name, precision, round(rate), round(rate / precision_rows[0][2], 2)]
+                    for name, precision, rate in precision_rows
+                ],
+            )
+        },
+        load_before=load_before,
+    )
+    print(f"results: {written}")
 
 
-def _precision_table(images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int) -> None:
+def _precision_table(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int
+) -> list[tuple[str, str, float]]:
     """images/s of each CNN challenger in float32 and in the mixed precision ``auto`` picks on this machine."""
     import tensorflow as tf
 
@@ -121,6 +146,7 @@ def _precision_table(images: np.ndarray, labels: np.ndarray, batch_size: int, ep
     print(f"{'model':<20}{'precision':<18}{'images/s':>10}{'vs seed f32':>13}")
     for name, precision, rate in rows:
         print(f"{name:<20}{precision:<18}{rate:>10.0f}{rate / base:>13.2f}")
+    return rows
 
 
 if __name__ == "__main__":
