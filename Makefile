@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power docs docs-serve readme openapi
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power docs docs-serve readme openapi screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -185,6 +185,13 @@ up: ## docker/compose.yaml: build the images and start every service (needs .env
 
 down: ## stop and remove the compose services (named volumes are kept; add V=1 to delete them too)
 	$(COMPOSE_RUN) down --remove-orphans $(if $(V),--volumes,)
+
+# ---- the docs' screenshots (docs/images/*.png) from a small real night of their own ----
+# Its own ASTROSPECT_HOME, MLflow server (a free port, kept in SCREENSHOTS_HOME/mlflow.port) and Airflow
+# database: make run's data/ is never touched. The night is kept and reused; FRESH=1 makes it again.
+SCREENSHOTS_HOME ?= $(CURDIR)/data/screenshots
+screenshots: setup ## the docs' five screenshots into docs/images, from two small real nights in data/screenshots (FRESH=1: make them again)
+	$(BIN)/python -m harness.screenshots --home $(SCREENSHOTS_HOME) --out docs/images $(if $(FRESH),--fresh,)
 
 # ---- MLflow tracking server (embedded default: SQLite + artifacts under $(ASTROSPECT_HOME)/mlflow) ----
 export MLFLOW_PORT ?= 5000

@@ -340,6 +340,16 @@ def build_corpus(base: Path, accepted_twin: Path, out_dir: Path) -> list[CorpusC
     return cases
 
 
+def write_mutant(base: Path, case_file: str, out: Path, objid_offset: int = OBJID_STRIDE) -> Path:
+    """One case of :data:`ARRAY_MUTATIONS` (by its file name) applied to a copy of ``base``, under objids
+    ``objid_offset`` higher, written to ``out``."""
+    change = next((case[1] for case in ARRAY_MUTATIONS if case[0] == case_file), None)
+    if change is None:
+        raise KeyError(f"harness.corpus has no array mutation named {case_file!r}")
+    _write_arrays(out, _mutant(read_arrays(base), change, objid_offset))
+    return out
+
+
 def reuse_name(landing_file: Path) -> CorpusCase:
     """Replace a landing file already ingested (and accepted) by different content under the same name:
     a re-processed version with the same objids. Ingest must keep both; validation must refuse the second."""

@@ -1,20 +1,11 @@
-"""Debian's Chromium, headless, for the pages a person looks at (the MLflow UI, the drift report)."""
+"""Debian's Chromium, headless, for the pages a person looks at (the MLflow UI, the drift report): the launch
+itself lives in harness.browser, shared with ``make screenshots``; the tests keep their screenshots here."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from astrospect.settings import PROJECT_ROOT
+from harness.browser import CHROMIUM, CHROMIUM_FLAGS, PAGE_TIMEOUT_MS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+__all__ = ["ARTIFACTS", "CHROMIUM", "CHROMIUM_FLAGS", "PAGE_TIMEOUT_MS"]
+
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots kept as test artifacts
-PAGE_TIMEOUT_MS = 60_000  # a generous bound for a loaded 2-core CI box; the render time is printed

@@ -16,6 +16,7 @@ import pytest
 from astrospect.settings import Settings
 from astrospect.tracking import sessions
 from astrospect.tracking.server import client_for
+from harness.browser import MLFLOW_METRIC_ROW_JS as METRIC_ROW_JS
 from tests.support.browser import ARTIFACTS, PAGE_TIMEOUT_MS
 from tests.support.tracking import (
     NOISY_BAND,
@@ -27,19 +28,6 @@ from tests.support.tracking import (
 )
 
 pytestmark = pytest.mark.integration
-
-# The compare view's metric rows are a virtualised grid: find the row label, then the cells level with it.
-METRIC_ROW_JS = """(label) => {
-  const anchor = [...document.querySelectorAll('a[title="Plot chart"]')].find(a => a.textContent.trim() === label);
-  if (!anchor) return null;
-  const row = anchor.parentElement.getBoundingClientRect();
-  const cells = [...document.querySelectorAll('span')].filter(span => {
-    const box = span.parentElement.getBoundingClientRect();
-    return span.children.length === 0 && box.width > 0 && Math.abs(box.top - row.top) < 2 && box.left >= row.right - 1;
-  });
-  cells.sort((a, b) => a.getBoundingClientRect().left - b.getBoundingClientRect().left);
-  return cells.map(span => span.textContent.trim());
-}"""
 
 
 @dataclass
