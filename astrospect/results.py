@@ -33,7 +33,8 @@ Scalar = int | float | str | None
 
 
 def results_dir() -> Path:
-    """``ASTROSPECT_RESULTS_DIR``, else the checkout's ``docs/results``."""
+    """Where benchmarks and studies write their results files: ``ASTROSPECT_RESULTS_DIR``, else the
+    checkout's ``docs/results``."""
     return Path(os.environ.get("ASTROSPECT_RESULTS_DIR", str(PROJECT_ROOT / "docs" / "results")))
 
 

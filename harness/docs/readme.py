@@ -22,7 +22,7 @@ END = "<!-- end generated -->"
 
 TEMPLATE = """\
 `make run` from a fresh clone: **<!-- figure: make-run wall_minutes --> min** on a {cpus}-core \
-CPU machine, every model trained on CPU. The end of its report, on the fixed holdout of \
+CPU machine, every model trained on CPU. Its report, in short, on the fixed holdout of \
 <!-- figure: make-run holdout_galaxies --> simulated galaxies:
 
 <!-- results: make-run table=report -->

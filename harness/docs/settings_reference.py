@@ -27,6 +27,7 @@ class Variable:
     places: list[str] = field(default_factory=list)
     setting: str | None = None  # the Settings field it fills
     meaning: str = ""
+    reader_doc: str = ""  # the first line of the docstring of the function that reads it, outside settings.py
 
 
 def _is_environ(node: ast.AST) -> bool:
@@ -122,6 +123,19 @@ def _field_of(tree: ast.AST, node: ast.AST) -> str | None:
     return None
 
 
+def _reader_doc(tree: ast.AST, node: ast.AST) -> str:
+    """The first line of the docstring of the innermost function around ``node``, if it has one."""
+    best = ""
+    for outer in ast.walk(tree):
+        if isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+            inner is node for inner in ast.walk(outer)
+        ):
+            doc = ast.get_docstring(outer)
+            if doc:
+                best = " ".join(doc.split("\n\n")[0].split())
+    return best
+
+
 def _env_example_comments(path: Path) -> dict[str, str]:
     lines = path.read_text().splitlines()
     meanings: dict[str, str] = {}
@@ -150,10 +164,12 @@ def variables() -> list[Variable]:
                     variable.default = default
                 if path.name == "settings.py" and path.parent.name == "astrospect":
                     variable.setting = variable.setting or _field_of(tree, node)
+                elif not variable.reader_doc:
+                    variable.reader_doc = _reader_doc(tree, node)
     examples = _env_example_comments(ROOT / ".env.example")
     for variable in found.values():
         from_field = field_meanings.get(variable.setting or "", "")
-        variable.meaning = from_field or examples.get(variable.name, "")
+        variable.meaning = from_field or examples.get(variable.name, "") or variable.reader_doc
         variable.places.sort()
     return sorted(found.values(), key=lambda v: v.name)
 
