@@ -46,6 +46,6 @@ def test_block_runs_or_is_skipped_with_its_reason(
     run.night = lambda: request.getfixturevalue("night")  # this item's request: an earlier one's is torn down
     outcome = run.outcome(line)
     if isinstance(outcome, unittest.SkipTest):  # reported here, with the block's page:line as the test's id
-        pytest.skip(str(outcome))
+        pytest.skip(f"{request.node.callspec.id}: {outcome}")
     if outcome is not None:
         raise outcome

@@ -19,16 +19,18 @@ The rules (``block_problems``; the unit test ``tests/docs/test_doc_rules.py`` fa
   empty. A skip must be followed by a ``bash`` or ``python`` block.
 - a block's expected output is the fence right after it (only blank lines between) opened as
   ```` ```text title="Output" ```` (Material shows the title above it). The command's stdout must match it:
-  compared without whitespace (so a pretty-printed JSON matches curl's compact one), every number is one
-  placeholder (each night's values differ; the shape, keys and words must not), MLflow ids likewise, and
-  ``...`` (or ``…``) matches anything.
+  compared without whitespace (so a pretty-printed JSON matches curl's compact one); every measured number
+  (a decimal, an exponent, an integer of 4 digits or more: each night's values differ, the shape, keys and
+  words must not) is one placeholder, and so is an MLflow id; integers up to 3 digits (an HTTP status, an
+  exit code, a count, a model version) must be equal; ``...`` (or ``…``) matches anything.
 
 How a block runs (``run_block``): in the fixture night of tests/support/docs_night.py, in a clone-like
 working folder of its own document, with that night's environment (ASTROSPECT_HOME, MLFLOW_TRACKING_URI,
 this environment's bin/ first on PATH, COLUMNS=100). Before it runs, the docs' addresses are replaced by
 the night's servers': ``127.0.0.1:3000`` or ``localhost:3000`` (make serve) by the served bento's port, and
 ``127.0.0.1:5000`` or ``localhost:5000`` (make mlflow-up) by the MLflow server's. ``bash`` blocks run with
-``set -euo pipefail``; the variables a block exports and the folder it ``cd``s into carry over to the
+``set -euo pipefail``, and ``curl`` fails on an HTTP error status (``--fail-with-body``: the answer is
+still printed) unless the command asks for the status itself (``-w``) or says ``-f``; the variables a block exports and the folder it ``cd``s into carry over to the
 document's next bash block, as in one terminal. ``python`` blocks run as scripts (``python -``), each on
 its own, as pasted into a fresh interpreter.
 """
@@ -63,7 +65,11 @@ BLOCK_TIMEOUT_S = 180
 INFO_STRING = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
 TITLE = re.compile(r'title="(?P<title>[^"]*)"')
 SKIP_DIRECTIVE = re.compile(r"<!--+\s*skip:?\s*(?P<action>\w+)(?P<reason>.*?)\s*--+>", re.DOTALL)
-NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_\d])")
+# A measured value: a decimal, an exponent, or an integer of four digits or more (objids, timestamps). Shorter
+# integers (status codes, exit codes, counts, versions) are compared as they are.
+NUMBER = re.compile(
+    r"(?<![A-Za-z_\d.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE])|\d{4,})(?:[eE][-+]?\d+)?(?![A-Za-z_\d])"
+)
 MLFLOW_ID = re.compile(r"\b[0-9a-f]{32}\b")
 ELLIPSIS = ("...", "\u2026")
 # Commands that take minutes or run until stopped: a block with one must be skipped (with its reason).
@@ -276,7 +282,20 @@ class Ran:
     source: str  # what ran, after the address substitution
 
 
-BASH_PROLOGUE = 'set -euo pipefail\nif [ -f "$DOCS_SHELL_STATE" ]; then source "$DOCS_SHELL_STATE"; fi\n'
+# curl answers an HTTP error status with exit 22 (--fail-with-body, the answer still printed), where a reader
+# would see the error; a command that asks for the status code (-w) or already says --fail/-f checks it itself.
+CURL_FAILS_ON_ERROR = r"""curl() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in -w|--write-out|--fail*|-f*|-[!-]*f*) command curl "$@"; return;; esac
+  done
+  command curl --fail-with-body "$@"
+}
+"""
+BASH_PROLOGUE = (
+    'set -euo pipefail\nif [ -f "$DOCS_SHELL_STATE" ]; then source "$DOCS_SHELL_STATE"; fi\n'
+    + CURL_FAILS_ON_ERROR
+)
 # On exit, the block's exported variables (less the read-only ones bash keeps) and its folder, for the next.
 BASH_SAVE_STATE = (
     'trap \'{ export -p | grep -v "^declare -[a-zA-Z]*r"; printf "cd %q\\n" "$PWD"; } > "$DOCS_SHELL_STATE"\' '

@@ -2,9 +2,9 @@
 
 A folder that looks like a clone after ``make run``: every top-level entry of the repository (Makefile,
 astrospect/, .venv, docs/, ...) linked into it, except ``data/``, which is this night's ASTROSPECT_HOME. That
-home holds a landing zone with one small shard named as ``make run``'s first one (``sim-s1-0000.h5``, 200
-cutouts with labels and E(B-V), from the serving tests' ``galaxy_shard``: instant, where ``astrospect synth
---n 200`` takes 40 s on 2 cores; it has no ``ra``/``dec``/``truth``), a real MLflow server on loopback with a registered champion, and a real ``bentoml serve``
+home holds a landing zone with one shard named and sized as ``make run``'s first one (``sim-s1-0000.h5``,
+1000 cutouts with labels and E(B-V), from the serving tests' ``galaxy_shard``: instant, where ``astrospect
+synth --n 200`` alone takes 40 s on 2 cores; it has no ``ra``/``dec``/``truth``), a real MLflow server on loopback with a registered champion, and a real ``bentoml serve``
 (``astrospect serve``) of it: the serving tests' ``served_champion``, with the PDF champion so that every
 route the docs show answers, ``predict_file`` with ``format=qp`` included.
 
@@ -26,7 +26,7 @@ from astrospect.settings import PROJECT_ROOT
 from tests.support.serving_stack import Stack, galaxy_shard, served_champion
 
 LANDING_SHARD = "sim-s1-0000.h5"  # the name of make run's first shard (DEMO_SEED 1)
-LANDING_CUTOUTS = 200
+LANDING_CUTOUTS = 1000  # make run's shard size, so counts the docs show hold
 # Top-level entries of the repository a working folder does not link: the night's own home instead of the
 # developer's data/, and what a command must not write into the checkout through a link.
 NOT_LINKED = frozenset({".git", "data", "site", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"})
