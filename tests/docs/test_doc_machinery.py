@@ -76,9 +76,17 @@ def test_a_clean_page_has_no_problems(tmp_path: Path) -> None:
           print(1)
           ~~~
         <!-- skip: end -->
+        A page may show the convention itself:
+        ~~~markdown
+        <!-- skip: next "why" -->
+        ~~~
+        ~~~bash
+        echo "run, not skipped"
+        ~~~
         """,
     )
     assert block_problems(page) == []
+    assert outcomes(page)[-1] is None
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,10 @@ BLOCK_TIMEOUT_S = 180
 # The whole info string of a fence (sybil's FencedCodeBlockLexer takes it all as the language).
 INFO_STRING = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
 TITLE = re.compile(r'title="(?P<title>[^"]*)"')
-SKIP_DIRECTIVE = re.compile(r"<!--+\s*skip:?\s*(?P<action>\w+)(?P<reason>.*?)\s*--+>", re.DOTALL)
+# At the start of a line, as sybil's skip parser reads it.
+SKIP_DIRECTIVE = re.compile(
+    r"^[ \t]*<!--+\s*skip:?\s*(?P<action>\w+)(?P<reason>.*?)\s*--+>", re.DOTALL | re.MULTILINE
+)
 # A measured value: a decimal, an exponent, or an integer of four digits or more (objids, timestamps). Shorter
 # integers (status codes, exit codes, counts, versions) are compared as they are.
 NUMBER = re.compile(
@@ -185,7 +188,7 @@ def block_problems(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
                 'precede the block with <!-- skip: next "why" -->'
             )
     open_skip = None
-    for directive in SKIP_DIRECTIVE.finditer(text):
+    for directive in _skip_directives(text, found):
         line = text.count("\n", 0, directive.start()) + 1
         where = f"{name}:{line}"
         action, reason = directive["action"], directive["reason"].strip()
@@ -211,11 +214,16 @@ def block_problems(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
     return problems
 
 
+def _skip_directives(text: str, found: list[Fence]) -> list[re.Match[str]]:
+    """The skip directives outside code blocks (a page may show one inside a fence, as an example)."""
+    return [d for d in SKIP_DIRECTIVE.finditer(text) if not any(f.start <= d.start() < f.end for f in found)]
+
+
 def _skipped_starts(text: str, found: list[Fence]) -> set[int]:
     """Where the run blocks a skip directive covers start (``next``: the first after it; start ... end)."""
     covered: set[int] = set()
     start_at: int | None = None
-    for directive in SKIP_DIRECTIVE.finditer(text):
+    for directive in _skip_directives(text, found):
         action = directive["action"]
         if action == "next":
             following = next(
@@ -359,6 +367,16 @@ class RunBlockParser:
         return self.evaluate(example.parsed)
 
 
+class SkipOutsideFences(SkipParser):
+    """sybil's skip parser, less the directives a page shows inside a code block."""
+
+    def __call__(self, document: Document) -> Iterable[Region]:
+        found = fences(document.text, Path(document.path))
+        for region in super().__call__(document):
+            if not any(fence.start <= region.start < fence.end for fence in found):
+                yield region
+
+
 class DocumentRun:
     """One document's examples (its blocks and skip directives) evaluated once each, in document order.
 
@@ -369,7 +387,7 @@ class DocumentRun:
     def __init__(self, path: Path, night: Callable[[], Night]) -> None:
         self.path = path
         self.night = night
-        self.document = Document.parse(str(path), RunBlockParser(self._evaluate), SkipParser())
+        self.document = Document.parse(str(path), RunBlockParser(self._evaluate), SkipOutsideFences())
         self.examples = list(self.document.examples())
         self.outcomes: dict[int, BaseException | None] = {}
         self.evaluated = 0
