@@ -16,7 +16,9 @@ The rules (``block_problems``; the unit test ``tests/docs/test_doc_rules.py`` fa
   so a new block is either run or deliberately not run. Output, diagrams and file listings are ``text``.
 - a block that is not run is preceded by ``<!-- skip: next "the reason" -->`` (or sits between
   ``<!-- skip: start "the reason" -->`` and ``<!-- skip: end -->``); the reason is a quoted string, never
-  empty. A skip must be followed by a ``bash`` or ``python`` block.
+  empty. A skip must be followed by a ``bash`` or ``python`` block. A block with a command that takes
+  minutes or runs until stopped (``make run``, ``make test``, ``make serve``, ``docker compose up``, ...:
+  ``LONG_COMMANDS``) must be skipped.
 - a block's expected output is the fence right after it (only blank lines between) opened as
   ```` ```text title="Output" ```` (Material shows the title above it). The command's stdout must match it:
   compared without whitespace (so a pretty-printed JSON matches curl's compact one); every measured number
@@ -29,10 +31,12 @@ working folder of its own document, with that night's environment (ASTROSPECT_HO
 this environment's bin/ first on PATH, COLUMNS=100). Before it runs, the docs' addresses are replaced by
 the night's servers': ``127.0.0.1:3000`` or ``localhost:3000`` (make serve) by the served bento's port, and
 ``127.0.0.1:5000`` or ``localhost:5000`` (make mlflow-up) by the MLflow server's. ``bash`` blocks run with
-``set -euo pipefail``, and ``curl`` fails on an HTTP error status (``--fail-with-body``: the answer is
-still printed) unless the command asks for the status itself (``-w``) or says ``-f``; the variables a block exports and the folder it ``cd``s into carry over to the
-document's next bash block, as in one terminal. ``python`` blocks run as scripts (``python -``), each on
-its own, as pasted into a fresh interpreter.
+``set -euo pipefail`` (so ``cmd | head`` fails when ``cmd`` dies of the closed pipe: show the whole
+output and elide it with ``...`` in the Output block instead), and ``curl`` fails on an HTTP error status
+(``--fail-with-body``: the answer is still printed) unless the command asks for the status itself (``-w``)
+or says ``-f``; the variables a block exports and the folder it ``cd``s into carry over to the document's
+next bash block, as in one terminal. ``python`` blocks run as scripts (``python -``), each on its own, as
+pasted into a fresh interpreter. A block has ``BLOCK_TIMEOUT_S`` (180 s).
 """
 
 from __future__ import annotations
