@@ -1,7 +1,7 @@
 """Every bash and python block of the README and docs/ runs against a small night, or is skipped with its
 reason (tests/support/docs_blocks.py says how a block runs and what its Output block must match).
 
-One night per session (tests/support/docs_night.py): a landing-zone shard, MLflow on loopback with a
+One night per test session (tests/support/docs_night.py): a landing-zone shard, MLflow on loopback with a
 registered champion, and ``astrospect serve``; the docs' ``127.0.0.1:3000`` and ``:5000`` are rewritten to
 its ports. Integration: the blocks start commands against real servers.
 """
@@ -24,13 +24,15 @@ NIGHT_PAGE = Path(__file__).with_name("night.md")
 BLOCKS = list(run_block_params([NIGHT_PAGE, *documents()]))
 
 
-@pytest.fixture(scope="session")
+# Module scope: one night per test session all the same (no other module asks for it), and its servers stop
+# when the blocks are done instead of idling through the rest of `make test`.
+@pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsNight]:
     with docs_night(tmp_path_factory.mktemp("docs-night")) as built:
         yield built
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def document_runs() -> dict[Path, DocumentRun]:
     return {}
 
@@ -46,6 +48,6 @@ def test_block_runs_or_is_skipped_with_its_reason(
     run.night = lambda: request.getfixturevalue("night")  # this item's request: an earlier one's is torn down
     outcome = run.outcome(line)
     if isinstance(outcome, unittest.SkipTest):  # reported here, with the block's page:line as the test's id
-        pytest.skip(str(outcome))
+        pytest.skip(f"{request.node.callspec.id}: {outcome}")
     if outcome is not None:
         raise outcome

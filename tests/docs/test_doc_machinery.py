@@ -4,8 +4,11 @@ and a skipped one is skipped with its reason. Unit: bash and python on plain fol
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import textwrap
+import threading
 import unittest
 from pathlib import Path
 
@@ -73,9 +76,17 @@ def test_a_clean_page_has_no_problems(tmp_path: Path) -> None:
           print(1)
           ~~~
         <!-- skip: end -->
+        A page may show the convention itself:
+        ~~~markdown
+        <!-- skip: next "why" -->
+        ~~~
+        ~~~bash
+        echo "run, not skipped"
+        ~~~
         """,
     )
     assert block_problems(page) == []
+    assert outcomes(page)[-1] is None
 
 
 @pytest.mark.parametrize(
@@ -114,10 +125,23 @@ def test_a_break_of_the_rules_is_named_with_its_line(tmp_path: Path, text: str, 
     [
         ('{"redshift": [0.31, 0.12]}', '{"redshift":[0.2871,0.0954]}', True),  # numbers are placeholders
         (
-            '{\n  "model": "astrospect-photoz",\n  "version": "3"\n}',
-            '{"model":"astrospect-photoz","version":"1"}',
+            '{\n  "model": "astrospect-photoz",\n  "version": "3",\n  "sigma_mad": 0.0153\n}',
+            '{"model":"astrospect-photoz","version":"3","sigma_mad":0.01871}',
             True,
         ),
+        (
+            '{"model": "astrospect-photoz", "version": "3"}',
+            '{"model":"astrospect-photoz","version":"1"}',
+            False,
+        ),
+        ("200", "503", False),  # a status code is not a measurement
+        (
+            "objid 1237660000000000000 at 2026-12-06T20:01:02",
+            "objid 1237650000000001234 at 2027-01-31T23:59:59",
+            False,
+        ),
+        ("objid 1237660000000000000 at ...", "objid 1237650000000001234 at 2027-01-31T23:59:59", True),
+        ("1e-4 and -0.5", "2.5e-07 and +0.25", True),
         ('{"redshift": [0.31, 0.12]}', '{"redshfit":[0.2871,0.0954]}', False),  # a key is not
         ('{"redshift": [0.31, 0.12]}', '{"redshift":[0.2871]}', False),  # nor how many numbers there are
         ('{"redshift": [0.31, ...]}', '{"redshift":[0.2871,0.0954,0.5]}', True),
@@ -195,3 +219,38 @@ def test_the_docs_addresses_become_the_nights() -> None:
     assert rewrite_addresses(source, "http://127.0.0.1:41234", "http://127.0.0.1:40001") == (
         "curl 127.0.0.1:41234/metadata 127.0.0.1:41234/x; export MLFLOW_TRACKING_URI=http://127.0.0.1:40001 :30001"
     )
+
+
+def test_curl_fails_on_an_http_error_unless_it_asks_for_the_status(tmp_path: Path) -> None:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # 404 for GET, 501 for POST
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = markdown(
+            tmp_path,
+            f"""\
+            ~~~bash
+            curl -s {url}/no-such-page
+            ~~~
+            ~~~bash
+            curl -s -o /dev/null -w '%{{http_code}}\\n' {url}/no-such-page
+            ~~~
+
+            ~~~text title="Output"
+            404
+            ~~~
+            ~~~bash
+            curl -s -X POST {url}/page.md -d '{{}}' -H 'Content-Type: application/json' || [ $? -eq 22 ]
+            ~~~
+            ~~~bash
+            curl -sf {url}/no-such-page || [ $? -eq 22 ]
+            curl -f -s {url}/no-such-page || [ $? -eq 22 ]
+            ~~~
+            """,
+        )
+        not_found, status, post, fail_flag = outcomes(page)
+    finally:
+        server.shutdown()
+    assert isinstance(not_found, SybilFailure) and "exited with 22" in str(not_found)
+    assert status is None and post is None and fail_flag is None

@@ -16,21 +16,27 @@ The rules (``block_problems``; the unit test ``tests/docs/test_doc_rules.py`` fa
   so a new block is either run or deliberately not run. Output, diagrams and file listings are ``text``.
 - a block that is not run is preceded by ``<!-- skip: next "the reason" -->`` (or sits between
   ``<!-- skip: start "the reason" -->`` and ``<!-- skip: end -->``); the reason is a quoted string, never
-  empty. A skip must be followed by a ``bash`` or ``python`` block.
+  empty. A skip must be followed by a ``bash`` or ``python`` block. A block with a command that takes
+  minutes or runs until stopped (``make run``, ``make test``, ``make serve``, ``docker compose up``, ...:
+  ``LONG_COMMANDS``) must be skipped.
 - a block's expected output is the fence right after it (only blank lines between) opened as
   ```` ```text title="Output" ```` (Material shows the title above it). The command's stdout must match it:
-  compared without whitespace (so a pretty-printed JSON matches curl's compact one), every number is one
-  placeholder (each night's values differ; the shape, keys and words must not), MLflow ids likewise, and
-  ``...`` (or ``…``) matches anything.
+  compared without whitespace (so a pretty-printed JSON matches curl's compact one); every measured number
+  (a decimal, an exponent, an integer of 4 digits or more: each night's values differ, the shape, keys and
+  words must not) is one placeholder, and so is an MLflow id; integers up to 3 digits (an HTTP status, an
+  exit code, a count, a model version) must be equal; ``...`` (or ``…``) matches anything.
 
 How a block runs (``run_block``): in the fixture night of tests/support/docs_night.py, in a clone-like
 working folder of its own document, with that night's environment (ASTROSPECT_HOME, MLFLOW_TRACKING_URI,
 this environment's bin/ first on PATH, COLUMNS=100). Before it runs, the docs' addresses are replaced by
 the night's servers': ``127.0.0.1:3000`` or ``localhost:3000`` (make serve) by the served bento's port, and
 ``127.0.0.1:5000`` or ``localhost:5000`` (make mlflow-up) by the MLflow server's. ``bash`` blocks run with
-``set -euo pipefail``; the variables a block exports and the folder it ``cd``s into carry over to the
-document's next bash block, as in one terminal. ``python`` blocks run as scripts (``python -``), each on
-its own, as pasted into a fresh interpreter.
+``set -euo pipefail`` (so ``cmd | head`` fails when ``cmd`` dies of the closed pipe: show the whole
+output and elide it with ``...`` in the Output block instead), and ``curl`` fails on an HTTP error status
+(``--fail-with-body``: the answer is still printed) unless the command asks for the status itself (``-w``)
+or says ``-f``; the variables a block exports and the folder it ``cd``s into carry over to the document's
+next bash block, as in one terminal. ``python`` blocks run as scripts (``python -``), each on its own, as
+pasted into a fresh interpreter. A block has ``BLOCK_TIMEOUT_S`` (180 s).
 """
 
 from __future__ import annotations
@@ -62,8 +68,15 @@ BLOCK_TIMEOUT_S = 180
 # The whole info string of a fence (sybil's FencedCodeBlockLexer takes it all as the language).
 INFO_STRING = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
 TITLE = re.compile(r'title="(?P<title>[^"]*)"')
-SKIP_DIRECTIVE = re.compile(r"<!--+\s*skip:?\s*(?P<action>\w+)(?P<reason>.*?)\s*--+>", re.DOTALL)
-NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_\d])")
+# At the start of a line, as sybil's skip parser reads it.
+SKIP_DIRECTIVE = re.compile(
+    r"^[ \t]*<!--+\s*skip:?\s*(?P<action>\w+)(?P<reason>.*?)\s*--+>", re.DOTALL | re.MULTILINE
+)
+# A measured value: a decimal, an exponent, or an integer of four digits or more (objids, timestamps). Shorter
+# integers (status codes, exit codes, counts, versions) are compared as they are.
+NUMBER = re.compile(
+    r"(?<![A-Za-z_\d.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE])|\d{4,})(?:[eE][-+]?\d+)?(?![A-Za-z_\d])"
+)
 MLFLOW_ID = re.compile(r"\b[0-9a-f]{32}\b")
 ELLIPSIS = ("...", "\u2026")
 # Commands that take minutes or run until stopped: a block with one must be skipped (with its reason).
@@ -179,7 +192,7 @@ def block_problems(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
                 'precede the block with <!-- skip: next "why" -->'
             )
     open_skip = None
-    for directive in SKIP_DIRECTIVE.finditer(text):
+    for directive in _skip_directives(text, found):
         line = text.count("\n", 0, directive.start()) + 1
         where = f"{name}:{line}"
         action, reason = directive["action"], directive["reason"].strip()
@@ -205,11 +218,16 @@ def block_problems(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
     return problems
 
 
+def _skip_directives(text: str, found: list[Fence]) -> list[re.Match[str]]:
+    """The skip directives outside code blocks (a page may show one inside a fence, as an example)."""
+    return [d for d in SKIP_DIRECTIVE.finditer(text) if not any(f.start <= d.start() < f.end for f in found)]
+
+
 def _skipped_starts(text: str, found: list[Fence]) -> set[int]:
     """Where the run blocks a skip directive covers start (``next``: the first after it; start ... end)."""
     covered: set[int] = set()
     start_at: int | None = None
-    for directive in SKIP_DIRECTIVE.finditer(text):
+    for directive in _skip_directives(text, found):
         action = directive["action"]
         if action == "next":
             following = next(
@@ -276,7 +294,20 @@ class Ran:
     source: str  # what ran, after the address substitution
 
 
-BASH_PROLOGUE = 'set -euo pipefail\nif [ -f "$DOCS_SHELL_STATE" ]; then source "$DOCS_SHELL_STATE"; fi\n'
+# curl answers an HTTP error status with exit 22 (--fail-with-body, the answer still printed), where a reader
+# would see the error; a command that asks for the status code (-w) or already says --fail/-f checks it itself.
+CURL_FAILS_ON_ERROR = r"""curl() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in -w|--write-out|--fail*|-f*|-[!-]*f*) command curl "$@"; return;; esac
+  done
+  command curl --fail-with-body "$@"
+}
+"""
+BASH_PROLOGUE = (
+    'set -euo pipefail\nif [ -f "$DOCS_SHELL_STATE" ]; then source "$DOCS_SHELL_STATE"; fi\n'
+    + CURL_FAILS_ON_ERROR
+)
 # On exit, the block's exported variables (less the read-only ones bash keeps) and its folder, for the next.
 BASH_SAVE_STATE = (
     'trap \'{ export -p | grep -v "^declare -[a-zA-Z]*r"; printf "cd %q\\n" "$PWD"; } > "$DOCS_SHELL_STATE"\' '
@@ -340,6 +371,16 @@ class RunBlockParser:
         return self.evaluate(example.parsed)
 
 
+class SkipOutsideFences(SkipParser):
+    """sybil's skip parser, less the directives a page shows inside a code block."""
+
+    def __call__(self, document: Document) -> Iterable[Region]:
+        found = fences(document.text, Path(document.path))
+        for region in super().__call__(document):
+            if not any(fence.start <= region.start < fence.end for fence in found):
+                yield region
+
+
 class DocumentRun:
     """One document's examples (its blocks and skip directives) evaluated once each, in document order.
 
@@ -350,7 +391,7 @@ class DocumentRun:
     def __init__(self, path: Path, night: Callable[[], Night]) -> None:
         self.path = path
         self.night = night
-        self.document = Document.parse(str(path), RunBlockParser(self._evaluate), SkipParser())
+        self.document = Document.parse(str(path), RunBlockParser(self._evaluate), SkipOutsideFences())
         self.examples = list(self.document.examples())
         self.outcomes: dict[int, BaseException | None] = {}
         self.evaluated = 0

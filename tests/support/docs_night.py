@@ -2,14 +2,17 @@
 
 A folder that looks like a clone after ``make run``: every top-level entry of the repository (Makefile,
 astrospect/, .venv, docs/, ...) linked into it, except ``data/``, which is this night's ASTROSPECT_HOME. That
-home holds a landing zone with one small shard named as ``make run``'s first one (``sim-s1-0000.h5``, 200
-cutouts with labels and E(B-V), from the serving tests' ``galaxy_shard``: instant, where ``astrospect synth
---n 200`` takes 40 s on 2 cores; it has no ``ra``/``dec``/``truth``), a real MLflow server on loopback with a registered champion, and a real ``bentoml serve``
+home holds a landing zone with one shard named and sized as ``make run``'s first one (``sim-s1-0000.h5``,
+1000 cutouts with labels and E(B-V), from the serving tests' ``galaxy_shard``: instant, where ``astrospect
+synth --n 200`` alone takes 40 s on 2 cores; it has no ``ra``/``dec``/``truth``), a real MLflow server on loopback with a registered champion, and a real ``bentoml serve``
 (``astrospect serve``) of it: the serving tests' ``served_champion``, with the PDF champion so that every
 route the docs show answers, ``predict_file`` with ``format=qp`` included.
 
 Blocks run in a working folder of their own per document (a subfolder of the night's root, linked the same
-way), so relative paths such as ``data/landing/sim-s1-0000.h5`` mean what they mean in a clone.
+way), so relative paths such as ``data/landing/sim-s1-0000.h5`` mean what they mean in a clone. Each working
+folder also holds stand-ins for "your own files", in the layouts and names the import guide's commands use
+(``your_own_files``): ``cube.npz`` (Pasquet et al. 2019), ``cubes.h5`` (a cube collection with the shard's
+dataset names), ``cutouts/`` with ``catalogue.csv`` (five FITS files per galaxy, ``{objid}-{band}.fits``).
 """
 
 from __future__ import annotations
@@ -22,11 +25,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
+
+from astrospect.data.shards import read_shard
 from astrospect.settings import PROJECT_ROOT
+from harness.import_files import Galaxies, write_fits_folder, write_pasquet_npz
 from tests.support.serving_stack import Stack, galaxy_shard, served_champion
 
 LANDING_SHARD = "sim-s1-0000.h5"  # the name of make run's first shard (DEMO_SEED 1)
-LANDING_CUTOUTS = 200
+LANDING_CUTOUTS = 1000  # make run's shard size, so counts the docs show hold
+YOUR_OWN_CUTOUTS = 100  # per stand-in file
+YOUR_OWN_FILES = ("cube.npz", "cubes.h5", "cutouts", "catalogue.csv")
 # Top-level entries of the repository a working folder does not link: the night's own home instead of the
 # developer's data/, and what a command must not write into the checkout through a link.
 NOT_LINKED = frozenset({".git", "data", "site", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"})
@@ -47,11 +57,13 @@ class DocsNight:
         return rewrite_addresses(source, self.stack.url, self.stack.registry)
 
     def workdir(self, name: str) -> Path:
-        """A clone-like working folder for one document's blocks (created once)."""
+        """A clone-like working folder for one document's blocks (created once), with the stand-in files."""
         folder = self.root / "work" / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         if not folder.exists():
             folder.mkdir(parents=True)
             link_checkout(folder, self.home)
+            for stand_in in YOUR_OWN_FILES:
+                (folder / stand_in).symlink_to(self.root / "your-own" / stand_in)
         return folder
 
 
@@ -70,12 +82,45 @@ def link_checkout(folder: Path, home: Path) -> None:
     (folder / "data").symlink_to(home)
 
 
+def your_own_files(folder: Path, shard: Path, n: int = YOUR_OWN_CUTOUTS) -> None:
+    """The stand-ins of ``YOUR_OWN_FILES`` in ``folder``, from the first ``n`` cutouts of ``shard`` under new
+    objids (one range per file, none the landing zone's)."""
+    cutouts = read_shard(shard)
+    redshift, redshift_err, ebv = cutouts.redshift, cutouts.redshift_err, cutouts.ebv
+    assert redshift is not None and redshift_err is not None and ebv is not None, (
+        f"{shard}: labels and E(B-V)"
+    )
+    rng = np.random.default_rng(0)
+
+    def galaxies(offset: int) -> Galaxies:
+        return Galaxies(
+            cutouts.images[:n],
+            cutouts.objid[:n] + offset,
+            redshift[:n],
+            redshift_err[:n],
+            rng.uniform(120.0, 240.0, n),
+            rng.uniform(0.0, 60.0, n),
+            ebv[:n],
+        )
+
+    folder.mkdir(parents=True)
+    write_pasquet_npz(folder / "cube.npz", galaxies(2_000_000), compressed=False)
+    cube = galaxies(3_000_000)
+    with h5py.File(folder / "cubes.h5", "w") as handle:  # the shard's own dataset names, band-first
+        handle["images"] = np.transpose(cube.images, (0, 3, 1, 2))
+        handle["objid"], handle["specz_redshift"] = cube.objid, cube.z
+        handle["specz_redshift_err"], handle["ebv"] = cube.z_err, cube.ebv
+    catalogue = write_fits_folder(folder / "cutouts", galaxies(4_000_000), per_band=True)
+    catalogue.rename(folder / "catalogue.csv")
+
+
 @contextmanager
 def docs_night(root: Path) -> Iterator[DocsNight]:
     """Build the night under ``root`` and serve it; everything stops on exit."""
     home = root / "data"
     (home / "landing").mkdir(parents=True)
-    galaxy_shard(home / "landing" / LANDING_SHARD, n=LANDING_CUTOUTS, seed=1, with_ebv=True)
+    shard = galaxy_shard(home / "landing" / LANDING_SHARD, n=LANDING_CUTOUTS, seed=1, with_ebv=True)
+    your_own_files(root / "your-own", shard)
     with served_champion(home, pdf=True) as stack:
         env = dict(stack.env)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
