@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 
     from astrospect.settings import Settings
 
-if TYPE_CHECKING:
-    pass
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = PROJECT_ROOT / ".venv" / "bin"
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
@@ -85,7 +82,6 @@ SCROLL_TO_TEXT_JS = """(text) => {
 DISTINCT_RUN_LINKS_JS = f"""() => new Set([...document.querySelectorAll('a[href*="/dags/{DAG_ID}/runs/"]')]
   .map(a => a.getAttribute('href').split('/runs/')[1].split('/')[0])).size"""
 AIRFLOW_START_TIMEOUT_S = 240  # the api-server's first start on a loaded 2-core box
-MLFLOW_START_TIMEOUT_S = 240
 
 
 @dataclass(frozen=True)
@@ -410,13 +406,16 @@ def take_pictures(plan: NightPlan, out: Path) -> list[Path]:
     os.environ.update(night_env(plan))  # load_settings reads the night's home and MLflow server
     settings = load_settings()
     with chromium() as browser:
-        return [
+        pictures = [
             shoot_mlflow_compare(browser, settings, out),
             shoot_mlflow_registry(browser, settings, out),
             shoot_airflow_grid(browser, plan, out),
             shoot_drift_report(browser, settings, out),
             shoot_quarantine(browser, settings, out),
         ]
+    if tuple(path.name for path in pictures) != PICTURES:  # the names the docs (and the test) rely on
+        raise RuntimeError(f"took {[path.name for path in pictures]}, the docs reference {list(PICTURES)}")
+    return pictures
 
 
 def main(argv: list[str] | None = None) -> int:
