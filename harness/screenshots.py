@@ -15,6 +15,7 @@ fixed sleep) and fails loudly when the page shows something else.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -36,18 +37,17 @@ from harness.corpus import write_mutant
 from harness.ports import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
     from astrospect.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = PROJECT_ROOT / ".venv" / "bin"
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
 DAG_ID = "astrospect_nightly"
-VIEWPORT = {"width": 1400, "height": 900}
+NIGHTS = 2  # the first makes a champion; the second drifts from it (worse seeing)
+VIEWPORT = {"width": 1400, "height": 900}  # every picture's size in pixels
+COMPARE_SCALE = 0.8  # MLflow's pages are laid out 1750 px wide, so the compare view's seven runs fit
 # The bad shard: z fluxes 10x too bright, a calibration shift the gate's summary suite quarantines.
 BAD_SHARD_CASE = "calibration-shift.h5"
 BAD_SHARD_NAME = "sim-s1-z-calibration-shift.h5"
@@ -59,8 +59,29 @@ PICTURES = (
     "drift-report.png",
     "gx-quarantine.png",
 )
+DATA_DOCS_BOOTSTRAP_CDN = "/bootstrap/4.3.1/css/bootstrap.min.css"
+# Bootstrap 5.3 as the locked environment ships it (in flower, Celery's monitor): close enough to 4.3 for
+# Data Docs' cards and tables; the shim below restores the 4.x classes the page uses and stands in for the
+# Font Awesome status icons, and hides GE's newsletter footer (it floats over the page).
+DATA_DOCS_SHIM_CSS = """
+.badge-secondary { color: #fff; background-color: #6c757d; }
+.fas { font-style: normal; font-weight: bold; }
+.fas.fa-times::before { content: "\\2717"; }
+.fas.fa-check-circle::before { content: "\\2713"; }
+footer { display: none; }
+.navbar.sticky-top { position: static; }
+"""
+# Scroll the page so that the innermost element starting with the text is at the top (a little margin).
+SCROLL_TO_TEXT_JS = """(text) => {
+  const all = [...document.querySelectorAll('body *')].filter(e => e.textContent.trim().startsWith(text));
+  const node = all[all.length - 1];
+  if (!node) throw new Error('no element starts with ' + text);
+  window.scrollTo({top: node.getBoundingClientRect().top + window.scrollY - 12, behavior: 'instant'});
+}"""
+# The DAG runs the Airflow page links to (the grid's run bars), counted once each.
+DISTINCT_RUN_LINKS_JS = f"""() => new Set([...document.querySelectorAll('a[href*="/dags/{DAG_ID}/runs/"]')]
+  .map(a => a.getAttribute('href').split('/runs/')[1].split('/')[0])).size"""
 AIRFLOW_START_TIMEOUT_S = 240  # the api-server's first start on a loaded 2-core box
-MLFLOW_START_TIMEOUT_S = 240
 
 
 @dataclass(frozen=True)
@@ -193,15 +214,18 @@ def make_nights(plan: NightPlan, fresh: bool) -> None:
     if fresh and plan.home.exists():
         mlflow_down(plan)
         shutil.rmtree(plan.home)
-    for number in (1, 2):
+    for number in range(1, NIGHTS + 1):
         run_night(plan, number)
 
 
 # ---- the pictures ----
 
 
-def new_page(browser: Browser) -> Page:
-    page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+def new_page(browser: Browser, scale: float = 1.0) -> Page:
+    """A page whose screenshot is :data:`VIEWPORT`'s size; ``scale`` < 1 lays it out on a wider window,
+    drawn smaller (for the compare view's seven columns)."""
+    window = {name: round(size / scale) for name, size in VIEWPORT.items()}
+    page = browser.new_page(viewport=window, device_scale_factor=scale)  # type: ignore[arg-type]
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     return page
 
@@ -214,41 +238,60 @@ def close_mlflow_assistant(page: Page) -> None:
 
 
 def shoot_mlflow_compare(browser: Browser, settings: Settings, out: Path) -> Path:
-    """The compare view of the latest night's runs, their names and metrics rendered."""
+    """The compare view of the latest night's runs: every run's name and the first metric rows.
+
+    Laid out 1750 px wide and drawn at 0.8 so all seven columns fit in 1400 px; the plots and the parameters
+    are folded so the names and the metrics share the picture. The metrics grid is left unscrolled: MLflow
+    3.17 scrolls its values without their labels."""
     from astrospect.tracking import sessions
 
     session = sessions.latest_session(settings)
     if session is None:
         raise LookupError(f"no finished session in MLflow at {settings.mlflow_tracking_uri}")
     n_runs = len(sessions.session_children(settings, session.run_id))
-    page = new_page(browser)
+    page = new_page(browser, scale=COMPARE_SCALE)
     page.goto(sessions.compare_url(session.run_id, settings))
     run_name_row = page.locator("tr", has=page.locator("th", has_text="Run Name:"))
     run_name_row.locator("td").nth(n_runs - 1).wait_for()
-    page.wait_for_function(f"() => ({MLFLOW_METRIC_ROW_JS})('sigma_mad')?.length >= {n_runs}")
     close_mlflow_assistant(page)
+    page.get_by_role("button", name="Toggle sidebar").click()
+    for section in ("Visualizations", "Parameters"):
+        page.get_by_text(section, exact=True).first.click()
+    page.wait_for_function(f"() => ({MLFLOW_METRIC_ROW_JS})('bias')?.length === {n_runs}")
+    page.get_by_text("Run details", exact=True).first.evaluate(
+        "node => node.scrollIntoView({behavior: 'instant'})"
+    )
     return _save(page, out / "mlflow-compare.png")
 
 
 def shoot_mlflow_registry(browser: Browser, settings: Settings, out: Path) -> Path:
-    """The registered model's page: its versions with the champion and challenger aliases."""
+    """The registered model's page: its newest versions, their tags, and the champion and challenger
+    aliases (drawn at 0.8, so two versions' rows fit; scrolled to the champion's row if it is further down)."""
     from astrospect.tracking.registry import CHALLENGER_ALIAS, CHAMPION_ALIAS
+    from astrospect.tracking.sessions import UI_WORKFLOW_QUERY
 
     name = urllib.parse.quote(settings.registered_model_name, safe="")
-    page = new_page(browser)
-    page.goto(f"{settings.mlflow_ui_url}/#/models/{name}")
-    for alias in (CHAMPION_ALIAS, CHALLENGER_ALIAS):
-        page.get_by_text(f"@ {alias}", exact=False).first.wait_for()
+    page = new_page(browser, scale=COMPARE_SCALE)
+    page.goto(f"{settings.mlflow_ui_url}/#/models/{name}?{UI_WORKFLOW_QUERY}")
+    for alias in (CHALLENGER_ALIAS, CHAMPION_ALIAS):
+        page.get_by_text(f"@ {alias}", exact=True).first.wait_for()
     close_mlflow_assistant(page)
+    page.get_by_text(f"@ {CHAMPION_ALIAS}", exact=True).first.scroll_into_view_if_needed()
     return _save(page, out / "mlflow-registry.png")
 
 
 def shoot_airflow_grid(browser: Browser, plan: NightPlan, out: Path) -> Path:
-    """Airflow 3's grid of the screenshot nights: every task's square of both DAG runs."""
+    """Airflow 3's DAG page: the grid of both screenshot nights (one column of task squares per run) beside
+    the DAG's overview."""
     with airflow_api_server(plan) as url:
         page = new_page(browser)
         page.goto(f"{url}/dags/{DAG_ID}")
-        page.get_by_text("promote").first.wait_for()
+        page.locator('[data-testid="task-deploy"]').first.wait_for()
+        page.wait_for_function(f"() => ({DISTINCT_RUN_LINKS_JS})() >= {NIGHTS}")
+        # Each run's square of its last task, then the overview's cards, are drawn once their queries answer.
+        squares = page.locator('a[data-testid^="grid-"][data-testid$="-deploy"]')
+        squares.nth(NIGHTS - 1).wait_for()
+        page.get_by_text("Failed Runs").first.wait_for()
         return _save(page, out / "airflow-grid.png")
 
 
@@ -264,16 +307,41 @@ def shoot_drift_report(browser: Browser, settings: Settings, out: Path) -> Path:
 
 
 def shoot_quarantine(browser: Browser, settings: Settings, out: Path) -> Path:
-    """The gate's report of the quarantined shard: its header and GE's Data Docs validation page."""
+    """The quarantined shard's report: the gate's verdict (the zero point it points to, the release command)
+    above GE's Data Docs validation page, framed from the verdict down."""
     reports = sorted(settings.quarantine_dir.glob("*.report.html"))
     if not reports:
         raise FileNotFoundError(
             f"no quarantine report in {settings.quarantine_dir}: was {BAD_SHARD_NAME} accepted?"
         )
     page = new_page(browser)
+    page.route("**/*", _data_docs_offline)
     page.goto(reports[0].as_uri())
-    page.get_by_text("Failed", exact=False).first.wait_for()
+    page.add_style_tag(content=DATA_DOCS_SHIM_CSS)
+    page.locator("text=Expectation Validation Result").first.wait_for()
+    page.evaluate(SCROLL_TO_TEXT_JS, "Colour calibration failed")
     return _save(page, out / "gx-quarantine.png")
+
+
+def local_bootstrap_css() -> Path | None:
+    """flower's copy of Bootstrap's stylesheet, if flower is installed (it is in the locked environment)."""
+    spec = importlib.util.find_spec("flower")
+    if spec is None or spec.origin is None:
+        return None
+    css = Path(spec.origin).parent / "static" / "css" / "bootstrap.min.css"
+    return css if css.exists() else None
+
+
+def _data_docs_offline(route: Route) -> None:
+    """GE's Data Docs load Bootstrap 4.3 and icons from CDNs that this machine (and CI) cannot reach: serve
+    the locked environment's Bootstrap in place of the CDN's, refuse the rest at once (no waiting on DNS)."""
+    url = route.request.url
+    if url.startswith("file:"):
+        route.continue_()
+    elif url.endswith(DATA_DOCS_BOOTSTRAP_CDN) and (local := local_bootstrap_css()) is not None:
+        route.fulfill(path=local, content_type="text/css")
+    else:
+        route.abort()
 
 
 def _save(page: Page, path: Path) -> Path:
@@ -338,13 +406,16 @@ def take_pictures(plan: NightPlan, out: Path) -> list[Path]:
     os.environ.update(night_env(plan))  # load_settings reads the night's home and MLflow server
     settings = load_settings()
     with chromium() as browser:
-        return [
+        pictures = [
             shoot_mlflow_compare(browser, settings, out),
             shoot_mlflow_registry(browser, settings, out),
             shoot_airflow_grid(browser, plan, out),
             shoot_drift_report(browser, settings, out),
             shoot_quarantine(browser, settings, out),
         ]
+    if tuple(path.name for path in pictures) != PICTURES:  # the names the docs (and the test) rely on
+        raise RuntimeError(f"took {[path.name for path in pictures]}, the docs reference {list(PICTURES)}")
+    return pictures
 
 
 def main(argv: list[str] | None = None) -> int:
