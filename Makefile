@@ -138,7 +138,7 @@ learning-curve: setup mlflow-up ## sigma_MAD of cnn-ebv and the colour k-NN at 6
 	@if ! ls $(LEARNING_CURVE_DATA)/*.h5 >/dev/null 2>&1; then \
 		$(BIN)/astrospect synth --out $(LEARNING_CURVE_DATA) --n 60000 --seed 7 --lrg-fraction $(DEMO_LRG_FRACTION); fi
 	$(BIN)/astrospect learning-curve --data $(LEARNING_CURVE_DATA) --sizes $(LEARNING_CURVE_SIZES) --epochs $(EPOCHS) \
-		--out $(ASTROSPECT_HOME)/learning-curve/run-$$(date -u +%Y%m%dT%H%M%S)
+		--record --out $(ASTROSPECT_HOME)/learning-curve/run-$$(date -u +%Y%m%dT%H%M%S)
 
 BENCH_IMPORT_N ?= 50000
 bench-import: setup ## importer: a BENCH_IMPORT_N-galaxy Pasquet .npz under prlimit --as=4G, rate and peak RSS vs np.load(mmap) -> HDF5
@@ -215,7 +215,7 @@ SYNTH_CHECK_SEED ?= 4242
 synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp folder and compare them with real SDSS
 	@folder=$$(mktemp -d -t astrospect-synth-check-XXXXXX) && trap 'rm -rf "$$folder"' EXIT && \
 		$(BIN)/astrospect synth --out "$$folder" --n $(SYNTH_CHECK_N) --seed $(SYNTH_CHECK_SEED) --shard-size 5000 && \
-		$(BIN)/astrospect synth-check --data "$$folder"
+		$(BIN)/astrospect synth-check --data "$$folder" --record
 
 # ---- the docs site (MkDocs + Material; docs/explanation/tools.md says why) ----
 DOCS_PORT ?= 8000

@@ -17,7 +17,7 @@ import typer
 
 from astrospect import results
 from astrospect.models import registry as challengers
-from astrospect.report import OURS, comparison_frame, pdf_frame
+from astrospect.report import OURS, pdf_rows, session_report
 from astrospect.settings import load_settings
 
 KNN = "baseline-knn-full"
@@ -36,7 +36,7 @@ COLUMNS = ["model", "clipping", "registry", "sigma_mad", "crps", "coverage_68", 
 
 def report_rows(ours: pd.DataFrame, pdfs: pd.DataFrame) -> list[list[results.Scalar]]:
     """One row per challenger of the report (``ours``: our rows of ``comparison_frame``; ``pdfs``:
-    ``pdf_frame``), metrics rounded as the report prints them."""
+    ``pdf_rows``), metrics rounded as the report prints them."""
     by_model = pdfs.set_index("model")
     rows: list[list[results.Scalar]] = []
     for record in ours.to_dict(orient="records"):
@@ -87,9 +87,9 @@ def main(
     command: str = typer.Option("make run", help="The command recorded in the file."),
 ) -> None:
     settings = load_settings()
-    parent_id, _, frame = comparison_frame(settings)
-    ours = frame[frame["data"] == OURS]
-    rows = report_rows(ours, pdf_frame(settings, parent_id))
+    report = session_report(settings)
+    ours = report.frame[report.frame["data"] == OURS]
+    rows = report_rows(ours, pdf_rows(report.frame))
     elapsed = time.time() - started
     figures: dict[str, results.Scalar] = {
         "wall_seconds": round(elapsed),

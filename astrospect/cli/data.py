@@ -63,11 +63,16 @@ def synth_check_command(
         None, "--data", help="A folder of simulated shards (or one shard). Required."
     ),
     out: Path | None = typer.Option(None, "--out", help="Also write the full comparison table here (CSV)."),
+    record: bool = typer.Option(
+        False,
+        help="Also write the judged checks to docs/results/synth-check.json, the docs' source (make synth-check).",
+    ),
     old_data: Path | None = old_positional_input(),
     old_csv: Path | None = typer.Option(None, "--csv", hidden=True),
 ) -> None:
     """Measure colours and r from the cutouts and compare with real SDSS per redshift bin; exit 1 on FAIL."""
     from astrospect.simulate import passed, render_report, synth_check
+    from astrospect.simulate.check import record_synth_check
 
     folder = required(either(data, old_data, "--data", "DATA"), "--data")
     csv = either(out, old_csv, "--out", "--csv")
@@ -77,6 +82,8 @@ def synth_check_command(
         if csv.exists():
             raise typer.BadParameter(f"{csv} exists; choose another --out (nothing is overwritten)")
         table.to_csv(csv, index=False)
+    if record:
+        typer.echo(f"figures written to {record_synth_check(table)}")
     if not passed(table):
         raise typer.Exit(code=1)
 

@@ -39,6 +39,10 @@ def learning_curve(
     epochs: int | None = epochs_option(),
     precision: str | None = precision_option(),
     track: bool = typer.Option(True, help="Log the table, the plot and every point's curves to MLflow."),
+    record: bool = typer.Option(
+        False,
+        help="Also write the table to docs/results/learning-curve.json, the docs' source (make learning-curve).",
+    ),
     old_data: Path | None = old_positional_input(),
 ) -> None:
     """sigma_MAD of challengers against training-set size on one fixed holdout; logged to MLflow."""
@@ -46,12 +50,19 @@ def learning_curve(
 
     import pandas as pd
 
+    from astrospect import results
     from astrospect.data.shards import resolve_shards
-    from astrospect.models.learning_curve import curve_table, plot_learning_curve, run_learning_curve
+    from astrospect.models.learning_curve import (
+        curve_table,
+        plot_learning_curve,
+        record_learning_curve,
+        run_learning_curve,
+    )
     from astrospect.models.registry import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
 
     shards = required(either(data, old_data, "--data", "DATA"), "--data")
+    load_before = results.load_average()
     settings = load_settings()
     names = [challenger_named(name).name for name in challenger]
     config = TrainConfig(
@@ -69,6 +80,8 @@ def learning_curve(
     pd.DataFrame(table).to_csv(out / "learning_curve.csv", index=False)
     (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
     print_frame(pd.DataFrame(table), f"learning curve ({shards})")
+    if record:
+        typer.echo(f"figures written to {record_learning_curve(points, load_before)}")
     if track:
         from astrospect.tracking.studies import log_learning_curve
 

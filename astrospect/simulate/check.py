@@ -470,3 +470,56 @@ def render_report(table: pd.DataFrame) -> str:
             " for the main sample, so judge a catalogue made with --lrg-fraction 0"
         )
     return "\n".join(lines)
+
+
+def record_synth_check(table: pd.DataFrame, load_before: float | None = None) -> Path:
+    """docs/results/synth-check.json (:mod:`astrospect.results`): the judged checks passed, the classifier
+    AUCs, the 20-NN sigma_MAD on both sides, and the per-bin median colour offsets (cutouts and noiseless)."""
+    from astrospect import results
+
+    whole = table[table["scope"] == "all"]
+
+    def whole_figure(quantity: str, statistic: str, column: str = "simulated") -> float | None:
+        rows = whole[(whole["quantity"] == quantity) & (whole["statistic"].str.startswith(statistic))]
+        return round(float(rows.iloc[0][column]), 4) if not rows.empty else None
+
+    def offsets(rows: pd.DataFrame) -> str:
+        by_colour = rows.set_index("quantity")["offset"]
+        return " / ".join(f"{float(by_colour[colour]):+.3f}" for colour in COLOURS) if not rows.empty else "-"
+
+    medians = table[(table["scope"] != "all") & table["quantity"].isin(COLOURS)]
+    bins = list(dict.fromkeys(medians["scope"]))
+    judged = table[table["judged"]]
+    return results.record(
+        "synth-check",
+        title="Simulated cutouts against real SDSS",
+        figures={
+            "checks_passed": int(judged["passed"].sum()),
+            "checks_judged": len(judged),
+            "auc_cutouts": whole_figure("classifier AUC", "5-fold"),
+            "auc_real_vs_real": whole_figure("classifier AUC", "real vs real"),
+            "auc_noiseless": whole_figure("classifier AUC", "noiseless"),
+            "knn20_sigma_mad_simulated": whole_figure("20-NN sigma_MAD", "train"),
+            "knn20_sigma_mad_real": whole_figure("20-NN sigma_MAD", "train", "real"),
+        },
+        tables={
+            "colours": results.table(
+                [
+                    "z bin",
+                    f"from the cutouts ({' / '.join(COLOURS)})",
+                    "noiseless (true magnitudes)",
+                ],
+                [
+                    [
+                        scope,
+                        offsets(medians[(medians["scope"] == scope) & (medians["statistic"] == "p50")]),
+                        offsets(
+                            medians[(medians["scope"] == scope) & (medians["statistic"] == "noiseless p50")]
+                        ),
+                    ]
+                    for scope in bins
+                ],
+            )
+        },
+        load_before=load_before,
+    )
