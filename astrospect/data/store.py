@@ -45,9 +45,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def s3_client() -> Any:
+def s3_client(settings: Settings | None = None) -> Any:
     """A boto3 S3 client from the standard AWS environment (``AWS_ENDPOINT_URL`` for MinIO, moto or any
-    S3-compatible store, which on a plain host:port needs path-style addressing).
+    S3-compatible store, which on a plain host:port needs path-style addressing), with the retries and
+    timeouts of ``settings`` (``ASTROSPECT_S3_RETRY_MODE``, ``_MAX_ATTEMPTS``, ``_CONNECT_TIMEOUT_S``,
+    ``_READ_TIMEOUT_S``): botocore retries throttling, 5xx and connection errors itself, with back-off; what
+    still fails after that is an environment fault of the step (:mod:`astrospect.faults`).
 
     Each call reads the environment and credentials afresh (a new session); only botocore's parsed service
     models are shared, which is most of the cost of a new client (about 0.1 s of JSON each time otherwise).
@@ -56,8 +59,17 @@ def s3_client() -> Any:
     import botocore.session
     from botocore.config import Config
 
+    if settings is None:
+        from astrospect.settings import load_settings
+
+        settings = load_settings()
     custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
-    config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
+    config = Config(
+        retries={"mode": settings.s3_retry_mode, "max_attempts": settings.s3_max_attempts},
+        connect_timeout=settings.s3_connect_timeout_s,
+        read_timeout=settings.s3_read_timeout_s,
+        s3={"addressing_style": "path"} if custom_endpoint else None,
+    )
     session = botocore.session.get_session()
     session.register_component("data_loader", _service_models())
     return boto3.session.Session(botocore_session=session).client("s3", config=config)
@@ -81,10 +93,10 @@ def sha256_file(path: Path) -> str:
 class S3Store:
     """The store under ``s3://bucket/prefix/``."""
 
-    def __init__(self, uri: str, client: Any | None = None) -> None:
+    def __init__(self, uri: str, client: Any | None = None, settings: Settings | None = None) -> None:
         self.bucket, prefix = split_s3_uri(uri)
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        self.client = client if client is not None else s3_client()
+        self.client = client if client is not None else s3_client(settings)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
@@ -151,7 +163,7 @@ class S3Store:
 
 def open_store(settings: Settings) -> S3Store | None:
     """The shard store when ``ASTROSPECT_STORE`` names one, else None (everything stays in the home folder)."""
-    return S3Store(settings.store_uri) if settings.store_uri else None
+    return S3Store(settings.store_uri, settings=settings) if settings.store_uri else None
 
 
 def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settings) -> list[Path]:
@@ -161,7 +173,7 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         raise ValueError(f"{len(shards)} shard(s) but {len(sha256s)} sha256(s) in the snapshot")
     if not any(str(shard).startswith("s3://") for shard in shards):
         return [Path(shard) for shard in shards]
-    client = s3_client()
+    client = s3_client(settings)
     cache = settings.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     started, fetched_bytes, paths = time.perf_counter(), 0, []
