@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from astrospect.atomic import publish, temp_file
+from astrospect.faults import EnvironmentFault, guard
 from astrospect.settings import Settings, get_logger
 
 log = get_logger(__name__)
@@ -166,9 +167,24 @@ def open_store(settings: Settings) -> S3Store | None:
     return S3Store(settings.store_uri, settings=settings) if settings.store_uri else None
 
 
+def _download(client: Any, bucket: str, key: str, handle: Any, shard: str) -> None:
+    """One object into ``handle``; the store's failures name the object (the cache's name the cache)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from s3transfer.exceptions import RetriesExceededError
+
+    try:
+        client.download_fileobj(bucket, key, handle)
+    except (BotoCoreError, ClientError, RetriesExceededError) as error:
+        raise EnvironmentFault(f"the shard store's object {shard}", error) from error
+
+
 def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settings) -> list[Path]:
     """Local paths for a snapshot's shards: folder paths as they are; ``s3://`` ones downloaded once into
-    ``ASTROSPECT_HOME/cache/`` and checked against the manifest's sha256 before they are used."""
+    ``ASTROSPECT_HOME/cache/`` and checked against the manifest's sha256 before they are used.
+
+    A full cache disk or the store failing after boto3's retries raises an
+    :class:`~astrospect.faults.EnvironmentFault` naming the cache or the object; no partial file is left,
+    so the retried task downloads it again."""
     if len(shards) != len(sha256s):
         raise ValueError(f"{len(shards)} shard(s) but {len(sha256s)} sha256(s) in the snapshot")
     if not any(str(shard).startswith("s3://") for shard in shards):
@@ -186,8 +202,11 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         # only ever renamed into place after its hash was checked.
         target = cache / f"{sha256}{Path(key).suffix}"
         if not target.is_file():
-            with temp_file(cache, target.name) as (temp, handle):
-                client.download_fileobj(bucket, key, handle)
+            with guard(f"the shard cache {cache} (fetching {shard})"), temp_file(cache, target.name) as (
+                temp,
+                handle,
+            ):
+                _download(client, bucket, key, handle, shard)
                 handle.flush()
                 got = sha256_file(temp)
                 if got != sha256:

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,4 +197,46 @@ def test_a_full_disk_during_snapshot(
         ledger=state.ledger_text(len(landing)),
         store=f"snapshots/: {len(manifests)} file(s) (no manifest, no LATEST)",
         rerun=f"exit {rerun.exit_status}; {converged(after, reference)}",
+    )
+
+
+def test_a_full_disk_in_the_training_workers_shard_cache(
+    disk: Path, landing: list[Path], reference: GateState, record: Record, s3: Any, tmp_path: Path
+) -> None:
+    """A worker fetching a snapshot's shards from the store (train, promote, drift) into a full cache."""
+    from astrospect.data.store import local_copies, sha256_file
+    from astrospect.faults import EnvironmentFault
+    from astrospect.gate.snapshot import create_snapshot
+
+    # The gate runs on its own disk with the store on; the worker's home (its cache) is the small disk.
+    gate = replace(load_settings(), home=tmp_path / "gate")
+    os.environ["ASTROSPECT_STORE"] = "s3://shard-store/"
+    try:
+        fault_free_state(landing[0].parent, gate.home)
+        snapshot = create_snapshot(gate)
+        worker = fresh_home(disk)
+        fill(disk, leave=int(1.5 * landing[0].stat().st_size))  # room for one shard
+        with pytest.raises(EnvironmentFault) as caught:
+            local_copies(snapshot.shards, snapshot.sha256, worker)
+        message = f"EnvironmentFault: {caught.value}"
+        assert str(worker.cache_dir) in message and "No space left on device" in message, message
+        cached = sorted(worker.cache_dir.glob("*"))
+        partial = [path for path in cached if path.name.startswith(".")]
+        assert partial == [] and len(cached) < len(snapshot.shards)  # whole, verified copies only
+
+        (disk / "ballast").unlink()  # the fault clears: the retried task
+        paths = local_copies(snapshot.shards, snapshot.sha256, worker)
+    finally:
+        os.environ.pop("ASTROSPECT_STORE", None)
+    same = [sha256_file(path) for path in paths] == snapshot.sha256 and snapshot.version == reference.snapshot
+    assert same
+    record.add(
+        "disk-4-shard-cache",
+        fault=FULL,
+        step="a worker's shard cache (train, promote, drift: local_copies)",
+        exit_status="the task raises EnvironmentFault (Airflow: failed, retried)",
+        message=normalised(message, worker.home, gate.home),
+        ledger="nothing: the worker records no verdict",
+        store=f"cache/: {len(cached)} verified shard(s) of {len(snapshot.shards)}, {len(partial)} partial",
+        rerun="every shard fetched and its sha256 checked: the snapshot's bytes, as a fault-free run",
     )
