@@ -36,6 +36,9 @@ format: setup ## apply ruff's fixes and formatting
 test: setup ## the whole test suite (unit, data, model, integration)
 	$(BIN)/pytest --durations=12
 
+test-faults: setup ## the fault-injection suite (make test runs it too); rewrites docs/results/faults.json and its table
+	$(BIN)/pytest -m faults -p no:cacheprovider
+
 test-fast: setup ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
 

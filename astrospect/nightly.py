@@ -5,6 +5,9 @@ Each step takes only what it uses and returns small JSON-able values (paths or s
 never arrays, so Airflow's XCom carries them between processes and workers; a step that reads shards
 fetches the ones in the shard store into its own machine's cache (:func:`astrospect.data.store.local_copies`).
 Each is idempotent: re-running a step for the same run gives the same result and creates no duplicates.
+A fault of the machine (a full disk, S3 or MLflow failing: :mod:`astrospect.faults`) fails the step with a
+message naming the resource and records nothing against the data, so the retry picks up where it stopped;
+the DAG's tasks after it do not run, and no night trains on part of its data.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def drift_step(
     snapshot: dict[str, Any], airflow_run_id: str | None, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Compare tonight's new shards (and the champion's predictions on them) with the champion's training
-    snapshot; log the report to MLflow. Skipped, not failed, when there is no champion or nothing new."""
+    snapshot; log the report to MLflow. Skipped, not failed, when there is no champion yet (the first night)
+    or nothing new; failed (an :class:`~astrospect.faults.EnvironmentFault` naming the server, which Airflow
+    retries) when the tracking server does not answer: a night's drift check never disappears as a skip."""
     from astrospect.drift.measure import drift_against
     from astrospect.drift.runs import log_drift
 

@@ -19,6 +19,7 @@ CUTOUT_SIZE = 32  # pixels; 64x64 cubes are centre-cropped to this
 PIXEL_SCALE_ARCSEC = 0.396  # SDSS, arcsec / pixel
 DRIFT_ACTIONS = ("warn", "retrain")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+S3_RETRY_MODES = ("standard", "adaptive")  # botocore's; "legacy" retries fewer errors and is not offered
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -54,6 +55,13 @@ class Settings:
     ingest_max_concurrency: int = 4
     ingest_max_bandwidth: int | None = None
     reference_min_rows: int = 500
+    # Every boto3 client (astrospect.data.store.s3_client): botocore's retry mode and total attempts (the
+    # first try included) for throttling, 5xx and connection errors, and its connect and read timeouts. A
+    # request still failing after them is an environment fault (astrospect.faults): the step fails.
+    s3_retry_mode: str = "standard"
+    s3_max_attempts: int = 5
+    s3_connect_timeout_s: float = 10.0
+    s3_read_timeout_s: float = 60.0
     # Data gate: what reading one untrusted file may cost (astrospect/gate/sandbox.py enforces them): wall-clock
     # seconds, memory of the reading process, and the most bytes any dataset it reads may declare.
     gate_timeout_s: float = 300.0
@@ -174,6 +182,10 @@ def load_settings() -> Settings:
             else None
         ),
         reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
+        s3_retry_mode=_one_of("ASTROSPECT_S3_RETRY_MODE", "standard", S3_RETRY_MODES),
+        s3_max_attempts=_at_least_one("ASTROSPECT_S3_MAX_ATTEMPTS", "5"),
+        s3_connect_timeout_s=float(os.environ.get("ASTROSPECT_S3_CONNECT_TIMEOUT_S", "10")),
+        s3_read_timeout_s=float(os.environ.get("ASTROSPECT_S3_READ_TIMEOUT_S", "60")),
         gate_timeout_s=float(os.environ.get("ASTROSPECT_GATE_TIMEOUT_S", "300")),
         gate_memory_bytes=int(float(os.environ.get("ASTROSPECT_GATE_MEMORY_MB", "2048")) * 1024 * 1024),
         gate_max_declared_bytes=int(
@@ -205,6 +217,13 @@ def _fraction(name: str, default: str) -> float:
     value = float(os.environ.get(name, default))
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value}: expected a fraction in [0, 1)")
+    return value
+
+
+def _at_least_one(name: str, default: str) -> int:
+    value = int(os.environ.get(name, default))
+    if value < 1:
+        raise ValueError(f"{name}={value}: expected at least 1 (the first attempt counts)")
     return value
 
 

@@ -22,7 +22,10 @@ ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/acce
 # Tonight's drift verdict: the event's extra says whether the night drifts, and which features did.
 DATA_DRIFT = Asset("astrospect-data-drift", uri="file:///astrospect/drift")
 TRAIN_QUEUE = os.environ.get("ASTROSPECT_TRAIN_QUEUE", "gpu")
-# Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow).
+# Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow). A fault
+# of the machine fails the step and records nothing against the data (astrospect.faults), so the retry takes
+# up what is still pending; every task's trigger rule is all_success, so no task after a failed ingest,
+# validate or snapshot runs, and no night trains on part of its data.
 IO_RETRIES: dict[str, Any] = {
     "retries": int(os.environ.get("ASTROSPECT_IO_RETRIES", "3")),
     "retry_delay": timedelta(seconds=20),
@@ -64,7 +67,7 @@ def astrospect_nightly() -> None:
 
         return ingest_step((params or {}).get("landing"))
 
-    @task
+    @task(**IO_RETRIES)
     def validate() -> dict[str, Any]:
         from astrospect.nightly import validate_step
 

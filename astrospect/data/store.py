@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from astrospect.atomic import publish, temp_file
+from astrospect.faults import EnvironmentFault, guard
 from astrospect.settings import Settings, get_logger
 
 log = get_logger(__name__)
@@ -45,9 +46,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def s3_client() -> Any:
+def s3_client(settings: Settings | None = None) -> Any:
     """A boto3 S3 client from the standard AWS environment (``AWS_ENDPOINT_URL`` for MinIO, moto or any
-    S3-compatible store, which on a plain host:port needs path-style addressing).
+    S3-compatible store, which on a plain host:port needs path-style addressing), with the retries and
+    timeouts of ``settings`` (``ASTROSPECT_S3_RETRY_MODE``, ``_MAX_ATTEMPTS``, ``_CONNECT_TIMEOUT_S``,
+    ``_READ_TIMEOUT_S``): botocore retries throttling, 5xx and connection errors itself, with back-off; what
+    still fails after that is an environment fault of the step (:mod:`astrospect.faults`).
 
     Each call reads the environment and credentials afresh (a new session); only botocore's parsed service
     models are shared, which is most of the cost of a new client (about 0.1 s of JSON each time otherwise).
@@ -56,8 +60,17 @@ def s3_client() -> Any:
     import botocore.session
     from botocore.config import Config
 
+    if settings is None:
+        from astrospect.settings import load_settings
+
+        settings = load_settings()
     custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
-    config = Config(s3={"addressing_style": "path"}) if custom_endpoint else None
+    config = Config(
+        retries={"mode": settings.s3_retry_mode, "total_max_attempts": settings.s3_max_attempts},
+        connect_timeout=settings.s3_connect_timeout_s,
+        read_timeout=settings.s3_read_timeout_s,
+        s3={"addressing_style": "path"} if custom_endpoint else None,
+    )
     session = botocore.session.get_session()
     session.register_component("data_loader", _service_models())
     return boto3.session.Session(botocore_session=session).client("s3", config=config)
@@ -81,10 +94,10 @@ def sha256_file(path: Path) -> str:
 class S3Store:
     """The store under ``s3://bucket/prefix/``."""
 
-    def __init__(self, uri: str, client: Any | None = None) -> None:
+    def __init__(self, uri: str, client: Any | None = None, settings: Settings | None = None) -> None:
         self.bucket, prefix = split_s3_uri(uri)
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        self.client = client if client is not None else s3_client()
+        self.client = client if client is not None else s3_client(settings)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
@@ -151,17 +164,32 @@ class S3Store:
 
 def open_store(settings: Settings) -> S3Store | None:
     """The shard store when ``ASTROSPECT_STORE`` names one, else None (everything stays in the home folder)."""
-    return S3Store(settings.store_uri) if settings.store_uri else None
+    return S3Store(settings.store_uri, settings=settings) if settings.store_uri else None
+
+
+def _download(client: Any, bucket: str, key: str, handle: Any, shard: str) -> None:
+    """One object into ``handle``; the store's failures name the object (the cache's name the cache)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from s3transfer.exceptions import RetriesExceededError
+
+    try:
+        client.download_fileobj(bucket, key, handle)
+    except (BotoCoreError, ClientError, RetriesExceededError) as error:
+        raise EnvironmentFault(f"the shard store's object {shard}", error) from error
 
 
 def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settings) -> list[Path]:
     """Local paths for a snapshot's shards: folder paths as they are; ``s3://`` ones downloaded once into
-    ``ASTROSPECT_HOME/cache/`` and checked against the manifest's sha256 before they are used."""
+    ``ASTROSPECT_HOME/cache/`` and checked against the manifest's sha256 before they are used.
+
+    A full cache disk or the store failing after boto3's retries raises an
+    :class:`~astrospect.faults.EnvironmentFault` naming the cache or the object; no partial file is left,
+    so the retried task downloads it again."""
     if len(shards) != len(sha256s):
         raise ValueError(f"{len(shards)} shard(s) but {len(sha256s)} sha256(s) in the snapshot")
     if not any(str(shard).startswith("s3://") for shard in shards):
         return [Path(shard) for shard in shards]
-    client = s3_client()
+    client = s3_client(settings)
     cache = settings.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     started, fetched_bytes, paths = time.perf_counter(), 0, []
@@ -174,8 +202,11 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         # only ever renamed into place after its hash was checked.
         target = cache / f"{sha256}{Path(key).suffix}"
         if not target.is_file():
-            with temp_file(cache, target.name) as (temp, handle):
-                client.download_fileobj(bucket, key, handle)
+            with guard(f"the shard cache {cache} (fetching {shard})"), temp_file(cache, target.name) as (
+                temp,
+                handle,
+            ):
+                _download(client, bucket, key, handle, shard)
                 handle.flush()
                 got = sha256_file(temp)
                 if got != sha256:

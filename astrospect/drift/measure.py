@@ -37,6 +37,7 @@ from astrospect.drift.features import (
 )
 from astrospect.drift.report import DriftReport
 from astrospect.drift.statistics import FeatureDrift, compare_feature
+from astrospect.faults import EnvironmentFault
 from astrospect.gate.snapshot import Snapshot
 from astrospect.settings import Settings, get_logger
 
@@ -203,8 +204,9 @@ def _write_table_once(path: Path, table: pd.DataFrame) -> None:
 def champion_model(settings: Settings) -> tuple[WatchedModel, str | None]:
     """The registry's champion as a watched model, and the dataset version it was trained on.
 
-    Raises :class:`~astrospect.tracking.server.TrackingServerError` when no MLflow server answers and
-    :class:`LookupError` when the registry has no champion.
+    Raises :class:`~astrospect.tracking.server.TrackingServerError` when no MLflow server answers (an
+    environment fault: :func:`drift_against` fails) and :class:`LookupError` when the registry has no champion
+    (the first night: a skip).
     """
     from astrospect.models.predict import point_redshift
     from astrospect.tracking.registry import load_model, read_champion
@@ -233,7 +235,15 @@ def drift_against(
     trained_on: str | None = None
     try:
         model, trained_on = champion_model(settings)
-    except (TrackingServerError, LookupError) as error:
+    except TrackingServerError as error:
+        # Not "no champion": nobody could ask. Without a reference named (the nightly step) that is the step's
+        # failure, which Airflow retries; with one, a person asked for the data drift against it.
+        if against is None:
+            raise EnvironmentFault(
+                f"the MLflow tracking server {settings.mlflow_tracking_uri}", error
+            ) from error
+        log.warning("drift: no champion (%s): data drift only, no prediction drift", error)
+    except LookupError as error:  # the registry answered: no champion yet (the first night)
         if against is None:
             raise LookupError(
                 f"no champion to compare with ({error}); name a reference with --against"

@@ -18,13 +18,19 @@ Whatever one landing entry does, the run goes on with the others, and the ledger
 
 - a directory, a symbolic link (never followed) or another entry that is not a regular file, named like a
   shard, is **skipped**, with its reason;
-- an object that cannot be copied (any exception: it vanished, changed while copying, a read error) is
-  **quarantined** in the ledger with the exception's class and message; no bytes are kept, and the next
-  run tries it again.
+- an object that is not what was listed (a :class:`~astrospect.faults.DataFault`: it vanished or changed
+  while copying, or the raw store already holds other bytes under its content name) is **quarantined** in
+  the ledger with the reason; no bytes are kept, and the next run tries it again.
+
+A fault of the machine is not the object's (:mod:`astrospect.faults`): a full disk, an I/O or permission
+error, S3 failing after boto3's retries, a bug. It stops the run with an
+:class:`~astrospect.faults.EnvironmentFault` naming the resource; the shards copied before it are recorded,
+and the object it hit gets no ledger entry at all, so it is pending for the retry.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -39,6 +45,7 @@ from typing import IO, Any, Protocol
 
 from astrospect.atomic import TEMP_SUFFIX, publish, remove_stale_temp_files
 from astrospect.data.store import HASH_BLOCK, S3Store, open_store, s3_client, sha256_file, split_s3_uri
+from astrospect.faults import DataFault, EnvironmentFault, describe, guard, is_s3_missing
 from astrospect.gate.ledger import QUARANTINED, SKIPPED, Ledger, gate_lock
 from astrospect.settings import Settings, get_logger
 
@@ -88,7 +95,7 @@ class IngestResult:
     new: list[str] = field(default_factory=list)  # raw store paths of the shards copied this run
     skipped: int = 0  # objects already held (same source unchanged, or same content under another name)
     skipped_entries: list[dict[str, str]] = field(default_factory=list)  # source, reason: not regular files
-    quarantined: list[dict[str, str]] = field(default_factory=list)  # source, reason: could not be copied
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # source, reason: not what was listed
     bytes_copied: int = 0
     seconds: float = 0.0
 
@@ -123,7 +130,7 @@ class FolderLanding:
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as error:
-            listing.skipped.append(SkippedEntry(_display(folder), f"folder not listed: {_describe(error)}"))
+            listing.skipped.append(SkippedEntry(_display(folder), f"folder not listed: {describe(error)}"))
             return
         for entry in entries:
             if entry.name.startswith("."):
@@ -159,16 +166,28 @@ class FolderLanding:
                     listing.skipped.append(SkippedEntry(uri, "the file name is not valid UTF-8"))
                     continue
             except OSError as error:  # vanished or unreadable between listing and stat
-                listing.skipped.append(SkippedEntry(uri, f"not listed: {_describe(error)}"))
+                listing.skipped.append(SkippedEntry(uri, f"not listed: {describe(error)}"))
                 continue
             fingerprint = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
             listing.objects.append(LandingObject(uri, path.name, info.st_size, fingerprint))
 
     def download(self, obj: LandingObject, sink: Sink) -> None:
-        # O_NOFOLLOW: the entry was listed as a regular file; if it became a link since, refuse it.
-        descriptor = os.open(obj.uri, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(descriptor, "rb") as source:
-            shutil.copyfileobj(source, sink, HASH_BLOCK)
+        try:
+            # O_NOFOLLOW: the entry was listed as a regular file; if it became a link since, refuse it.
+            descriptor = os.open(obj.uri, os.O_RDONLY | os.O_NOFOLLOW)
+        except (
+            FileNotFoundError,
+            NotADirectoryError,
+        ) as error:  # its producer took it away since the listing
+            raise DataFault(obj.uri, describe(error)) from error
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise EnvironmentFault(f"the landing folder's file {obj.uri}", error) from error
+            raise DataFault(
+                obj.uri, f"became a symbolic link after the listing: {describe(error)}"
+            ) from error
+        with guard(f"the landing folder's file {obj.uri}"), os.fdopen(descriptor, "rb") as source:
+            shutil.copyfileobj(source, sink, HASH_BLOCK)  # the sink names the raw store for its own faults
 
 
 class S3Landing:
@@ -179,7 +198,7 @@ class S3Landing:
         from boto3.s3.transfer import TransferConfig
 
         self.bucket, self.prefix = split_s3_uri(uri)
-        self.client = s3_client()
+        self.client = s3_client(settings)
         self.transfer = TransferConfig(
             multipart_threshold=settings.ingest_chunk_bytes,
             multipart_chunksize=settings.ingest_chunk_bytes,
@@ -188,6 +207,10 @@ class S3Landing:
         )
 
     def list(self) -> Listing:
+        with guard(f"the landing zone s3://{self.bucket}/{self.prefix} (listing it)"):
+            return self._list()
+
+    def _list(self) -> Listing:
         listing = Listing()
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
@@ -210,22 +233,34 @@ class S3Landing:
 
     def download(self, obj: LandingObject, sink: Sink) -> None:
         key = obj.uri.removeprefix(f"s3://{self.bucket}/")
+        from botocore.exceptions import ClientError
+
         # Ranged GETs of multipart_chunksize; the sink is not seekable, so the transfer manager hands the
-        # parts over in order (holding early arrivals in memory: a few parts at most).
-        self.client.download_fileobj(self.bucket, key, sink, Config=self.transfer)
+        # parts over in order (holding early arrivals in memory: a few parts at most). A part that fails is
+        # retried by boto3 (the client's retry settings, then s3transfer's own attempts), never here.
+        with guard(f"the landing zone's object {obj.uri} (reading it)"):
+            try:
+                self.client.download_fileobj(self.bucket, key, sink, Config=self.transfer)
+            except ClientError as error:
+                if is_s3_missing(error):  # deleted since the listing: that object's record, not the run's end
+                    raise DataFault(obj.uri, describe(error)) from error
+                raise
 
 
 class HashingSink:
-    """Writes bytes in order to a file and hashes them on the way: the copy is never read back to hash it."""
+    """Writes bytes in order to a file and hashes them on the way: the copy is never read back to hash it.
+    A failed write (a full disk) is an environment fault naming ``store``, the folder written to."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], store: Path) -> None:
         self.handle = handle
+        self.store = store
         self.digest = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
-        self.handle.write(data)
+        with guard(f"the raw store {self.store} (writing a copy)"):
+            self.handle.write(data)
         self.size += len(data)
         return len(data)
 
@@ -247,7 +282,12 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
     started = time.perf_counter()
     incoming = settings.raw_dir / INCOMING
     store = open_store(settings)
-    with gate_lock(settings), Ledger(settings.ledger_path) as ledger:
+    # Anything the inner guards did not name yet (the ledger, the lock) is named by this one.
+    with (
+        guard(f"ingest into {settings.home} (ledger {settings.ledger_path})"),
+        gate_lock(settings),
+        Ledger(settings.ledger_path) as ledger,
+    ):
         removed = remove_stale_temp_files(incoming)  # we hold the gate lock: none is in use
         if removed:
             log.info("ingest: removed %d partial file(s) left by an interrupted run", removed)
@@ -270,10 +310,15 @@ def ingest(source: str | Path, settings: Settings) -> IngestResult:
                     continue
                 try:
                     copy = _download(landing, obj, settings)
-                except Exception as error:  # one object's failure is its quarantine; the run goes on
-                    log.warning("ingest: %s quarantined: %s", obj.uri, _describe(error), exc_info=True)
-                    _quarantine(ledger, result, obj, error)
+                except DataFault as fault:  # the object is not what was listed: its record; the run goes on
+                    log.warning("ingest: %s quarantined: %s", obj.uri, fault.reason)
+                    _quarantine(ledger, result, obj, fault.reason)
                     continue
+                except EnvironmentFault as fault:
+                    # The object before it was copied whole: it is recorded; this one gets no entry at all.
+                    log.error("ingest: stopped at %s: %s", obj.uri, fault)
+                    _record(ledger, result, in_flight, started, len(listing.objects))
+                    raise
                 # The previous object is recorded before this one's content is looked up in the ledger.
                 _record(ledger, result, in_flight, started, len(listing.objects))
                 in_flight = _start_publishing(publisher, ledger, copy)
@@ -312,16 +357,20 @@ class Publishing:
 def _download(landing: Landing, obj: LandingObject, settings: Settings) -> Copy:
     """Stream one object into a temp file, hashing it on the way; the temp file is removed on any failure."""
     folder = settings.raw_dir / INCOMING
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{obj.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    with guard(f"the raw store {settings.raw_dir} (starting a copy)"):
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(prefix=f".{obj.name}.", suffix=TEMP_SUFFIX, dir=folder)
     temp = Path(name)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            sink = HashingSink(handle)
+        with (
+            guard(f"the raw store {settings.raw_dir} (closing a copy)"),
+            os.fdopen(descriptor, "wb") as handle,
+        ):
+            sink = HashingSink(handle, settings.raw_dir)
             landing.download(obj, sink)
         if sink.size != obj.size:
-            raise OSError(
-                f"{obj.uri}: copied {sink.size} bytes but the listing said {obj.size}: changed while copying?"
+            raise DataFault(
+                obj.uri, f"copied {sink.size} bytes but the listing said {obj.size}: changed while copying?"
             )
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -360,28 +409,39 @@ class Publisher:
         before it redoes this shard next time). The temp file goes either way."""
         final = self.settings.raw_dir / store_name(copy.obj.name, copy.sha256)
         try:
-            if not publish(copy.temp, final):
+            with guard(f"the raw store {self.settings.raw_dir} (publishing {final.name})"):
+                published = publish(copy.temp, final)
                 # A run killed after publishing but before its ledger row: keep that file only if it holds
                 # exactly the bytes just copied; it is then validated like any other.
-                if sha256_file(final) != copy.sha256:
-                    raise FileExistsError(f"{final}: exists with different content; refusing to overwrite")
+                squatted = not published and sha256_file(final) != copy.sha256
+            if squatted:
+                raise DataFault(
+                    copy.obj.uri,
+                    f"FileExistsError: {final}: exists with different content; refusing to overwrite",
+                )
+            if not published:
                 log.info(
                     "ingest: %s was already in place from an interrupted run: same sha256, kept", final.name
                 )
         finally:
             copy.temp.unlink(missing_ok=True)
         if self.store is not None:
-            self.store.put_shard(final, "raw", copy.sha256)
-        if self._ledger is None:
-            self._ledger = Ledger(self.settings.ledger_path)
-        self._ledger.add_shard(
-            sha256=copy.sha256,
-            name=final.name,
-            source=copy.obj.uri,
-            fingerprint=copy.obj.fingerprint,
-            size=copy.obj.size,
-            rows=None,
-        )
+            with guard(f"the shard store {self.store.uri('raw/')} (writing {final.name})"):
+                try:
+                    self.store.put_shard(final, "raw", copy.sha256)
+                except FileExistsError as error:  # other bytes under this content name there
+                    raise DataFault(copy.obj.uri, describe(error)) from error
+        with guard(f"the ledger {self.settings.ledger_path}"):
+            if self._ledger is None:
+                self._ledger = Ledger(self.settings.ledger_path)
+            self._ledger.add_shard(
+                sha256=copy.sha256,
+                name=final.name,
+                source=copy.obj.uri,
+                fingerprint=copy.obj.fingerprint,
+                size=copy.obj.size,
+                rows=None,
+            )
         return final
 
 
@@ -413,9 +473,9 @@ def _record(
         return
     try:
         final = publishing.future.result()
-    except Exception as error:  # one object's failure is its quarantine; the run goes on
-        log.warning("ingest: %s quarantined: %s", obj.uri, _describe(error), exc_info=True)
-        _quarantine(ledger, result, obj, error)
+    except DataFault as fault:  # as in ingest(); an environment fault stops the run
+        log.warning("ingest: %s quarantined: %s", obj.uri, fault.reason)
+        _quarantine(ledger, result, obj, fault.reason)
         return
     result.new.append(str(final))
     result.bytes_copied += obj.size
@@ -429,8 +489,7 @@ def _record(
     )
 
 
-def _quarantine(ledger: Ledger, result: IngestResult, obj: LandingObject, error: Exception) -> None:
-    reason = _describe(error)
+def _quarantine(ledger: Ledger, result: IngestResult, obj: LandingObject, reason: str) -> None:
     ledger.record_landing_entry(obj.uri, obj.fingerprint, QUARANTINED, reason)
     result.quarantined.append({"source": obj.uri, "reason": reason})
 
@@ -441,10 +500,6 @@ def store_name(original: str, sha256: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip(".") or "shard"
     suffix = path.suffix if path.suffix in SHARD_SUFFIXES else ".h5"
     return f"{stem}.{sha256[:12]}{suffix}"
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _display(path: Path) -> str:

@@ -8,6 +8,11 @@ per distinct reason; ``accepted_cutouts`` holds the objid
 and per-band magnitudes of every accepted cutout: the cross-shard objid check and the flux reference both
 read it, so validation never re-opens accepted shards.
 
+Only data verdicts are verdicts (:mod:`astrospect.faults`). Earlier versions also recorded environment faults
+(a full disk, an S3 error, an exception in the gate's own process) as quarantines; those entries are kept, as
+everything is, but never shown as verdicts (:meth:`Ledger.verdicts`, :meth:`Ledger.landing_entries`), and such
+a shard is pending again (:meth:`Ledger.reopen_environment_quarantines`, called by validate).
+
 Nothing is ever deleted from the ledger. :func:`gate_lock` serializes the processes that move shards.
 """
 
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from astrospect.faults import is_environment_reason
 from astrospect.settings import BANDS, Settings, get_logger
 
 log = get_logger(__name__)
@@ -165,9 +171,19 @@ class Ledger:
             )
         return cursor.rowcount == 1
 
-    def landing_entries(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM landing_entries ORDER BY first_seen, rowid")
-        return [dict(row) for row in rows]
+    def landing_entries(self, *, include_environment: bool = False) -> list[dict[str, Any]]:
+        """The landing entries not ingested and why; without those an earlier version recorded as quarantined
+        for an environment fault (unless ``include_environment``): ingest copies those objects again."""
+        rows = [
+            dict(row) for row in self._db.execute("SELECT * FROM landing_entries ORDER BY first_seen, rowid")
+        ]
+        if include_environment:
+            return rows
+        return [
+            row
+            for row in rows
+            if not (row["verdict"] == QUARANTINED and is_environment_reason(row["reason"]))
+        ]
 
     # -- queries --------------------------------------------------------------------------------------------
     def get(self, sha256: str) -> ShardRecord | None:
@@ -198,6 +214,14 @@ class Ledger:
             f"SELECT * FROM shards WHERE status IN ({marks}) ORDER BY ingested_at, rowid", statuses
         ).fetchall()
         return [ShardRecord(**dict(row)) for row in rows]
+
+    def verdicts(self, *statuses: str) -> list[ShardRecord]:
+        """As :meth:`with_status`, without quarantines an earlier version recorded for an environment fault."""
+        return [
+            record
+            for record in self.with_status(*statuses)
+            if not (record.status == QUARANTINED and is_environment_reason(record.reason))
+        ]
 
     def events(self, sha256: str) -> list[dict[str, Any]]:
         rows = self._db.execute(
@@ -253,6 +277,25 @@ class Ledger:
                 (QUARANTINED, rows, reason, report, now(), sha256),
             )
             self._event(sha256, "quarantined", reason)
+
+    def reopen_environment_quarantines(self) -> list[str]:
+        """Make pending again (``raw``) every shard an earlier version quarantined for an environment fault,
+        with an event that says why; returns their names. Its file stays where it is (validate finds it)."""
+        reopened = [
+            record for record in self.with_status(QUARANTINED) if is_environment_reason(record.reason)
+        ]
+        with self._db:
+            for record in reopened:
+                self._db.execute(
+                    "UPDATE shards SET status = ?, reason = NULL, report = NULL, updated_at = ? WHERE sha256 = ?",
+                    (RAW, now(), record.sha256),
+                )
+                self._event(
+                    record.sha256,
+                    "reopened",
+                    f"the quarantine recorded was an environment fault, not a verdict ({record.reason})",
+                )
+        return [record.name for record in reopened]
 
     def _admit(
         self,

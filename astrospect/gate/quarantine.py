@@ -204,16 +204,3 @@ def write_report(
     report_path = folder / f"{record.name}.report.html"
     write_replacing(report_path, page.encode())  # reports are ours to refresh; shards are never replaced
     return result_path, report_path
-
-
-def judging_failure(error: Exception) -> dict[str, Any]:
-    """A failure entry (as :func:`failed_expectations` makes them) for a shard no suite could judge."""
-    return {
-        "expectation": "judged_by_the_gate",
-        "column": None,
-        "why": "the gate could not run its suites on this shard; the exception names why",
-        "unexpected_count": None,
-        "observed_value": f"{type(error).__name__}: {error}",
-        "examples": [],
-        "exception": f"{type(error).__name__}: {error}",
-    }

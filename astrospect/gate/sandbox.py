@@ -14,9 +14,12 @@ summarises its pixels (:func:`astrospect.data.summaries.summarize_cutouts`). The
 - **writes**: ``RLIMIT_FSIZE`` of 0, so the child cannot write any file (the source is only ever read);
   HDF5 filter plugins are not loaded (``HDF5_PLUGIN_PRELOAD=::``).
 
-Whatever happens in the child (a format error, any exception, a crash, a timeout) comes back as a
-:class:`Reading` with a reason naming the exception class and its message: the gate quarantines that file
-and goes on. Answers are JSON and ``.npz`` arrays loaded without pickle, checked before use: the parent
+Whatever the file makes happen in the child (a format error, any exception, a crash, a timeout, memory
+beyond the limit) comes back as a :class:`Reading` with a reason naming the exception class and its message:
+the gate quarantines that file and goes on. What is the machine's fault is not the file's
+(:mod:`astrospect.faults`): a file of the raw store the child cannot open at all, or an I/O, permission or
+disk error (by errno) while reading it, comes back as such and raises an
+:class:`~astrospect.faults.EnvironmentFault` naming the file; so does a child that cannot be started. Answers are JSON and ``.npz`` arrays loaded without pickle, checked before use: the parent
 trusts nothing the child sends. One child serves a whole run, one file at a time, and
 :meth:`Sandbox.read_all` keeps it reading ahead while the gate judges. What it costs (measured by
 ``make bench-ingest``, 2 cores): about 0.35 s to start per run, and reading a shard through it runs at
@@ -25,6 +28,7 @@ about 0.9 of the same reading in the gate's own process (the answer's encoding a
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -47,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.shards import ShardFormatError, ShardInfo
+from astrospect.faults import EnvironmentFault, describe, guard
 from astrospect.settings import Settings, get_logger
 
 log = get_logger(__name__)
@@ -55,6 +60,13 @@ FRAME = struct.Struct(">Q")  # every message: its length, then its bytes
 READY = b"ready"  # the child's first message, once its imports are done
 START_SECONDS = 300.0  # for the child's start (imports on a busy machine), not counted against any file
 FILE_FIELD = "<file>"
+# errno values, once the file is open, that are the machine's fault: the device failed, or the process ran
+# out of descriptors. Not ENOENT or EACCES: once the shard itself opened, those can only come from another
+# file it names (refused by inspect_shard, and led nowhere by HDF5_*_PREFIX), so the file's verdict. Not
+# ENOMEM: the child's memory is limited on purpose, and a file needing more than the limit is its verdict.
+CHILD_ENVIRONMENT_ERRNOS = frozenset(
+    {errno.EIO, errno.ESTALE, errno.ENODEV, errno.ENXIO, errno.EMFILE, errno.ENFILE}
+)
 # Environment of the child: one BLAS thread (it reads one file), no HDF5 plugins, and prefixes for HDF5's
 # external files that lead nowhere (inspect_shard refuses those files anyway; this is a second wall).
 CHILD_ENVIRONMENT = {
@@ -158,7 +170,9 @@ class Sandbox:
             except BrokenPipeError:  # it died after its last answer: start a fresh one, once
                 log.warning("sandbox: the reader %s; starting another", self._stop_child())
                 if attempt == 2:
-                    raise
+                    raise EnvironmentFault(
+                        "the sandboxed reader (a child process)", "it died twice on start"
+                    ) from None
         started = time.monotonic()
         self._pending = (path, started, started + self.limits.seconds)
 
@@ -207,13 +221,14 @@ class Sandbox:
     def _launch(self) -> subprocess.Popen[bytes]:
         if self._child is None or self._child.poll() is not None:
             limits = json.dumps({"seconds": self.limits.seconds, "memory_bytes": self.limits.memory_bytes})
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", "astrospect.gate.sandbox", limits],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # with RLIMIT_FSIZE 0 it could not write a log file anyway
-                env={**os.environ, **CHILD_ENVIRONMENT},
-            )
+            with guard("the sandboxed reader (starting its process)"):
+                self._child = subprocess.Popen(
+                    [sys.executable, "-m", "astrospect.gate.sandbox", limits],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,  # with RLIMIT_FSIZE 0 it could not write a log file anyway
+                    env={**os.environ, **CHILD_ENVIRONMENT},
+                )
             self._ready = False
         return self._child
 
@@ -223,13 +238,15 @@ class Sandbox:
             assert child.stdout is not None
             try:  # a file's time limit starts once the reader is ready, not while Python imports numpy
                 ready = _read_frame(child.stdout, time.monotonic() + START_SECONDS)
-            except (EOFError, TimeoutError):
-                raise ChildProcessError(
-                    f"the sandboxed reader did not start: it {self._stop_child()}"
+            except (EOFError, TimeoutError):  # no file was read yet: the machine's fault
+                raise EnvironmentFault(
+                    "the sandboxed reader (a child process)", f"it did not start: it {self._stop_child()}"
                 ) from None
             if ready != READY:
                 self._stop_child()
-                raise ChildProcessError(f"the sandboxed reader started with {ready[:40]!r}, not {READY!r}")
+                raise EnvironmentFault(
+                    "the sandboxed reader (a child process)", f"it started with {ready[:40]!r}, not {READY!r}"
+                )
             self._ready = True
         return child
 
@@ -262,6 +279,11 @@ def _reading(path: Path, header: Mapping[str, Any], blob: bytes, seconds: float)
     for key in ("error", "read_error"):
         if key in header and header[key].get("traceback"):
             log.warning("sandbox: %s: %s\n%s", path, header[key]["reason"], header[key]["traceback"])
+    if "environment" in header:  # the machine failed the child, not the file: no verdict on it
+        raise EnvironmentFault(
+            f"the raw store's file {path} (read by the sandboxed reader)",
+            str(header["environment"]["reason"]),
+        )
     if "error" in header:
         error = header["error"]
         return Reading(
@@ -319,6 +341,10 @@ def _answer(path: Path, declared_bytes: int) -> tuple[dict[str, Any], bytes]:
     from astrospect.data.summaries import summarize_cutouts
 
     header: dict[str, Any] = {}
+    try:  # a file of the raw store that cannot even be opened: the machine's fault, whatever its bytes
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as error:
+        return {"environment": {"reason": describe(error)}}, b""
     try:
         with open_shard(path, max_declared_bytes=declared_bytes) as (info, handle):
             header["info"] = {
@@ -331,17 +357,23 @@ def _answer(path: Path, declared_bytes: int) -> tuple[dict[str, Any], bytes]:
             try:
                 columns = summarize_cutouts(chunks_of(info, handle))
             except OSError as error:  # the header reads but the pixels do not (a corrupt compressed chunk)
+                if _machine_failed(error):
+                    return {"environment": {"reason": describe(error)}}, b""
                 header["read_error"] = {"field": "images", "reason": f"pixel data unreadable: {error}"}
                 return header, b""
             except ShardFormatError as error:
                 header["read_error"] = {"field": error.field, "reason": error.reason}
                 return header, b""
             except Exception as error:  # noqa: BLE001 - any failure on a file's content is that file's verdict
+                if _machine_failed(error):  # ... unless its errno says the disk or the machine failed
+                    return {"environment": {"reason": describe(error)}}, b""
                 header["read_error"] = _describe(FILE_FIELD, error)
                 return header, b""
     except ShardFormatError as error:
         return {"error": {"field": error.field, "reason": error.reason}}, b""
     except Exception as error:  # noqa: BLE001 - as above
+        if _machine_failed(error):
+            return {"environment": {"reason": describe(error)}}, b""
         if "info" in header:  # failed while closing the file: the reading above is complete
             header["read_error"] = _describe(FILE_FIELD, error)
             return header, b""
@@ -349,6 +381,12 @@ def _answer(path: Path, declared_bytes: int) -> tuple[dict[str, Any], bytes]:
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **columns)
     return header, buffer.getvalue()
+
+
+def _machine_failed(error: BaseException) -> bool:
+    """An OSError whose errno is the machine's (:data:`CHILD_ENVIRONMENT_ERRNOS`); HDF5's format errors carry
+    none."""
+    return isinstance(error, OSError) and error.errno in CHILD_ENVIRONMENT_ERRNOS
 
 
 def _describe(field: str, error: Exception) -> dict[str, str]:

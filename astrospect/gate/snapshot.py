@@ -9,6 +9,10 @@ returns the existing manifest unchanged.
 With a shard store (``ASTROSPECT_STORE``) each shard entry also has its ``uri`` there, the manifest and
 ``LATEST`` are written there too, and the snapshot lists those URIs: a worker on another machine trains
 from them through :func:`astrospect.data.store.local_copies`, with no shared folder.
+
+A full disk, a lost file of the accepted store or a failing shard store stops it with an
+:class:`~astrospect.faults.EnvironmentFault` naming the resource; the manifest is written once and ``LATEST``
+moves last, so the retry writes the same version.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from astrospect.atomic import write_once, write_replacing
 from astrospect.data.store import S3Store, open_store
+from astrospect.faults import guard
 from astrospect.gate.ledger import ACCEPTED, RELEASED, Ledger, ShardRecord
 from astrospect.settings import Settings, get_logger
 
@@ -64,6 +69,11 @@ def dataset_version(sha256s: list[str]) -> str:
 
 def create_snapshot(settings: Settings) -> Snapshot:
     """Write the manifest of the accepted shards (or return the existing one for the same set)."""
+    with guard(f"snapshot in {settings.home} (ledger {settings.ledger_path})"):  # what no inner guard named
+        return _create_snapshot(settings)
+
+
+def _create_snapshot(settings: Settings) -> Snapshot:
     with Ledger(settings.ledger_path) as ledger:
         records = sorted(ledger.with_status(ACCEPTED, RELEASED), key=lambda record: record.name)
     version = dataset_version([record.sha256 for record in records])
@@ -72,7 +82,8 @@ def create_snapshot(settings: Settings) -> Snapshot:
     new = not manifest_path.is_file()
     if new:
         manifest = _manifest(settings, version, records, store)
-        _write_json_once(manifest_path, manifest)
+        with guard(f"the snapshots folder {settings.snapshots_dir} (writing {manifest_path.name})"):
+            _write_json_once(manifest_path, manifest)
         log.info(
             "snapshot %s: %d shard(s), %d cutouts -> %s",
             version[:12],
@@ -83,7 +94,8 @@ def create_snapshot(settings: Settings) -> Snapshot:
     else:
         log.info("snapshot %s already exists (%d shards): unchanged", version[:12], len(records))
     if store is not None:  # create-only; after a run killed before this upload, the next one finishes it
-        store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
+        with guard(f"the shard store {store.uri('snapshots/')}"):
+            store.put_text(f"snapshots/{manifest_path.name}", manifest_path.read_text(), once=True)
     _point_latest(settings, version, store)  # after the manifest: LATEST never names a missing one
     snapshot = load_manifest(manifest_path)
     snapshot.new = new
@@ -96,7 +108,8 @@ def _manifest(
     shards = []
     for record in records:
         path = settings.accepted_dir / record.name
-        size = path.stat().st_size  # FileNotFoundError names the path if the store lost it
+        with guard(f"the accepted store {settings.accepted_dir}"):  # names the path if the store lost it
+            size = path.stat().st_size
         if size != record.size:
             raise ValueError(
                 f"{path}: {size} bytes on disk but {record.size} in the ledger: modified after ingest?"
@@ -113,7 +126,8 @@ def _manifest(
         }
         # Normally already in the store since ingest; a shard ingested before the store existed goes now.
         if store is not None:
-            entry["uri"] = store.put_shard(path, "raw", record.sha256)
+            with guard(f"the shard store {store.uri('raw/')} (writing {record.name})"):
+                entry["uri"] = store.put_shard(path, "raw", record.sha256)
         shards.append(entry)
     return {
         "version": version,
@@ -170,6 +184,10 @@ def _write_json_once(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _point_latest(settings: Settings, version: str, store: S3Store | None) -> None:
-    write_replacing(settings.snapshots_dir / LATEST, (version + "\n").encode())  # a pointer: meant to move
+    with guard(f"the snapshots folder {settings.snapshots_dir} (moving {LATEST})"):
+        write_replacing(
+            settings.snapshots_dir / LATEST, (version + "\n").encode()
+        )  # a pointer: meant to move
     if store is not None:
-        store.put_text(f"snapshots/{LATEST}", version + "\n", once=False)
+        with guard(f"the shard store {store.uri('snapshots/')} (moving {LATEST})"):
+            store.put_text(f"snapshots/{LATEST}", version + "\n", once=False)

@@ -21,9 +21,16 @@ owners changed since, gets the suite itself on its own rows, which decides. Grea
 per expectation is then paid once per group, not once per shard. A shard that
 passes everything moves to ``accepted/`` and its objids and magnitudes go into the ledger; any other moves to
 ``quarantine/`` beside its GE results (JSON) and a Data Docs page (HTML) that names the failed expectations
-and example rows. Whatever a file holds, it cannot stop the run: the reader's failures (any exception, a
-crash, a timeout) are that file's structural error, and an exception while judging one shard is that
-shard's quarantine. Nothing is deleted: files only move (hard link, then unlink), never over an existing file.
+and example rows. Whatever a file holds, it cannot stop the run: the reader's failures on a file (any
+exception of the parser, a crash, a timeout, a limit) are that file's structural error.
+
+A fault is not a verdict (:mod:`astrospect.faults`): the gate's own failures (a full disk while writing a
+report, the ledger, the shard store, the reader's process failing to start, a Great Expectations error, a
+bug, memory) stop the run with an :class:`~astrospect.faults.EnvironmentFault` naming the resource, or with
+the bug's own traceback. The shards judged before it keep their verdicts; the one it hit, and the rest, stay
+``raw`` in the ledger, pending for the retry. A shard an earlier version quarantined for such a fault is
+pending again (:meth:`Ledger.reopen_environment_quarantines`). Nothing is deleted: files only move (hard
+link, then unlink), never over an existing file.
 """
 
 from __future__ import annotations
@@ -42,16 +49,11 @@ import pandas as pd
 
 from astrospect.data.store import S3Store, open_store
 from astrospect.data.summaries import magnitudes, summary_table
+from astrospect.faults import guard
 from astrospect.gate.colour_calibration import ColourCheck, ColourReference, colour_reference
 from astrospect.gate.flux_reference import FluxReference, flux_reference
 from astrospect.gate.ledger import QUARANTINED, RAW, RELEASED, Ledger, ShardRecord, gate_lock
-from astrospect.gate.quarantine import (
-    failed_expectations,
-    judging_failure,
-    label,
-    reason_text,
-    write_report,
-)
+from astrospect.gate.quarantine import failed_expectations, label, reason_text, write_report
 from astrospect.gate.sandbox import Limits, Reading, Sandbox
 from astrospect.gate.suites import (
     STATISTICS_SUITE,
@@ -233,7 +235,6 @@ class Held:
     table: pd.DataFrame | None = None  # the summary table, when the reader produced one
     owners: list[str | None] | None = None  # objid_accepted_in as its summary statistics saw it
     statistics: dict[str, float] | None = None  # its row of the summary suite's per-shard form
-    error: Exception | None = None  # judging it raised
 
 
 def validate_pending(settings: Settings) -> ValidationResult:
@@ -249,10 +250,19 @@ def validate_pending(settings: Settings) -> ValidationResult:
     started = time.perf_counter()
     result = ValidationResult()
     with (
+        guard(f"validate in {settings.home} (ledger {settings.ledger_path})"),  # what no inner guard named
         gate_lock(settings),
         Ledger(settings.ledger_path) as ledger,
         Sandbox(Limits.from_settings(settings)) as sandbox,
     ):
+        reopened = ledger.reopen_environment_quarantines()
+        if reopened:
+            log.warning(
+                "validate: %d shard(s) an earlier version quarantined for an environment fault are pending "
+                "again: %s",
+                len(reopened),
+                ", ".join(reopened),
+            )
         pending = ledger.with_status(RAW)
         if not pending:
             log.info("validate: nothing pending")
@@ -318,41 +328,21 @@ def _first_look(judging: Judging, record: ShardRecord, reading: Reading, provisi
     held = Held(record, reading)
     if reading.columns is None:
         return held
-    try:
-        held.table = summary_table(reading.columns)
-        looked_up = with_ledger_lookup(held.table, judging.ledger, provisional)
-        held.owners = looked_up["objid_accepted_in"].tolist()
-        held.statistics = judging.gate.summaries.row(looked_up, judging.reference.parameters())
-    except Exception as error:  # judging this shard's content failed: its quarantine, not the run's end
-        log.exception("validate: %s could not be judged", record.name)
-        held.error = error
-        return held
+    # The reader's columns were checked (names, shapes, numeric dtypes): any value they hold is judged by the
+    # suites, so an exception here is the gate's own failure, not this shard's verdict.
+    held.table = summary_table(reading.columns)
+    looked_up = with_ledger_lookup(held.table, judging.ledger, provisional)
+    held.owners = looked_up["objid_accepted_in"].tolist()
+    held.statistics = judging.gate.summaries.row(looked_up, judging.reference.parameters())
     provisional.update(dict.fromkeys(held.table["objid"].tolist(), record.name))
     return held
 
 
 def _finish_group(judging: Judging, group: list[Held]) -> Iterator[tuple[Verdict, int]]:
     """Run every suite once on the group, then give the verdicts in order."""
-    try:
-        failing = _failing_rows(judging, group)
-        statistics = {
-            held.record.name: held.statistics
-            for held in group
-            if held.statistics is not None and held.error is None
-        }
-        passing = judging.gate.passing_summaries(statistics, judging.reference.parameters())
-    except Exception as error:  # a suite run on the group failed: find the shard that breaks it
-        if len(group) == 1:
-            log.exception("validate: %s could not be judged", group[0].record.name)
-            group[0].error = error
-            failing, passing = set(), set()
-        else:
-            log.exception(
-                "validate: a group of %d shards could not be judged together; one by one", len(group)
-            )
-            for held in group:
-                yield from _finish_group(judging, [held])
-            return
+    failing = _failing_rows(judging, group)
+    statistics = {held.record.name: held.statistics for held in group if held.statistics is not None}
+    passing = judging.gate.passing_summaries(statistics, judging.reference.parameters())
     for held in group:
         yield _verdict(judging, held, held.record.name in failing, held.record.name in passing)
 
@@ -365,7 +355,7 @@ def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
     tables = {
         held.record.name: held.table
         for held in group
-        if held.table is not None and held.error is None and held.record.name not in failing
+        if held.table is not None and held.record.name not in failing
     }
     if tables:
         statistics = [
@@ -381,21 +371,15 @@ def _failing_rows(judging: Judging, group: list[Held]) -> set[str]:
 def _verdict(judging: Judging, held: Held, failed_rows: bool, summary_passed: bool) -> tuple[Verdict, int]:
     """Judge one shard of a finished group (the group's shards before it have their verdicts) and move it."""
     record, reading = held.record, held.reading
-    if held.error is not None:
-        return _conclude(judging, record, reading, None, {}, [judging_failure(held.error)])
     table = None if held.table is None else with_ledger_lookup(held.table, judging.ledger)
-    try:
-        # The group's run holds only if the objids' owners are still those its statistics counted.
-        summary_passed = (
-            summary_passed and table is not None and table["objid_accepted_in"].tolist() == held.owners
-        )
-        results = _results(judging, held, table, summary_passed, failed_rows)
-        failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
-        # The zero-point estimate for the report: only a quarantined shard with cutouts needs it.
-        calibration = judging.calibration.check(table) if failures and table is not None else None
-    except Exception as error:  # as in _first_look
-        log.exception("validate: %s could not be judged", record.name)
-        return _conclude(judging, record, reading, None, {}, [judging_failure(error)])
+    # The group's run holds only if the objids' owners are still those its statistics counted.
+    summary_passed = (
+        summary_passed and table is not None and table["objid_accepted_in"].tolist() == held.owners
+    )
+    results = _results(judging, held, table, summary_passed, failed_rows)
+    failures = [failure for outcome in results.values() for failure in failed_expectations(outcome)]
+    # The zero-point estimate for the report: only a quarantined shard with cutouts needs it.
+    calibration = judging.calibration.check(table) if failures and table is not None else None
     return _conclude(judging, record, reading, table, results, failures, calibration)
 
 
@@ -437,23 +421,31 @@ def _conclude(
     when there is one); returns the verdict and the number of cutouts checked."""
     settings, ledger = judging.settings, judging.ledger
     checked = 0 if table is None else len(table)
+    # Each step names its resource should it fail; the ledger row comes last, so a fault before it leaves the
+    # shard pending (a file already moved is found where it is by locate()).
     if table is not None and not failures:
-        move(reading.path, settings.accepted_dir)
+        with guard(f"the accepted store {settings.accepted_dir}"):
+            move(reading.path, settings.accepted_dir)
         objids = table["objid"].to_numpy(dtype=np.int64)
-        ledger.mark_accepted(
-            record.sha256, len(table), objids, magnitudes(table), f"passed ({judging.reference.source})"
-        )
+        with guard(f"the ledger {settings.ledger_path}"):
+            ledger.mark_accepted(
+                record.sha256, len(table), objids, magnitudes(table), f"passed ({judging.reference.source})"
+            )
         return Verdict(record.name, record.sha256, True, len(table), ""), checked
     reason = reason_text(failures, calibration)
-    result_path, report_path = write_report(
-        settings, record, results, failures, judging.reference, calibration
-    )
+    with guard(f"the quarantine folder {settings.quarantine_dir} (writing {record.name}'s report)"):
+        result_path, report_path = write_report(
+            settings, record, results, failures, judging.reference, calibration
+        )
     if judging.store is not None:  # the reports are readable wherever the shard store is
-        for path in (result_path, report_path):
-            judging.store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
-    move(reading.path, settings.quarantine_dir)
+        with guard(f"the shard store {judging.store.uri('quarantine/')}"):
+            for path in (result_path, report_path):
+                judging.store.put_text(f"quarantine/{path.name}", path.read_text(), once=False)
+    with guard(f"the quarantine folder {settings.quarantine_dir}"):
+        move(reading.path, settings.quarantine_dir)
     rows = reading.info.n if reading.info else None
-    ledger.mark_quarantined(record.sha256, rows, reason, str(report_path))
+    with guard(f"the ledger {settings.ledger_path}"):
+        ledger.mark_quarantined(record.sha256, rows, reason, str(report_path))
     verdict = Verdict(
         record.name,
         record.sha256,
@@ -469,14 +461,17 @@ def _conclude(
 
 # -- quarantine -----------------------------------------------------------------------------------------------
 def quarantine_list(settings: Settings, include_released: bool = False) -> list[dict[str, Any]]:
-    """What quarantine holds and why (and, optionally, what people have released and their reasons)."""
+    """What quarantine holds and why (and, optionally, what people have released and their reasons): data
+    verdicts only. An entry an earlier version recorded for an environment fault is not one (the next
+    validate takes the shard again)."""
     statuses = (QUARANTINED, RELEASED) if include_released else (QUARANTINED,)
     with Ledger(settings.ledger_path) as ledger:
-        return [record.to_dict() for record in ledger.with_status(*statuses)]
+        return [record.to_dict() for record in ledger.verdicts(*statuses)]
 
 
 def skipped_landing_entries(settings: Settings) -> list[dict[str, Any]]:
-    """The landing entries ingest left where they are and why (not a regular file, unreadable, ...)."""
+    """The landing entries ingest left where they are and why (not a regular file, vanished, ...); an entry an
+    earlier version recorded for an environment fault is not shown (ingest copies that object again)."""
     with Ledger(settings.ledger_path) as ledger:
         return ledger.landing_entries()
 

@@ -39,6 +39,7 @@ print(json.dumps({
     "graph": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} if dag else None,
     "queues": {t.task_id: t.queue for t in dag.tasks} if dag else None,
     "retries": {t.task_id: [t.retries, t.retry_exponential_backoff] for t in dag.tasks} if dag else None,
+    "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks} if dag else None,
     "catchup": dag.catchup if dag else None,
     "max_active_runs": dag.max_active_runs if dag else None,
     "schedule": dag.timetable.expression if dag else None,
@@ -119,9 +120,29 @@ def test_training_goes_to_the_gpu_queue_and_io_retries_back_off(parsed: dict) ->
     assert {parsed["queues"][t] for t in cnns} == {"gpu"}
     assert parsed["queues"]["train_baseline-knn-full"] == "default"  # a k-NN needs no GPU
     assert {parsed["queues"][t] for t in parsed["queues"] if t not in cnns} == {"default"}
-    for io_task in ("ingest", "snapshot", "drift", "start_session", "promote", "deploy"):
+    for io_task in ("ingest", "validate", "snapshot", "drift", "start_session", "promote", "deploy"):
         retries, backoff = parsed["retries"][io_task]
         assert retries >= 2 and backoff > 1
+
+
+def test_a_failed_step_stops_the_night(parsed: dict) -> None:
+    """Issue 31: an environment fault fails ingest, validate or snapshot; nothing after it may run (no training
+    on part of a night), which is Airflow's all_success rule on every task."""
+    assert set(parsed["trigger_rules"].values()) == {"all_success"}
+    graph = parsed["graph"]
+
+    def downstream(task: str) -> set[str]:
+        found, todo = set(), [task]
+        while todo:
+            for child in graph[todo.pop()]:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    trains = {task for task in graph if task.startswith("train_")}
+    for step in ("ingest", "validate", "snapshot"):
+        assert trains <= downstream(step), f"training does not wait for {step}"
 
 
 def test_schedule_and_run_policy(parsed: dict) -> None:

@@ -23,6 +23,7 @@ from astrospect.data.shards import ShardFormatError, read_shard, write_shard
 from astrospect.data.store import sha256_file
 from astrospect.drift import DriftReport, WatchedModel, measure_drift
 from astrospect.drift.features import shard_features
+from astrospect.faults import EnvironmentFault
 from astrospect.gate.snapshot import Snapshot
 from astrospect.settings import Settings, load_settings
 from astrospect.simulate import synthesize
@@ -213,6 +214,7 @@ def test_astrospect_drift_compares_the_newest_snapshot_with_the_reference(
     assert "DRIFTING" in result.output and "peak_fraction_r" in result.output
     folder = settings.reports_dir / "drift" / f"{tonight.version[:12]}-vs-{reference.version[:12]}"
     assert (folder / "drift.html").is_file() and (folder / "drift.json").is_file()
+    # No reference named and no tracking server to ask for the champion's: a fault, not "no champion".
     no_reference = runner.invoke(app, ["drift"])
-    assert no_reference.exit_code == 2
-    assert "no champion" in no_reference.output and "--against" in no_reference.output
+    assert no_reference.exit_code != 0 and isinstance(no_reference.exception, EnvironmentFault)
+    assert "the MLflow tracking server http://127.0.0.1:" in str(no_reference.exception)

@@ -14,6 +14,7 @@ import pytest
 
 from astrospect.data.shards import write_shard
 from astrospect.data.summaries import COLUMNS, summarize_columns
+from astrospect.faults import EnvironmentFault
 from astrospect.gate.sandbox import Limits, Sandbox
 from harness.corpus import write_fake_shard
 
@@ -54,11 +55,12 @@ def test_a_format_error_and_any_other_exception_are_the_files_reason(tmp_path: P
         handle["specz_redshift_err"] = np.full(3, 1e-4, np.float32)
     with Sandbox(LIMITS) as sandbox:
         bad = sandbox.read(text_labels)
-        missing = sandbox.read(tmp_path / "nowhere.h5")
+        # A file of the raw store that is not there is the machine's fault (the store lost it), not a verdict.
+        with pytest.raises(EnvironmentFault, match=r"the raw store's file .*nowhere\.h5.*FileNotFoundError"):
+            sandbox.read(tmp_path / "nowhere.h5")
         after = sandbox.read(good)
     assert bad.error is not None and bad.columns is None
     assert (bad.error.field, bad.error.reason) == ("specz_redshift", "expected real numbers, got dtype |S3")
-    assert missing.error is not None and missing.error.reason == "no such file"
     assert after.error is None  # the same child goes on with the next file
 
 
@@ -135,7 +137,9 @@ def test_declared_sizes_beyond_the_configured_limit_are_refused(tmp_path: Path, 
 
 
 def test_read_all_keeps_the_order_and_reads_ahead(tmp_path: Path, good: Path) -> None:
-    paths = [good, tmp_path / "missing.h5", good, good]
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an HDF5 file")
+    paths = [good, garbage, good, good]
     with Sandbox(LIMITS) as sandbox:
         readings = sandbox.read_all(paths, ahead=2)
         first = next(readings)
