@@ -1,10 +1,9 @@
 """What the fault-injection suite shares: a landing zone, the state a fault-free run reaches, running a step
 as an operator does (the ``astrospect`` command, its exit status and its message), and the record of every
-case, written to docs/results/faults.json and the table of docs/reference/faults.md when the suite ends."""
+case, written to docs/results/faults.json when the suite ends (docs/reference/faults.md shows it)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -148,7 +147,7 @@ class Record:
 
 @pytest.fixture(scope="session")
 def record() -> Iterator[Record]:
-    """Collects the cases; at the end merges them into docs/results/faults.json and renders the table."""
+    """Collects the cases; at the end merges them into docs/results/faults.json."""
     collected = Record()
     yield collected
     if not collected.outcomes:
@@ -156,10 +155,7 @@ def record() -> Iterator[Record]:
     known = {outcome["case"]: outcome for outcome in faults_table.load()}
     known.update(collected.outcomes)
     outcomes = [known[case] for case in sorted(known)]
-    faults_table.RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    faults_table.RESULTS.write_text(json.dumps({"outcomes": outcomes}, indent=2) + "\n")
-    if faults_table.PAGE.is_file():
-        faults_table.write_page(outcomes)
+    faults_table.write(outcomes)
 
 
 @pytest.fixture(scope="module")
