@@ -69,6 +69,9 @@ class Settings:
     drift_alpha: float = 0.01
     drift_share: float = 0.0
     drift_action: str = "warn"
+    # Tracking: how often a training run's system metrics (CPU, memory, disk, network; GPU utilisation and
+    # memory where there is one) are sampled and logged; MLflow's own default, 10 s, leaves a short run none.
+    system_metrics_interval_s: float = 2.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -186,7 +189,15 @@ def load_settings() -> Settings:
         drift_alpha=_fraction("ASTROSPECT_DRIFT_ALPHA", "0.01"),
         drift_share=_fraction("ASTROSPECT_DRIFT_SHARE", "0"),
         drift_action=_one_of("ASTROSPECT_DRIFT_ACTION", "warn", DRIFT_ACTIONS),
+        system_metrics_interval_s=_positive("ASTROSPECT_SYSTEM_METRICS_INTERVAL_S", "2"),
     )
+
+
+def _positive(name: str, default: str) -> float:
+    value = float(os.environ.get(name, default))
+    if not value > 0.0:
+        raise ValueError(f"{name}={value}: expected a number of seconds above 0")
+    return value
 
 
 def _fraction(name: str, default: str) -> float:
