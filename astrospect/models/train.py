@@ -5,8 +5,9 @@ on the training split; AdamW with decoupled weight decay; a learning rate that w
 ``warmup_epochs`` and then follows a cosine to 1% of its peak over the remaining epochs; gradients clipped to
 a global norm; an exponential moving average of the weights, which validation, early stopping and the
 saved model use; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
-no single spike ends training, with the best epoch's weights restored; one log line per epoch. Whoever observes
-the training (:mod:`astrospect.models.progress`: the challenger's MLflow run) hears of each epoch as it ends.
+no single spike ends training, with the best epoch's weights restored; one log line per epoch. Whoever
+observes the training (:mod:`astrospect.models.progress`: the challenger's MLflow run) hears of each epoch as
+it ends.
 The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift),
 :func:`fit_photoz_cnn` for the `cnn-ebv` challenger, :func:`fit_pdf_cnn` for the redshift-PDF CNN
 (cross-entropy on the binned redshift, then calibrated on the validation split).
