@@ -146,7 +146,9 @@ def train_step(
     epochs: int,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Train, score and log one challenger as a child run; a retried task finds the finished child and stops."""
+    """Train, score and log one challenger in its child run, opened before the shards are fetched and
+    kept open to the registered model, so MLflow shows the training as it runs
+    (:func:`astrospect.tracking.runs.train_once`); a retried task finds the finished child and stops."""
     from astrospect.data.dataset import select_splits
     from astrospect.data.store import local_copies
     from astrospect.models.pipeline import ChallengerOutcome, run_challenger

@@ -81,6 +81,9 @@ class Settings:
     drift_alpha: float = 0.01
     drift_share: float = 0.0
     drift_action: str = "warn"
+    # Tracking: how often a training run's system metrics (CPU, memory, disk, network; GPU utilisation and
+    # memory where there is one) are sampled and logged; MLflow's own default, 10 s, leaves a short run none.
+    system_metrics_interval_s: float = 2.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -166,7 +169,7 @@ def load_settings() -> Settings:
         registered_model_name=os.environ.get("ASTROSPECT_MODEL_NAME", "astrospect-photoz"),
         experiment_name=os.environ.get("ASTROSPECT_EXPERIMENT", "astrospect-photoz"),
         seed=int(os.environ.get("ASTROSPECT_SEED", str(Settings.seed))),
-        epochs=_positive("ASTROSPECT_EPOCHS", Settings.epochs),
+        epochs=_positive_count("ASTROSPECT_EPOCHS", Settings.epochs),
         precision=_one_of("ASTROSPECT_PRECISION", "auto", PRECISIONS),
         challengers=tuple(
             name.strip() for name in os.environ.get("ASTROSPECT_CHALLENGERS", "").split(",") if name.strip()
@@ -183,7 +186,7 @@ def load_settings() -> Settings:
         ),
         reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
         s3_retry_mode=_one_of("ASTROSPECT_S3_RETRY_MODE", "standard", S3_RETRY_MODES),
-        s3_max_attempts=_at_least_one("ASTROSPECT_S3_MAX_ATTEMPTS", "5"),
+        s3_max_attempts=_positive_count("ASTROSPECT_S3_MAX_ATTEMPTS", 5)  # the first attempt counts,
         s3_connect_timeout_s=float(os.environ.get("ASTROSPECT_S3_CONNECT_TIMEOUT_S", "10")),
         s3_read_timeout_s=float(os.environ.get("ASTROSPECT_S3_READ_TIMEOUT_S", "60")),
         gate_timeout_s=float(os.environ.get("ASTROSPECT_GATE_TIMEOUT_S", "300")),
@@ -203,13 +206,21 @@ def load_settings() -> Settings:
         drift_alpha=_fraction("ASTROSPECT_DRIFT_ALPHA", "0.01"),
         drift_share=_fraction("ASTROSPECT_DRIFT_SHARE", "0"),
         drift_action=_one_of("ASTROSPECT_DRIFT_ACTION", "warn", DRIFT_ACTIONS),
+        system_metrics_interval_s=_positive_seconds("ASTROSPECT_SYSTEM_METRICS_INTERVAL_S", "2"),
     )
 
 
-def _positive(name: str, default: int) -> int:
+def _positive_count(name: str, default: int) -> int:
     value = int(os.environ.get(name, str(default)))
     if value < 1:
         raise ValueError(f"{name}={value}: expected a positive integer")
+    return value
+
+
+def _positive_seconds(name: str, default: str) -> float:
+    value = float(os.environ.get(name, default))
+    if not value > 0.0:
+        raise ValueError(f"{name}={value}: expected a number of seconds above 0")
     return value
 
 
@@ -217,13 +228,6 @@ def _fraction(name: str, default: str) -> float:
     value = float(os.environ.get(name, default))
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value}: expected a fraction in [0, 1)")
-    return value
-
-
-def _at_least_one(name: str, default: str) -> int:
-    value = int(os.environ.get(name, default))
-    if value < 1:
-        raise ValueError(f"{name}={value}: expected at least 1 (the first attempt counts)")
     return value
 
 

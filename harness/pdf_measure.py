@@ -36,7 +36,7 @@ from astrospect.models.baselines import colour_tables, fit_colour_baseline, knn_
 from astrospect.models.calibration import calibrate_pdf_model
 from astrospect.models.cnn import build_pdf_cnn, build_seed_cnn, fit_input_scaling, load_model, pdf_bins
 from astrospect.models.predict import predict_pdf, predict_redshift
-from astrospect.models.train import SCALING_SAMPLE, ThroughputLogger
+from astrospect.models.train import SCALING_SAMPLE, EpochReport
 from astrospect.pdf.baselines import nz_null_pdf
 from astrospect.pdf.bins import POINT_ESTIMATES, RedshiftBins, RedshiftPdfs, encode_redshift_bins
 from astrospect.pdf.metrics import pdf_metric_table, pit_values
@@ -96,7 +96,7 @@ def train(
             train_rows, redshift_bins, smoothing, shuffle=True, augment=True, batch=BATCH, seed=seed
         )
         val_data = _pdf_dataset(val_rows, redshift_bins, smoothing, shuffle=False, augment=False, batch=BATCH)
-    throughput = ThroughputLogger(len(train_rows), epochs)
+    throughput = EpochReport(len(train_rows), epochs)
     fit = model.fit(
         train_data,
         validation_data=val_data,

@@ -170,6 +170,18 @@ def _versions_of_session(mlflow: Any, session_run_id: str) -> dict[str, list[str
     return by_variant
 
 
+def _attempts(mlflow: Any, session_run_id: str, challenger: str) -> list[Any]:
+    """Every child run of ``challenger`` in the session, whatever its status, oldest first."""
+    parent = mlflow.get_run(session_run_id)
+    return list(
+        mlflow.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{session_run_id}' and tags.challenger = '{challenger}'",
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
 def _finished_children(mlflow: Any, session_run_id: str) -> dict[str, list[str]]:
     """The session's FINISHED CNN child runs by challenger (baselines and failed attempts left out)."""
     from astrospect.tracking import tags
@@ -224,6 +236,7 @@ def test_nightly_run_through_the_rest_api_on_celery_queues(
     for variant, (child_id,) in children.items():
         metrics = mlflow.get_run(child_id).data.metrics
         assert math.isfinite(metrics["mae"]) and 0 < metrics["mae"] < 1, (variant, metrics.get("mae"))
+        assert any(key.startswith("system/") for key in metrics), f"{variant}: no system metrics"
     versions = _versions_of_session(mlflow, session)
     assert {variant: len(numbers) for variant, numbers in versions.items()} == {
         "full": 1,
@@ -410,6 +423,20 @@ def test_gpu_worker_killed_mid_training_is_retried_without_duplicates(
     }
     versions_after = {str(v.version) for v in mlflow.search_model_versions(f"name = '{MODEL_NAME}'")}
     assert versions_after - versions_before == {n for numbers in versions.values() for n in numbers}
+
+    # The killed try's run is kept, FAILED, with the epochs it finished; the retry's run is the finished one.
+    from astrospect.tracking import tags
+
+    attempts = _attempts(mlflow, session, task_id.removeprefix("train_"))
+    killed_run, retry_run = attempts[0], attempts[-1]
+    print(f"\nruns of {task_id}: " + ", ".join(f"{r.info.run_id[:8]} {r.info.status}" for r in attempts))
+    assert [r.info.status for r in attempts] == ["FAILED"] * (len(attempts) - 1) + ["FINISHED"], attempts
+    assert [retry_run.info.run_id] == children[task_id.removeprefix("train_")]
+    assert "left RUNNING" in killed_run.data.tags[tags.TAG_ERROR]
+    assert killed_run.data.tags[tags.TAG_SUPERSEDED_BY] == attempts[1].info.run_id
+    epochs_done = [m.step for m in mlflow.get_metric_history(killed_run.info.run_id, "val_loss")]
+    assert epochs_done and epochs_done == list(range(1, len(epochs_done) + 1)), epochs_done
+    assert len(epochs_done) < FAULT_EPOCHS
 
     # Nothing lost or overwritten in S3: every object from before is still there with the same content.
     artifacts_after = _listing(topology, MLFLOW_BUCKET)

@@ -5,7 +5,9 @@ on the training split; AdamW with decoupled weight decay; a learning rate that w
 ``warmup_epochs`` and then follows a cosine to 1% of its peak over the remaining epochs; gradients clipped to
 a global norm; an exponential moving average of the weights, which validation, early stopping and the
 saved model use; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
-no single spike ends training, with the best epoch's weights restored; one log line per epoch.
+no single spike ends training, with the best epoch's weights restored; one log line per epoch. Whoever
+observes the training (:mod:`astrospect.models.progress`: the challenger's MLflow run) hears of each epoch as
+it ends.
 The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift),
 :func:`fit_photoz_cnn` for the `cnn-ebv` challenger, :func:`fit_pdf_cnn` for the redshift-PDF CNN
 (cross-entropy on the binned redshift, then calibrated on the validation split).
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.data.dataset import Splits, iter_selected_cutouts, make_tf_dataset, sample_images
+from astrospect.models import progress
 from astrospect.models.cnn import (
     build_pdf_cnn,
     build_photoz_cnn,
@@ -65,8 +68,10 @@ class TrainResult:
     precision: str = "float32"
 
 
-class ThroughputLogger(keras.callbacks.Callback):
-    """One log line per epoch: losses and images/s (Keras' own bar is off so Airflow logs stay readable)."""
+class EpochReport(keras.callbacks.Callback):
+    """Each epoch's end: its images/s and learning rate with Keras' logs to the training's observers
+    (:mod:`astrospect.models.progress`), then one log line (Keras' own bar is off so Airflow logs stay
+    readable). Observers first, so that once the line is in the task log the epoch is in MLflow too."""
 
     def __init__(self, n_train: int, epochs: int) -> None:
         super().__init__()
@@ -82,13 +87,24 @@ class ThroughputLogger(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         self.rates.append(self.n_train / seconds)
         logs = logs or {}
+        # The schedule's rate at the optimizer's current step: the one the next epoch starts with.
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        progress.epoch_ended(
+            epoch + 1,
+            {
+                **{key: float(value) for key, value in logs.items()},
+                "images_per_second": self.rates[-1],
+                "learning_rate": learning_rate,
+            },
+        )
         log.info(
-            "epoch %d/%d  loss %.5f  val_loss %.5f  %.0f images/s  %.1fs",
+            "epoch %d/%d  loss %.5f  val_loss %.5f  %.0f images/s  lr %.2e  %.1fs",
             epoch + 1,
             self.epochs,
             logs.get("loss", float("nan")),
             logs.get("val_loss", float("nan")),
             self.rates[-1],
+            learning_rate,
             seconds,
         )
 
@@ -223,6 +239,11 @@ def train(
     steps_per_epoch = -(-len(train_rows) // config.batch_size)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=list(metrics))
     log.info("%s: %d trainable parameters", model.name, count_trainable_params(model))
+    input_example = sample[:INPUT_EXAMPLE_SIZE]
+    progress.training_started(
+        training_params(config, splits, len(train_rows), len(val_rows), z_range, device, precision),
+        input_example,
+    )
 
     def data(rows: Any, shuffle: bool, augment: bool) -> tf.data.Dataset:
         dataset = make_tf_dataset(
@@ -236,7 +257,7 @@ def train(
         )
         return dataset if target is None else dataset.map(lambda images, z: (images, target(z)))
 
-    throughput = ThroughputLogger(len(train_rows), config.epochs)
+    throughput = EpochReport(len(train_rows), config.epochs)
     fit = model.fit(
         data(train_rows, shuffle=True, augment=config.augment),
         validation_data=data(val_rows, shuffle=False, augment=False),
@@ -269,7 +290,7 @@ def train(
         n_train=len(train_rows),
         n_val=len(val_rows),
         images_per_second=rate,
-        input_example=sample[:INPUT_EXAMPLE_SIZE],
+        input_example=input_example,
         z_range=z_range,
         device=device,
         precision=precision,
@@ -300,19 +321,34 @@ def save_model(result: TrainResult, splits: Splits, config: TrainConfig) -> Path
     return model_path
 
 
-def _params(result: TrainResult, splits: Splits, config: TrainConfig) -> dict[str, Any]:
+def training_params(
+    config: TrainConfig,
+    splits: Splits,
+    n_train: int,
+    n_val: int,
+    z_range: tuple[float, float],
+    device: str,
+    precision: str,
+) -> dict[str, Any]:
+    """The run parameters known before the first epoch (reported to the observers then)."""
     return {
         **config.params(),
-        "precision_used": result.precision,
+        "precision_used": precision,
         "clipping": splits.clipping,
         "n_shards": len(splits.shards),
-        "n_train": result.n_train,
-        "n_val": result.n_val,
-        "epochs_run": len(result.history["loss"]),
-        "z_min": result.z_range[0],
-        "z_max": result.z_range[1],
-        "device": result.device,
+        "n_train": n_train,
+        "n_val": n_val,
+        "z_min": z_range[0],
+        "z_max": z_range[1],
+        "device": device,
     }
+
+
+def _params(result: TrainResult, splits: Splits, config: TrainConfig) -> dict[str, Any]:
+    known_at_start = training_params(
+        config, splits, result.n_train, result.n_val, result.z_range, result.device, result.precision
+    )
+    return {**known_at_start, "epochs_run": len(result.history["loss"])}
 
 
 def fit_seed_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> Trained:

@@ -1,16 +1,18 @@
 """One challenger's child run: trained once per session, logged with everything a person compares.
 
 :func:`train_once` is where idempotency lives: a retried Airflow task finds the challenger's FINISHED
-child and returns it without training again; a child left RUNNING by a crashed attempt is marked FAILED
-and a fresh one is trained and logged. A challenger that is not a baseline also becomes a registered
-version (:mod:`astrospect.tracking.registry`).
+child and returns it without training again; a child left RUNNING by a killed attempt is marked FAILED, and
+it and a FAILED one are kept (with the curve they reached) and tagged with the fresh run that replaces them.
+The child run lives as long as its training (:mod:`astrospect.tracking.live`); the holdout evaluation is
+logged on it after the last epoch, and a challenger that is not a baseline becomes a registered version
+from it (:mod:`astrospect.tracking.registry`).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +21,16 @@ from astrospect.data.metrics import METRIC_NAMES
 from astrospect.models.registry import Challenger
 from astrospect.settings import CUTOUT_SIZE, N_BANDS, Settings, get_logger
 from astrospect.tracking import registry
+from astrospect.tracking.live import curve_name, live_run
 from astrospect.tracking.server import client_for
 from astrospect.tracking.sessions import child_runs, context_tags, dataset_input
 from astrospect.tracking.tags import (
     TAG_AIRFLOW_RUN_ID,
     TAG_DATASET_VERSION,
+    TAG_ERROR,
     TAG_MODEL_VERSION,
     TAG_PARENT,
+    TAG_SUPERSEDED_BY,
     challenger_tags,
 )
 
@@ -66,10 +71,14 @@ def train_once(
     produce: Callable[[], ChallengerOutcome],
     shards: Sequence[Path | str] = (),
 ) -> LoggedRun:
-    """Log ``produce()``'s outcome as the session's child for ``challenger``, unless one is already logged.
+    """Train ``challenger`` inside its own child run of the session, unless a finished one is there.
 
     ``produce`` trains and scores the challenger; it is called only when the session has no FINISHED child
-    for it, so a retried task never trains twice.
+    for it, so a retried task never trains twice. The child run is created first (tags, the dataset as its
+    input), ``produce`` runs inside it (:func:`astrospect.tracking.live.live_run`: parameters, per-epoch
+    curves and system metrics logged as they come), then the holdout metrics, plots and model are logged
+    and the model registered from that run. Runs of earlier attempts that did not finish (RUNNING: a killed
+    worker; FAILED: an exception) are kept with their partial curves, tagged with the run that replaced them.
     """
     client = client_for(settings)
     parent = client.get_run(parent_run_id)
@@ -83,72 +92,99 @@ def train_once(
             logged.model_version,
         )
         return logged
-    for stale in child_runs(client, parent, "RUNNING", challenger.name):
-        log.warning(
-            "run %s (%s) was left RUNNING by an earlier attempt; marking it FAILED",
-            stale.info.run_id,
-            challenger.name,
-        )
-        client.set_terminated(stale.info.run_id, status="FAILED")
-    outcome = produce()
-    if outcome.challenger != challenger:
-        raise ValueError(f"produced an outcome for {outcome.challenger.name!r}, expected {challenger.name!r}")
-    return _log_child(settings, client, parent, outcome, shards)
+    earlier = [
+        run
+        for status in ("RUNNING", "FAILED")
+        for run in child_runs(client, parent, status, challenger.name)
+        if TAG_SUPERSEDED_BY not in run.data.tags
+    ]
+    run_id = _start_child(client, parent, challenger, shards)
+    for stale in earlier:
+        _supersede(client, stale, run_id)
+    with live_run(settings, client, str(parent.info.experiment_id), run_id) as live:
+        outcome = produce()
+        if outcome.challenger != challenger:
+            raise ValueError(
+                f"produced an outcome for {outcome.challenger.name!r}, expected {challenger.name!r}"
+            )
+        return _log_outcome(settings, client, parent, run_id, outcome, live.logged_points)
 
 
-def _log_child(
-    settings: Settings,
-    client: MlflowClient,
-    parent: Run,
-    outcome: ChallengerOutcome,
-    shards: Sequence[Path | str],
-) -> LoggedRun:
-    import mlflow
-
-    challenger, trained, evaluation = outcome.challenger, outcome.trained, outcome.evaluation
-    parent_run_id = str(parent.info.run_id)
+def _start_child(
+    client: MlflowClient, parent: Run, challenger: Challenger, shards: Sequence[Path | str]
+) -> str:
+    """The challenger's child run, RUNNING, with its tags, the dataset version and the dataset as input."""
     dataset_version = parent.data.tags.get(TAG_DATASET_VERSION, "unknown")
     tags = context_tags(dataset_version, parent.data.tags.get(TAG_AIRFLOW_RUN_ID)) | {
-        TAG_PARENT: parent_run_id,
+        TAG_PARENT: str(parent.info.run_id),
         **challenger_tags(challenger),
     }
     run_id = str(
         client.create_run(parent.info.experiment_id, run_name=challenger.name, tags=tags).info.run_id
     )
-    # The fluent API refuses to resume a run outside the process's active experiment, which may be
-    # whatever an earlier caller in this process chose: make it this run's experiment.
-    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
+    _log_params(client, run_id, {"dataset_version": dataset_version})
+    if shards:
+        client.log_inputs(run_id, datasets=[dataset_input(dataset_version, shards)])
+    log.info("%s: training in MLflow run %s", challenger.name, run_id)
+    return run_id
+
+
+def _supersede(client: MlflowClient, stale: Run, run_id: str) -> None:
+    """Keep an earlier attempt's run (its partial curves), FAILED, naming the run that replaced it."""
+    stale_id = str(stale.info.run_id)
+    if stale.info.status == "RUNNING":
+        log.warning(
+            "run %s (%s) was left RUNNING by an earlier attempt; marking it FAILED",
+            stale_id,
+            stale.info.run_name,
+        )
+        client.set_tag(
+            stale_id,
+            TAG_ERROR,
+            "left RUNNING by an attempt that stopped without ending it (a killed worker or a lost task)",
+        )
+        client.set_terminated(stale_id, status="FAILED")
+    client.set_tag(stale_id, TAG_SUPERSEDED_BY, run_id)
+
+
+def _log_outcome(
+    settings: Settings,
+    client: MlflowClient,
+    parent: Run,
+    run_id: str,
+    outcome: ChallengerOutcome,
+    logged_points: Set[tuple[str, int]],
+) -> LoggedRun:
+    """After the last epoch, on the same run: every parameter, the curves not already logged live, the
+    holdout evaluation and plots, and (not for a baseline) the model, registered from this run."""
+    challenger, trained, evaluation = outcome.challenger, outcome.trained, outcome.evaluation
+    dataset_version = parent.data.tags.get(TAG_DATASET_VERSION, "unknown")
     version: registry.RegisteredVersion | None = None
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        _log_params(client, run_id, {**trained.params, "dataset_version": dataset_version})
-        if shards:
-            client.log_inputs(run_id, datasets=[dataset_input(dataset_version, shards)])
-        _log_history(client, run_id, trained.history)
-        for name, value in trained.run_metrics.items():
-            client.log_metric(run_id, name, float(value))
-        _log_evaluation(client, run_id, challenger, evaluation)
-        for plot in outcome.plots:
-            client.log_artifact(run_id, str(plot), "plots")
-        if not challenger.baseline:
-            if trained.keras_model is None or trained.input_example is None:
-                raise ValueError(
-                    f"{challenger.name}: a registered challenger needs a Keras model and an input example"
-                )
-            model_info = _log_keras_model(
-                trained.keras_model, trained.input_example, challenger, trained.bins
+    _log_params(client, run_id, {**trained.params, "dataset_version": dataset_version})
+    _log_history(client, run_id, trained.history, skip=logged_points)
+    for name, value in trained.run_metrics.items():
+        client.log_metric(run_id, name, float(value))
+    _log_evaluation(client, run_id, challenger, evaluation)
+    for plot in outcome.plots:
+        client.log_artifact(run_id, str(plot), "plots")
+    if not challenger.baseline:
+        if trained.keras_model is None or trained.input_example is None:
+            raise ValueError(
+                f"{challenger.name}: a registered challenger needs a Keras model and an input example"
             )
-            version = registry.register(
-                settings,
-                model_info.model_uri,
-                challenger,
-                run_id=run_id,
-                session_run_id=parent_run_id,
-                dataset_version=dataset_version,
-                extra_tags={
-                    f"holdout.{name}": f"{value:.6g}" for name, value in holdout_metrics(evaluation).items()
-                },
-            )
-            client.set_tag(run_id, TAG_MODEL_VERSION, version.version)
+        model_info = _log_keras_model(trained.keras_model, trained.input_example, challenger, trained.bins)
+        version = registry.register(
+            settings,
+            model_info.model_uri,
+            challenger,
+            run_id=run_id,
+            session_run_id=str(parent.info.run_id),
+            dataset_version=dataset_version,
+            extra_tags={
+                f"holdout.{name}": f"{value:.6g}" for name, value in holdout_metrics(evaluation).items()
+            },
+        )
+        client.set_tag(run_id, TAG_MODEL_VERSION, version.version)
     log.info(
         "logged %s: run %s%s (sigma_mad %.4f, mae %.4f)",
         challenger.name,
@@ -195,20 +231,22 @@ def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) ->
     client.log_batch(run_id, params=entries)
 
 
-def _curve_name(history_key: str) -> str:
-    """Keras' ``loss``/``mae`` are training curves; named so they never collide with the holdout ``mae``."""
-    return history_key if history_key.startswith("val_") else f"train_{history_key}"
-
-
-def _log_history(client: MlflowClient, run_id: str, history: Mapping[str, Sequence[float]]) -> None:
-    """Per-epoch curves, step = epoch (1-based, as the log lines count)."""
+def _log_history(
+    client: MlflowClient,
+    run_id: str,
+    history: Mapping[str, Sequence[float]],
+    skip: Set[tuple[str, int]] = frozenset(),
+) -> None:
+    """Per-epoch curves, step = epoch (1-based, as the log lines count); the (metric, step) points in
+    ``skip`` are on the run already (logged as their epoch ended)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [
-        Metric(_curve_name(key), float(value), now, epoch)
+        Metric(curve_name(key), float(value), now, epoch)
         for key, values in history.items()
         for epoch, value in enumerate(values, start=1)
+        if (curve_name(key), epoch) not in skip
     ]
     for start in range(0, len(metrics), _METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + _METRICS_PER_BATCH])

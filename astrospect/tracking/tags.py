@@ -26,6 +26,8 @@ TAG_SESSION_RUN_ID = "session_run_id"  # on a registered version: the session th
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_DRIFTING = "drift.drifting"  # on a drift run: "true" or "false"
+TAG_ERROR = "astrospect.error"  # on a FAILED child: what ended its training ("<type>: <message>")
+TAG_SUPERSEDED_BY = "astrospect.superseded_by"  # on a failed attempt's child: the run of the retry after it
 ROLE_SESSION, ROLE_CNN, ROLE_BASELINE = "session", "cnn", "baseline"
 ROLE_DRIFT = "drift"  # a night's drift report: a session's child when the night trains
 

@@ -342,7 +342,7 @@ def test_retried_tasks_reuse_the_session_and_runs(
     sessions.end_session(session.parent_run_id, settings)  # the reuse reopened it; close it again
 
 
-def test_a_child_left_running_by_a_crash_is_failed_and_logged_afresh(
+def test_a_child_left_running_by_a_crash_is_failed_kept_and_logged_afresh(
     settings: Settings, shards: list[Path], tmp_path: Path
 ) -> None:
     isolated = dataclasses.replace(settings, registered_model_name="retry-test", experiment_name="retry-test")
@@ -354,10 +354,17 @@ def test_a_child_left_running_by_a_crash_is_failed_and_logged_afresh(
         run_name="clipped",
         tags={"mlflow.parentRunId": parent, **tags.challenger_tags(challengers.get("clipped"))},
     )
+    client.log_metric(crashed.info.run_id, "val_loss", 0.5, step=1)  # the epoch it finished before dying
     logged = log_reader(isolated, parent, NOISY_BAND, "clipped", shards)
     assert logged.run_id != crashed.info.run_id and not logged.reused
-    assert client.get_run(crashed.info.run_id).info.status == "FAILED"
+    kept = client.get_run(crashed.info.run_id)
+    assert kept.info.status == "FAILED" and kept.data.metrics["val_loss"] == 0.5
+    assert kept.data.tags[tags.TAG_SUPERSEDED_BY] == logged.run_id
+    assert "left RUNNING" in kept.data.tags[tags.TAG_ERROR]
     assert client.get_run(logged.run_id).info.status == "FINISHED"
+    # Marked once: a later retry of the finished challenger changes nothing on it.
+    assert log_reader(isolated, parent, NOISY_BAND, "clipped", shards).reused
+    assert client.get_run(crashed.info.run_id).data.tags == kept.data.tags
 
 
 def test_parallel_tasks_log_into_one_session_from_separate_processes(
