@@ -186,7 +186,7 @@ def load_settings() -> Settings:
         ),
         reference_min_rows=int(os.environ.get("ASTROSPECT_REFERENCE_MIN_ROWS", "500")),
         s3_retry_mode=_one_of("ASTROSPECT_S3_RETRY_MODE", "standard", S3_RETRY_MODES),
-        s3_max_attempts=_positive_count("ASTROSPECT_S3_MAX_ATTEMPTS", 5)  # the first attempt counts,
+        s3_max_attempts=_positive_count("ASTROSPECT_S3_MAX_ATTEMPTS", 5),  # the first attempt counts
         s3_connect_timeout_s=float(os.environ.get("ASTROSPECT_S3_CONNECT_TIMEOUT_S", "10")),
         s3_read_timeout_s=float(os.environ.get("ASTROSPECT_S3_READ_TIMEOUT_S", "60")),
         gate_timeout_s=float(os.environ.get("ASTROSPECT_GATE_TIMEOUT_S", "300")),
