@@ -78,6 +78,13 @@ SCROLL_TO_TEXT_JS = """(text) => {
   if (!node) throw new Error('no element starts with ' + text);
   window.scrollTo({top: node.getBoundingClientRect().top + window.scrollY - 12, behavior: 'instant'});
 }"""
+# When the node's table row does not end inside the window, scroll (MLflow's content pane, not the window)
+# so the row starts at the top.
+SCROLL_ROW_INTO_VIEW_JS = """(node) => {
+  const row = node.closest('tr, [role="row"]') || node;
+  const box = row.getBoundingClientRect();
+  if (box.bottom > window.innerHeight) row.scrollIntoView({block: 'start', behavior: 'instant'});
+}"""
 # The DAG runs the Airflow page links to (the grid's run bars), counted once each.
 DISTINCT_RUN_LINKS_JS = f"""() => new Set([...document.querySelectorAll('a[href*="/dags/{DAG_ID}/runs/"]')]
   .map(a => a.getAttribute('href').split('/runs/')[1].split('/')[0])).size"""
@@ -266,7 +273,8 @@ def shoot_mlflow_compare(browser: Browser, settings: Settings, out: Path) -> Pat
 
 def shoot_mlflow_registry(browser: Browser, settings: Settings, out: Path) -> Path:
     """The registered model's page: its newest versions, their tags, and the champion and challenger
-    aliases (drawn at 0.8, so two versions' rows fit; scrolled to the champion's row if it is further down)."""
+    aliases (drawn at 0.8, so two versions' rows fit; when the champion's row is further down, the page is
+    scrolled so it starts at the top)."""
     from astrospect.tracking.registry import CHALLENGER_ALIAS, CHAMPION_ALIAS
     from astrospect.tracking.sessions import UI_WORKFLOW_QUERY
 
@@ -276,7 +284,7 @@ def shoot_mlflow_registry(browser: Browser, settings: Settings, out: Path) -> Pa
     for alias in (CHALLENGER_ALIAS, CHAMPION_ALIAS):
         page.get_by_text(f"@ {alias}", exact=True).first.wait_for()
     close_mlflow_assistant(page)
-    page.get_by_text(f"@ {CHAMPION_ALIAS}", exact=True).first.scroll_into_view_if_needed()
+    page.get_by_text(f"@ {CHAMPION_ALIAS}", exact=True).first.evaluate(SCROLL_ROW_INTO_VIEW_JS)
     return _save(page, out / "mlflow-registry.png")
 
 
@@ -291,7 +299,8 @@ def shoot_airflow_grid(browser: Browser, plan: NightPlan, out: Path) -> Path:
         # Each run's square of its last task, then the overview's cards, are drawn once their queries answer.
         squares = page.locator('a[data-testid^="grid-"][data-testid$="-deploy"]')
         squares.nth(NIGHTS - 1).wait_for()
-        page.get_by_text("Failed Runs").first.wait_for()
+        for card in ("Failed Tasks", "Failed Runs", "Dag Runs"):
+            page.get_by_text(card).first.wait_for()
         return _save(page, out / "airflow-grid.png")
 
 
