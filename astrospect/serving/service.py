@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from starlette.responses import Response
 
-from astrospect.pdf.bins import RedshiftBins
+from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 from astrospect.serving.batching import (
     MAX_BATCH_CUTOUTS,
     MAX_QUEUED_CUTOUTS,
@@ -42,6 +42,7 @@ from astrospect.serving.batching import (
     BatcherOverloadedError,
 )
 from astrospect.serving.card import champion_bento_model, model_card
+from astrospect.serving.compiled import CompiledForward
 from astrospect.serving.contract import (
     HDF5,
     ROUTES,
@@ -60,7 +61,7 @@ from astrospect.serving.decoding import (
     from_flat,
 )
 from astrospect.serving.guards import RequestGuard
-from astrospect.serving.monitoring import observe_served
+from astrospect.serving.monitoring import observe_batch, observe_served
 from astrospect.serving.pdfs import QP_FILENAME, ServedPdfs, pdf_rows, qp_file, warm_qp
 from astrospect.serving.schemas import (
     FilePrediction,
@@ -124,7 +125,6 @@ class PhotoZ:
         import tensorflow as tf
 
         from astrospect.models.cnn import load_model, pdf_bins
-        from astrospect.models.predict import predict_pdf, predict_redshift
 
         tf.config.threading.set_intra_op_parallelism_threads(SETTINGS.serving_intra_op_threads)
         tf.config.threading.set_inter_op_parallelism_threads(SETTINGS.serving_inter_op_threads)
@@ -135,14 +135,19 @@ class PhotoZ:
         self.bins = pdf_bins(model)  # None: a point-estimate model
         bins = self.bins
 
-        def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
-            if bins is None:
-                return predict_redshift(model, images, ebv)
-            return pdf_rows(predict_pdf(model, images, ebv, bins))  # the summaries too, once per batch
+        # The forward pass compiled once per batch-size bucket (every bucket now, so no request pays for it).
+        forward = CompiledForward(model, MAX_BATCH_CUTOUTS)
+        forward.warm(self.card.input_shape)
 
-        # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
-        for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
-            predict(np.zeros((size, *self.card.input_shape), np.float32), np.full(size, np.nan, np.float32))
+        def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
+            observe_batch(len(images))  # the batch sizes reached, on /metrics
+            outputs = forward(images, ebv)
+            if bins is None:
+                return outputs.reshape(-1)
+            return pdf_rows(
+                RedshiftPdfs(outputs.astype(np.float64), bins)
+            )  # the summaries too, once per batch
+
         if bins is not None:
             log.info("qp imported and a qp file written in %.2f s (warm-up)", warm_qp(bins))
         self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)
