@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from starlette.responses import Response
 
-from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
+from astrospect.pdf.bins import RedshiftBins
 from astrospect.serving.batching import (
     MAX_BATCH_CUTOUTS,
     MAX_QUEUED_CUTOUTS,
@@ -42,7 +42,6 @@ from astrospect.serving.batching import (
     BatcherOverloadedError,
 )
 from astrospect.serving.card import champion_bento_model, model_card
-from astrospect.serving.compiled import CompiledForward
 from astrospect.serving.contract import (
     HDF5,
     ROUTES,
@@ -132,6 +131,7 @@ class PhotoZ:
         import tensorflow as tf
 
         from astrospect.models.cnn import load_model, pdf_bins
+        from astrospect.models.predict import predict_pdf, predict_redshift
 
         tf.config.threading.set_intra_op_parallelism_threads(SETTINGS.serving_intra_op_threads)
         tf.config.threading.set_inter_op_parallelism_threads(SETTINGS.serving_inter_op_threads)
@@ -142,26 +142,25 @@ class PhotoZ:
         self.bins = pdf_bins(model)  # None: a point-estimate model
         bins = self.bins
 
-        # The forward pass compiled once per batch-size bucket (every bucket now, so no request pays for it).
-        forward = CompiledForward(model, MAX_BATCH_CUTOUTS)
-        forward.warm(self.card.input_shape)
+        def answer(images: FloatArray, ebv: FloatArray) -> np.ndarray:
+            if bins is None:
+                return predict_redshift(model, images, ebv)
+            return pdf_rows(predict_pdf(model, images, ebv, bins))  # the summaries too, once per batch
 
         def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
-            outputs = forward(images, ebv)
-            answers: np.ndarray
-            redshift: np.ndarray
-            if bins is None:
-                answers = outputs.reshape(-1)
-                redshift = answers
-            else:  # the PDFs' summaries too, once per batch
-                answers = pdf_rows(RedshiftPdfs(outputs.astype(np.float64), bins))
-                redshift = served_redshift(answers, bins)
+            answers = answer(images, ebv)
+            redshift = answers if bins is None else served_redshift(answers, bins)
             # /metrics: the batch size reached, and each cutout's input and answer histograms, once per batch
             # (the profile found the per-request calls' numpy overhead on the event loop).
             observe_batch(len(images))
             observe_served(images, redshift)
             return answers
 
+        # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
+        # (XLA per batch-size bucket was measured instead: the padded buckets cost more CPU than they saved,
+        # docs/explanation/serving-profile.md.)
+        for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
+            answer(np.zeros((size, *self.card.input_shape), np.float32), np.full(size, np.nan, np.float32))
         if bins is not None:
             log.info("qp imported and a qp file written in %.2f s (warm-up)", warm_qp(bins))
         self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)

@@ -132,22 +132,32 @@ def worker_pids(server_pid: int) -> list[int]:
     return found
 
 
-def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
-    """CPU seconds so far of the workers' event-loop threads (thread id = process id) and of all others."""
+EVENT_LOOP, OTHERS = "event loop thread", "other threads (model call, TensorFlow)"
+
+
+def thread_cpu_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
+    """CPU seconds so far of every thread of the workers, by (process id, thread id)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    split = {"event loop thread": 0.0, "other threads (model call, TensorFlow)": 0.0}
+    found = {}
     for pid in pids:
         for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:  # the thread ended meanwhile
                 continue
-            key = (
-                "event loop thread"
-                if stat.parent.name == str(pid)
-                else "other threads (model call, TensorFlow)"
-            )
-            split[key] += (int(fields[11]) + int(fields[12])) / ticks
+            found[(pid, int(stat.parent.name))] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def thread_split(
+    before: dict[tuple[int, int], float], after: dict[tuple[int, int], float]
+) -> dict[str, float]:
+    """CPU seconds between two readings: the event loop's threads (thread id = process id) and the others.
+    A thread that ended meanwhile (anyio retires idle worker threads) is missing from ``after`` and its
+    last seconds with it, so the others' figure is a lower bound."""
+    split = {EVENT_LOOP: 0.0, OTHERS: 0.0}
+    for (pid, tid), seconds in after.items():
+        split[EVENT_LOOP if tid == pid else OTHERS] += seconds - before.get((pid, tid), 0.0)
     return split
 
 
@@ -187,8 +197,7 @@ def profile_route(
     threads = thread_cpu_seconds(worker_pids(server_pid))
     run = run_wrk(url, script, seconds - 2, 2, 16)
     cpu = tree_cpu_seconds(server_pid) - cpu
-    after_threads = thread_cpu_seconds(worker_pids(server_pid))
-    split = {key: after_threads[key] - threads.get(key, 0.0) for key in after_threads}
+    split = thread_split(threads, thread_cpu_seconds(worker_pids(server_pid)))
     for spy in spies:
         _, err = spy.communicate(timeout=seconds + 60)
         if spy.returncode != 0:
