@@ -11,7 +11,7 @@ TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export ASTROSPECT_HOME ?= $(CURDIR)/data
 
-.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power docs docs-serve readme openapi screenshots
+.PHONY: help setup run landing more-data airflow-db airflow-up airflow-down test test-fast fuzz lint format bench bench-training bench-ingest clean integration up down mlflow-up mlflow-down mlflow-ui synth-check bench-simulate serve deploy bench-serving bench-serving-curve bench-drift drift-study learning-curve import bench-import colour-reference gate-power docs docs-serve readme openapi screenshots bench-serving-paths serving-profile
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -128,9 +128,17 @@ bench-ingest: setup ## data gate: ingest MB/s from loopback S3 vs plain boto3, v
 bench-simulate: setup ## simulator: render CPU ms/galaxy vs GalSim defaults, galaxies/s on 1 and 2 workers
 	$(BIN)/python -m harness.bench.simulate
 
-bench-serving: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve` vs naive model.predict and batched ceiling
+bench-serving: setup ## serving: warm req/s per route vs an empty BentoML endpoint in the same run (wrk -t2 -c16); docs/results/bench-serving.json
+	@command -v wrk >/dev/null 2>&1 || { echo "bench-serving needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m harness.bench.serving_floor
+
+bench-serving-paths: setup ## serving: req/s, p50/p99 of 16 clients on `bentoml serve` vs naive model.predict and batched ceiling; PDF vs point cost
 	$(BIN)/python -m harness.bench.serving
 
+serving-profile: setup ## serving: py-spy on both workers under wrk load, CPU per request by category (PROFILE_LABEL=before|after)
+	$(BIN)/python -m harness.bench.serving_profile --label $(PROFILE_LABEL)
+
+PROFILE_LABEL ?= after
 CURVE_LAYOUTS ?= 2x1x1,1x1x1,1x2x1
 bench-serving-curve: setup ## serving: p99 and req/s against 1-32 clients for worker x intra-op x inter-op layouts (CURVE_LAYOUTS), side by side
 	$(BIN)/python -m harness.bench.serving_curve --layouts $(CURVE_LAYOUTS)

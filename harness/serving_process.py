@@ -27,11 +27,18 @@ READY_TIMEOUT_S = 300.0
 @contextmanager
 def served(env: Mapping[str, str], log_path: Path, *serve_args: str) -> Iterator[tuple[str, int]]:
     """Run ``astrospect serve --port <free port> *serve_args``; yield (URL, pid) once ``/readyz`` is 200."""
-    port = free_port()
     astrospect = str(Path(sys.executable).parent / "astrospect")
+    with served_command(env, log_path, [astrospect, "serve", *serve_args]) as started:
+        yield started
+
+
+@contextmanager
+def served_command(env: Mapping[str, str], log_path: Path, command: list[str]) -> Iterator[tuple[str, int]]:
+    """Run ``command --port <free port>`` (any ``bentoml serve``); yield (URL, pid) once ``/readyz`` is 200."""
+    port = free_port()
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [astrospect, "serve", "--port", str(port), *serve_args],
+            [*command, "--port", str(port)],
             env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -51,7 +51,7 @@ def test_a_missing_folder_or_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_every_committed_results_file_reads() -> None:
     names = sorted(path.stem for path in results.results_dir().glob("*.json"))
-    assert "make-run" in names and "bench-serving" in names
+    assert "make-run" in names and "bench-serving" in names and "bench-serving-paths" in names
     for name in names:
         document = results.read(name)
         for spec in document["tables"].values():

@@ -29,6 +29,7 @@ from astrospect.settings import BANDS
 R_MAG_BUCKETS = tuple(float(edge) for edge in np.arange(13.0, 21.01, 0.25))
 G_R_BUCKETS = tuple(float(edge) for edge in np.round(np.arange(-0.5, 2.01, 0.1), 2))
 REDSHIFT_BUCKETS = tuple(float(edge) for edge in np.round(np.arange(0.0, 0.801, 0.025), 3))
+BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # up to the batcher's MAX_BATCH_CUTOUTS
 G, R = BANDS.index("g"), BANDS.index("r")
 
 
@@ -37,6 +38,7 @@ class ServedHistograms:
     r_mag: Any  # prometheus_client.Histogram
     g_r: Any
     redshift: Any
+    batch: Any  # cutouts per model call: how much the batcher shares
 
 
 @cache
@@ -58,7 +60,15 @@ def histograms() -> ServedHistograms:
         redshift=Histogram(
             "astrospect_served_redshift", "predicted redshift of each cutout served", buckets=REDSHIFT_BUCKETS
         ),
+        batch=Histogram(
+            "astrospect_batch_cutouts", "cutouts per model call (one batch)", buckets=BATCH_BUCKETS
+        ),
     )
+
+
+def observe_batch(cutouts: int) -> None:
+    """Count one model call of ``cutouts`` cutouts."""
+    histograms().batch.observe(cutouts)
 
 
 def served_features(

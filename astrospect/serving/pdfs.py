@@ -33,6 +33,11 @@ def pdf_rows(pdfs: RedshiftPdfs) -> npt.NDArray[np.float64]:
     return np.column_stack([pdfs.probabilities, *(getattr(summary, name) for name in SUMMARY_FIELDS)])
 
 
+def served_redshift(rows: npt.NDArray[np.float64], bins: RedshiftBins) -> npt.NDArray[np.float64]:
+    """The served redshift of each of :func:`pdf_rows`' rows: its summary's ``POINT_ESTIMATE``."""
+    return np.asarray(rows[:, bins.n + SUMMARY_FIELDS.index(POINT_ESTIMATE)])
+
+
 @dataclass(frozen=True)
 class ServedPdfs:
     """The PDFs and summaries of one request's cutouts, taken back apart from their rows."""

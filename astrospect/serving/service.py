@@ -60,8 +60,15 @@ from astrospect.serving.decoding import (
     from_flat,
 )
 from astrospect.serving.guards import RequestGuard
-from astrospect.serving.monitoring import observe_served
-from astrospect.serving.pdfs import QP_FILENAME, ServedPdfs, pdf_rows, qp_file, warm_qp
+from astrospect.serving.monitoring import observe_batch, observe_served
+from astrospect.serving.pdfs import (
+    QP_FILENAME,
+    ServedPdfs,
+    pdf_rows,
+    qp_file,
+    served_redshift,
+    warm_qp,
+)
 from astrospect.serving.schemas import (
     FilePrediction,
     FileRow,
@@ -135,14 +142,25 @@ class PhotoZ:
         self.bins = pdf_bins(model)  # None: a point-estimate model
         bins = self.bins
 
-        def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
+        def answer(images: FloatArray, ebv: FloatArray) -> np.ndarray:
             if bins is None:
                 return predict_redshift(model, images, ebv)
             return pdf_rows(predict_pdf(model, images, ebv, bins))  # the summaries too, once per batch
 
+        def predict(images: FloatArray, ebv: FloatArray) -> np.ndarray:
+            answers = answer(images, ebv)
+            redshift = answers if bins is None else served_redshift(answers, bins)
+            # /metrics: the batch size reached, and each cutout's input and answer histograms, once per batch
+            # (the profile found the per-request calls' numpy overhead on the event loop).
+            observe_batch(len(images))
+            observe_served(images, redshift)
+            return answers
+
         # Trace the compiled predict step for the batch sizes the batcher forms, so no request pays for it.
+        # (XLA per batch-size bucket was measured instead: the padded buckets cost more CPU than they saved,
+        # docs/explanation/serving-profile.md.)
         for size in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, MAX_BATCH_CUTOUTS):
-            predict(np.zeros((size, *self.card.input_shape), np.float32), np.full(size, np.nan, np.float32))
+            answer(np.zeros((size, *self.card.input_shape), np.float32), np.full(size, np.nan, np.float32))
         if bins is not None:
             log.info("qp imported and a qp file written in %.2f s (warm-up)", warm_qp(bins))
         self.batcher = AdaptiveBatcher(predict, MAX_BATCH_CUTOUTS, MAX_QUEUED_CUTOUTS)
@@ -178,7 +196,6 @@ class PhotoZ:
         else:
             pdfs = ServedPdfs.from_rows(answers, self.bins)
             answer = Answer(pdfs.redshift, pdfs)
-        observe_served(images, answer.redshift)  # input and answer histograms on /metrics
         return answer
 
     def _pdf_bins(self, asked: str) -> RedshiftBins:

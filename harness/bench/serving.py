@@ -573,7 +573,7 @@ def record_results(
         for path, point in PDF_PATHS.items()
     ]
     return results.record(
-        "bench-serving",
+        "bench-serving-paths",
         title=f"Serving: single-cutout requests, {clients} clients",
         figures={
             "json_requests_per_s": round(as_json.row.per_second),

@@ -30,10 +30,10 @@ CPU machine, every model trained on CPU. Its report, in short, on the fixed hold
 - The best CNN (`<!-- figure: make-run best_cnn -->`) reaches **<!-- figure: make-run best_cnn_over_knn -->x** the \
 colour k-NN's sigma_MAD (lower is better), and the PDF CNN's CRPS is \
 **<!-- figure: make-run pdf_crps_over_knn_crps -->x** the colour k-NN PDF's.
-- Served by `bentoml serve` (`make bench-serving`, <!-- figure: bench-serving clients --> clients, {serving_cpus} cores): \
-**<!-- figure: bench-serving json_requests_per_s --> req/s** with p99 <!-- figure: bench-serving json_p99_ms --> ms \
-on JSON, **<!-- figure: bench-serving binary_requests_per_s --> req/s** with p99 \
-<!-- figure: bench-serving binary_p99_ms --> ms on raw float32.\
+- Served by `bentoml serve` (`make bench-serving-paths`, <!-- figure: bench-serving-paths clients --> clients, {serving_cpus} cores): \
+**<!-- figure: bench-serving-paths json_requests_per_s --> req/s** with p99 <!-- figure: bench-serving-paths json_p99_ms --> ms \
+on JSON, **<!-- figure: bench-serving-paths binary_requests_per_s --> req/s** with p99 \
+<!-- figure: bench-serving-paths binary_p99_ms --> ms on raw float32.\
 """
 
 
@@ -42,7 +42,7 @@ def generated_block(results_dir: Path | None = None) -> str:
     from astrospect import results
 
     cpus = results.read("make-run", results_dir)["machine"].get("cpu_count")
-    serving_cpus = results.read("bench-serving", results_dir)["machine"].get("cpu_count")
+    serving_cpus = results.read("bench-serving-paths", results_dir)["machine"].get("cpu_count")
     text = TEMPLATE.replace("{cpus}", str(cpus)).replace("{serving_cpus}", str(serving_cpus))
     expanded = render.expand(text, results_dir)
     # The README shows figures, not each measurement's log line: that is on the docs site.

@@ -16,7 +16,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("astrospect", "dags")
-SETTINGS_READERS = {"_env_path", "_fraction", "_one_of"}
+
+
+def _settings_readers() -> frozenset[str]:
+    """settings.py's helpers that read one variable: its private functions whose first parameter is the
+    variable's ``name`` (found in the code, so a new reader is documented without a list to keep)."""
+    tree = ast.parse((ROOT / "astrospect" / "settings.py").read_text())
+    return frozenset(
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith("_")
+        and node.args.args
+        and node.args.args[0].arg == "name"
+    )
+
+
+SETTINGS_READERS = _settings_readers()
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]+$")
 
 
@@ -44,6 +60,18 @@ def _literal(node: ast.AST | None) -> str | None:
     return None
 
 
+def _default_text(node: ast.expr) -> str:
+    """A default as the reader sees it: ``Settings.seed`` or ``str(Settings.seed)`` resolves to the
+    dataclass field's default (the one place it is written), anything else is shown as written."""
+    inner = node.args[0] if isinstance(node, ast.Call) and _name(node.func) == "str" and node.args else node
+    if isinstance(inner, ast.Attribute) and _name(inner.value) == "Settings":
+        from astrospect.settings import Settings
+
+        value = getattr(Settings, inner.attr)
+        return repr(str(value)) if inner is not node else repr(value)
+    return ast.unparse(node)
+
+
 def _reads(tree: ast.AST) -> list[tuple[str, str | None, ast.AST]]:
     """(variable, default as written or None, node) for every read of the environment in ``tree``."""
     found: list[tuple[str, str | None, ast.AST]] = []
@@ -57,7 +85,7 @@ def _reads(tree: ast.AST) -> list[tuple[str, str | None, ast.AST]]:
             if is_get or _name(function) in SETTINGS_READERS:
                 name = _literal(node.args[0])
                 if name:
-                    default = ast.unparse(node.args[1]) if len(node.args) > 1 else None
+                    default = _default_text(node.args[1]) if len(node.args) > 1 else None
                     found.append((name, default, node))
         elif isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
             name = _literal(node.slice)
