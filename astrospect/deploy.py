@@ -1,4 +1,4 @@
-"""Deploy: make the MLflow registry's champion servable by BentoML (docs/architecture.md, "Serving").
+"""Deploy: make the MLflow registry's champion servable by BentoML (docs/explanation/architecture.md, "Serving").
 
 ``deploy_champion`` reads ``models:/<name>@champion``, imports that version into BentoML's model store
 (``BENTOML_HOME``, by default ``$ASTROSPECT_HOME/bentoml``) with its MLflow name, version and run id as

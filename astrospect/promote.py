@@ -1,4 +1,4 @@
-"""Champion / challenger promotion (docs/architecture.md, "Promotion"): the policy, and the decision.
+"""Champion / challenger promotion (docs/explanation/architecture.md, "Promotion"): the policy, and the decision.
 
 On the fixed holdout, a challenger becomes champion when its sigma_mad beats the champion's and neither
 its catastrophic-outlier fraction nor its absolute bias is worse beyond a configured tolerance; the first

@@ -43,7 +43,7 @@ class Settings:
     precision: str = "auto"
     # The challengers a session trains (names in astrospect.models.registry); empty: the registry's default set.
     challengers: tuple[str, ...] = ()
-    # Promotion tolerances (docs/architecture.md, "Promotion").
+    # Promotion tolerances (docs/explanation/architecture.md, "Promotion").
     outlier_tolerance: float = 0.002
     bias_tolerance: float = 0.002
     # When champion and challenger both give PDFs, the mean CRPS may grow by at most this (~4% of the PDF
@@ -67,7 +67,7 @@ class Settings:
     gate_timeout_s: float = 300.0
     gate_memory_bytes: int = 2048 * 1024 * 1024
     gate_max_declared_bytes: int = 8192 * 1024 * 1024
-    # Serving (docs/architecture.md, "Serving"): the largest JSON batch, the largest request body, the loopback address.
+    # Serving (docs/explanation/architecture.md, "Serving"): the largest JSON batch, the largest request body, the loopback address.
     serving_max_cutouts: int = 1024
     serving_max_body_bytes: int = 64 * 1024 * 1024
     serving_host: str = "127.0.0.1"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MLflow tracking server (docs/architecture.md, "Tracking"): start it, stop it, say where it is.
+# The MLflow tracking server (docs/explanation/architecture.md, "Tracking"): start it, stop it, say where it is.
 #
 #   mlflow/server.sh up      start it in the background if it is not running, wait until healthy, print the URL
 #   mlflow/server.sh down    stop what `up` started (its whole process group) and wait until it is gone

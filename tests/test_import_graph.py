@@ -1,4 +1,4 @@
-"""The import graph (docs/architecture.md, "Modules and what each owns"): no circles, nothing imports upward.
+"""The import graph (docs/explanation/architecture.md, "Modules and what each owns"): no circles, nothing imports upward.
 
 `make lint` runs `lint-imports` (import-linter) with the contracts in pyproject.toml. Here it runs on this
 tree, and on copies with one planted import each, to show the contracts catch what they are for.

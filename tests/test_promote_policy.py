@@ -1,4 +1,4 @@
-"""The promotion policy (docs/architecture.md, "Promotion"), branch by branch: a pure function, no server."""
+"""The promotion policy (docs/explanation/architecture.md, "Promotion"), branch by branch: a pure function, no server."""
 
 from __future__ import annotations
 

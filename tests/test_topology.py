@@ -1,4 +1,4 @@
-"""The scaled-out topology for real, natively on loopback (README "Production deployment").
+"""The scaled-out topology for real, natively on loopback (docs/how-to/scale-out.md).
 
 One topology for the module: PostgreSQL (Airflow's and MLflow's databases), Redis (Celery's broker), an
 S3 endpoint (moto: the landing zone and MLflow's artifacts), the MLflow server on Postgres + S3, Airflow 3

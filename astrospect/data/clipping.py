@@ -2,7 +2,7 @@
 
 A *clipping* is a data selection, never a model: ``full`` keeps every galaxy; ``clipped`` keeps z <= 0.4,
 the seed's second experiment. Clipping applies to the training and validation splits only; the holdout is
-never clipped, so every challenger and the champion are scored on the same galaxies (docs/architecture.md,
+never clipped, so every challenger and the champion are scored on the same galaxies (docs/explanation/architecture.md,
 "Splits").
 """
 

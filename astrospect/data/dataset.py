@@ -3,7 +3,7 @@
 The label pass reads only ``objid`` and the redshifts of every shard (a few bytes per galaxy) to decide,
 per row, its split and whether the clipping keeps it; it runs once per session (:func:`select_splits`).
 The pixel pass then streams each shard in chunks and yields only the chosen rows, so the whole set is
-never in memory (docs/architecture.md, "Data flow").
+never in memory (docs/explanation/architecture.md, "Data flow").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The metric table (docs/architecture.md, "Metrics"), defined once: training, evaluation, promotion and serving import it.
+"""The metric table (docs/explanation/architecture.md, "Metrics"), defined once: training, evaluation, promotion and serving import it.
 
 With dz = z_pred - z_spec and d = dz / (1 + z_spec).
 """
@@ -26,7 +26,7 @@ Z_BIN_EDGES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 2.0)
 
 
 def metric_table(z_true: npt.ArrayLike, z_pred: npt.ArrayLike) -> dict[str, float]:
-    """The metric table (docs/architecture.md, "Metrics") for one set of predictions, as plain floats."""
+    """The metric table (docs/explanation/architecture.md, "Metrics") for one set of predictions, as plain floats."""
     truth = np.asarray(z_true, dtype=np.float64).ravel()
     pred = np.asarray(z_pred, dtype=np.float64).ravel()
     if truth.shape != pred.shape:

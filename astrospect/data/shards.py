@@ -1,4 +1,4 @@
-"""Cutout shards: the HDF5 format of docs/architecture.md#the-shard-format, read in chunks, written atomically, checked on open.
+"""Cutout shards: the HDF5 format of docs/reference/shard-format.md, read in chunks, written atomically, checked on open.
 
 On disk, images are band-first ``(N, 5, H, W)`` like the public SDSS cubes; the model works channels-last
 ``(N, 32, 32, 5)``. :func:`to_model_layout` is the one place that transposes (and centre-crops 64x64 cubes),
@@ -39,7 +39,7 @@ EBV_INPUT = "ebv"  # Galactic foreground E(B-V) per cutout; NaN where unknown
 
 
 class ShardFormatError(ValueError):
-    """A shard that does not follow docs/architecture.md#the-shard-format. The message names the file, the field and the reason."""
+    """A shard that does not follow docs/reference/shard-format.md. The message names the file, the field and the reason."""
 
     def __init__(self, path: Path | str, field: str, reason: str) -> None:
         self.path = str(path)

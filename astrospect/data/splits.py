@@ -1,4 +1,4 @@
-"""Train / validation / holdout by a stable hash of ``objid`` (docs/architecture.md, "Splits").
+"""Train / validation / holdout by a stable hash of ``objid`` (docs/explanation/architecture.md, "Splits").
 
 A galaxy's split depends on its objid alone, never on which shard or night it arrived in, so the holdout
 is fixed as the data grows and every night's models and the champion are compared on the same galaxies.

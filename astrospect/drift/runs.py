@@ -1,5 +1,5 @@
 """Tonight's drift report as an MLflow run: its metrics, the HTML report and the JSON, a child of the night's
-training session when the night trains (docs/architecture.md, "Drift")."""
+training session when the night trains (docs/explanation/architecture.md, "Drift")."""
 
 from __future__ import annotations
 

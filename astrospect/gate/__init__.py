@@ -1,1 +1,1 @@
-"""The data gate: landing zone -> raw store -> accepted or quarantined -> snapshot (docs/architecture.md, "Data flow")."""
+"""The data gate: landing zone -> raw store -> accepted or quarantined -> snapshot (docs/explanation/architecture.md, "Data flow")."""

@@ -2,7 +2,7 @@
 
 Every file came from the landing zone, so none is trusted: the gate never opens one in its own process. A
 child process with limits on time and memory (:mod:`astrospect.gate.sandbox`) inspects each shard's header
-(:func:`~astrospect.data.shards.inspect_shard`: the structure of docs/architecture.md#the-shard-format, no references outside the file, no
+(:func:`~astrospect.data.shards.inspect_shard`: the structure of docs/reference/shard-format.md, no references outside the file, no
 declared size the file cannot back) and summarises its cutouts (:mod:`astrospect.data.summaries`), one
 shard ahead of the judging. Then, in ingest order and in batches, four suites:
 

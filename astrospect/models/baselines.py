@@ -1,6 +1,6 @@
 """The classic colour photo-z: k-nearest neighbours on ugriz aperture colours measured from the cutouts.
 
-Every metric table has this row (docs/architecture.md, "Metrics"): it is trained on the same split (and the
+Every metric table has this row (docs/explanation/architecture.md, "Metrics"): it is trained on the same split (and the
 same clipping) as the CNN it is compared with, so the comparison isolates what the pixels add beyond colours. Its colour
 aperture and k are chosen on the validation split, as a careful astronomer would tune a colour photo-z:
 the CNN has to beat the best colour method these cutouts allow, not a convenient one.

@@ -96,7 +96,7 @@ def fit_calibration(
 
     ``pit_cvm`` (the default) asks directly for a uniform PIT, i.e. calibrated intervals at every level.
     ``nll`` fits the temperature alone to the likelihood of the spec-z bins, the textbook recipe; measured
-    on the 12k demo set (README "Redshift PDFs") it left the holdout's 68% intervals covering 0.69-0.75 and
+    on the 12k demo set (docs/explanation/studies.md) it left the holdout's 68% intervals covering 0.69-0.75 and
     pit_ks up to 0.11 (its log penalty is dominated by the few galaxies far out in a PDF's tail, which ask
     for wider PDFs, and a temperature cannot mend an off-centre run). Temperature and shift by PIT gave
     coverage_68 0.68-0.70 and pit_ks 0.025-0.037 on all four runs, with a lower CRPS.

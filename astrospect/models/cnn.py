@@ -221,7 +221,7 @@ class AperturePhotometry(layers.Layer):
     standardised by a mean and scale fitted on training cutouts and kept in the layer config.
 
     Why inside the network: a CNN can learn flux ratios from pixels, but on 2 CPU cores and 10^4 galaxies it
-    learns them worse than a measurement does (README, "What the CNN achieves here"). Giving the dense layers
+    learns them worse than a measurement does (docs/explanation/studies.md). Giving the dense layers
     the measured colours next to the convolutional features leaves the convolutions the morphology (size,
     inclination, concentration) that colours do not have. The input is still the raw cutout alone.
     """

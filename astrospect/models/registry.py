@@ -7,7 +7,7 @@ baseline: a baseline is trained, scored and logged beside the others but never r
 
 The DAG's training tasks, the "already trained" short-circuit, the tracking tags, promotion, the report
 and the compare view all read this registry. Adding a challenger is one entry here plus its builder
-(docs/architecture.md, "Adding a challenger").
+(docs/explanation/architecture.md, "Adding a challenger").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train the Keras challengers: one recipe, streamed from shards, on a GPU when there is one.
 
-:func:`train` is the one training loop. The recipe (docs/architecture.md, "Training"): pixel scalings fitted
+:func:`train` is the one training loop. The recipe (docs/explanation/architecture.md, "Training"): pixel scalings fitted
 on the training split; AdamW with decoupled weight decay; a learning rate that warms up linearly for
 ``warmup_epochs`` and then follows a cosine to 1% of its peak over the remaining epochs; gradients clipped to
 a global norm; an exponential moving average of the weights, which validation, early stopping and the

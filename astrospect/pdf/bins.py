@@ -23,7 +23,7 @@ import numpy.typing as npt
 PointEstimate = Literal["mean", "median", "mode"]
 POINT_ESTIMATES: tuple[PointEstimate, ...] = ("mean", "median", "mode")
 # The point redshift a PDF challenger reports, evaluation and serving alike: the median was best or tied
-# on every measured run (README, "Redshift PDFs"); the mode, a 0.0025-wide argmax, was worst.
+# on every measured run (docs/explanation/studies.md); the mode, a 0.0025-wide argmax, was worst.
 POINT_ESTIMATE: PointEstimate = "median"
 _SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; anything further off is not a PDF
 

@@ -1,1 +1,1 @@
-"""Serving the champion with BentoML (docs/architecture.md#serving): the service, its request types, the deploy step."""
+"""Serving the champion with BentoML (docs/explanation/architecture.md#serving): the service, its request types, the deploy step."""

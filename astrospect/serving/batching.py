@@ -7,7 +7,7 @@ runs at a time, in a worker thread, so the event loop keeps parsing and validati
 Why not BentoML's ``@bentoml.api(batchable=True)``: its dispatcher learns a waiting time from recent
 traffic and holds requests for it. Measured on this 2-core machine with the seed CNN, it held a lone
 request ~60 ms after a burst (4.5 ms with this batcher), used ~0.4 ms more CPU per request, and sheds
-with 503 once its learned latency passes ``max_latency_ms`` (docs/architecture.md#serving). Here overload is a bounded
+with 503 once its learned latency passes ``max_latency_ms`` (docs/explanation/architecture.md#serving). Here overload is a bounded
 queue: past ``max_queued`` cutouts a request is refused at once (503), never held until it times out.
 """
 

@@ -133,7 +133,7 @@ class ModelMetadata(ModelIdentity):
     bento_model: str = Field(description="tag of the model in BentoML's model store")
     dataset_version: str | None = Field(description="snapshot version of the training data set")
     metrics: dict[str, float] = Field(
-        description="the metric table of docs/architecture.md#metrics logged with the run"
+        description="the metric table of docs/explanation/architecture.md#metrics logged with the run"
     )
     pdf_bins: int | None = Field(
         description="number of redshift bins of the champion's PDFs; null for a point-estimate model, whose"

@@ -1,4 +1,4 @@
-"""The BentoML service that serves the registry's champion (docs/architecture.md, "Serving").
+"""The BentoML service that serves the registry's champion (docs/explanation/architecture.md, "Serving").
 
 ``predict`` takes a JSON batch of raw cutouts (one flat array per cutout), ``predict_binary`` the same
 cutouts as raw float32 bytes with their shape in a header, ``predict_file`` an uploaded HDF5 shard or
@@ -113,7 +113,7 @@ class BinaryInput(BinaryCutouts):
     name="astrospect-photoz",
     # One worker process per core (ASTROSPECT_SERVING_WORKERS), each with its own model and batcher, and
     # TensorFlow limited to its share of the cores (settings.py). Measured on 2 cores with 16 clients
-    # (make bench-serving-curve, README "Serving"): 1 worker lost throughput at 32 clients and did not hold a
+    # (make bench-serving-curve, docs/explanation/studies.md, "Serving"): 1 worker lost throughput at 32 clients and did not hold a
     # better p99 at 16; 2 intra-op threads cost more CPU per request for no p99: the Python side of a request
     # (HTTP, decoding, validation) is most of its cost.
     workers=SETTINGS.serving_workers,

@@ -1,4 +1,4 @@
-"""Reading an uploaded file for ``predict_file``: an HDF5 shard (docs/architecture.md#the-shard-format) or a ``.npy`` array.
+"""Reading an uploaded file for ``predict_file``: an HDF5 shard (docs/reference/shard-format.md) or a ``.npy`` array.
 
 The format is recognised by its signature, not its name. Both readers learn the number of cutouts from
 the header before reading pixels: a few bytes of header can declare billions of cutouts, so the count is
@@ -56,7 +56,7 @@ def read_upload(path: Path, max_cutouts: int) -> Upload:
     if head.startswith(NPY_MAGIC):
         return _read_npy(path, max_cutouts)
     raise UnsupportedUploadError(
-        f"expected an HDF5 shard (docs/architecture.md#the-shard-format) or a .npy array (numpy.save), got a file starting with {head[:8]!r}"
+        f"expected an HDF5 shard (docs/reference/shard-format.md) or a .npy array (numpy.save), got a file starting with {head[:8]!r}"
     )
 
 

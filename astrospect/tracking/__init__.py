@@ -1,4 +1,4 @@
-"""MLflow tracking, one job per module (docs/architecture.md, "Tracking").
+"""MLflow tracking, one job per module (docs/explanation/architecture.md, "Tracking").
 
 - :mod:`~astrospect.tracking.tags`: the tag vocabulary, and typed views decoded from runs' tags;
 - :mod:`~astrospect.tracking.server`: the client, and the probe that fails fast when no server answers;

@@ -1,4 +1,4 @@
-"""Serving: single-cutout requests from concurrent clients against a real ``bentoml serve`` (docs/architecture.md#serving).
+"""Serving: single-cutout requests from concurrent clients against a real ``bentoml serve`` (docs/explanation/architecture.md#serving).
 
 Printed in one table, all measured in this run on this machine: the naive baseline (one ``model.predict``
 per request, in-process), MLflow's pyfunc ``predict`` per request and the compiled predict step per

@@ -46,7 +46,7 @@ def _npy(images: np.ndarray) -> bytes:
 
 
 def _shard(images: np.ndarray) -> bytes:
-    """An unlabelled shard (docs/architecture.md#the-shard-format without labels): images band-first, objid."""
+    """An unlabelled shard (docs/reference/shard-format.md without labels): images band-first, objid."""
     band_first = images if images.shape[1] == N_BANDS else np.transpose(images, (0, 3, 1, 2))
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as handle:
