@@ -142,6 +142,9 @@ def pdf_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["data"] == OURS) & (frame["output"] == "pdf")][PDF_COLUMNS].reset_index(drop=True)
 
 
+NARROW_WIDTH = 100  # the narrow table's widest case (render_narrow)
+
+
 def render_narrow(report: SessionReport) -> Table:
     """What decides the night in one table that fits 100 columns: no cell wraps or is cut there."""
     from rich import box
@@ -222,7 +225,10 @@ def print_report(report: SessionReport, console: Console | None = None, *, wide:
     """Print the table(s) and the compare view's URL, as wide as the console (the terminal's by default)."""
     from rich.console import Console
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: Rich would assume 80 columns and cut the numbers
+            console.width = max(console.width, NARROW_WIDTH)
     if wide:
         console.print(render(report.frame, report.title))
         pdfs = pdf_rows(report.frame)
