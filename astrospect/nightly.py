@@ -154,6 +154,7 @@ def train_step(
     from astrospect.models.pipeline import ChallengerOutcome, run_challenger
     from astrospect.models.registry import TrainConfig
     from astrospect.tracking.runs import train_once
+    from astrospect.tracking.server import server_guard
 
     settings = settings or load_settings()
     challenger = challengers.get(challenger_name)
@@ -168,7 +169,8 @@ def train_step(
         )
         return run_challenger(challenger, select_splits(shards, challenger.clipping), config)
 
-    return train_once(settings, parent_run_id, challenger, produce, shards=snapshot["shards"]).summary()
+    with server_guard(settings.mlflow_tracking_uri):
+        return train_once(settings, parent_run_id, challenger, produce, shards=snapshot["shards"]).summary()
 
 
 def promote_step(
@@ -178,12 +180,15 @@ def promote_step(
     from astrospect.data.dataset import select_holdout
     from astrospect.data.store import local_copies
     from astrospect.promote import promote_session
+    from astrospect.tracking.server import check_tracking_server, server_guard
     from astrospect.tracking.sessions import end_session
 
     settings = settings or load_settings()
-    holdout = select_holdout(local_copies(snapshot["shards"], snapshot["sha256"], settings))
-    decision = promote_session(settings, parent_run_id, holdout).summary()
-    decision["compare_url"] = end_session(parent_run_id, settings)
+    with server_guard(settings.mlflow_tracking_uri):
+        check_tracking_server(settings.mlflow_tracking_uri)  # in milliseconds, before fetching the holdout
+        holdout = select_holdout(local_copies(snapshot["shards"], snapshot["sha256"], settings))
+        decision = promote_session(settings, parent_run_id, holdout).summary()
+        decision["compare_url"] = end_session(parent_run_id, settings)
     log.info("compare the runs side by side: %s", decision["compare_url"])
     return decision
 
@@ -191,5 +196,8 @@ def promote_step(
 def deploy_step(champion_version: str, settings: Settings | None = None) -> dict[str, Any]:
     """Deploy the version promotion named champion (a version, not a re-read of the alias)."""
     from astrospect.deploy import deploy_version
+    from astrospect.tracking.server import server_guard
 
-    return deploy_version(settings or load_settings(), champion_version).summary()
+    settings = settings or load_settings()
+    with server_guard(settings.mlflow_tracking_uri):
+        return deploy_version(settings, champion_version).summary()

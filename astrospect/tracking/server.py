@@ -6,8 +6,11 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from astrospect.faults import EnvironmentFault
 from astrospect.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,3 +75,40 @@ def client_for(settings: Settings) -> MlflowClient:
     return mlflow.MlflowClient(
         tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
     )
+
+
+@contextmanager
+def server_guard(uri: str) -> Iterator[None]:
+    """Turn "no MLflow server answers at ``uri``" raised inside into an
+    :class:`~astrospect.faults.EnvironmentFault` naming the server, so a training, promotion or deploy step
+    fails like every step whose resource failed (Airflow retries it).
+
+    Caught: :class:`TrackingServerError` (the probe), and MLflow's client giving up on a request that got no
+    answer (its ``MlflowException`` raised from a ``requests`` connection error or timeout, after its own
+    retries). An answer the server did give (a missing run, a refused alias: a ``RestException``) and bugs go
+    through as they are.
+    """
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        yield
+    except TrackingServerError as error:
+        raise EnvironmentFault(f"the MLflow tracking server {uri}", error) from error
+    except MlflowException as error:
+        if isinstance(error, RestException) or not _no_answer(error):
+            raise
+        raise EnvironmentFault(f"the MLflow tracking server {uri}", error) from error
+
+
+def _no_answer(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from or during) is a request that got no HTTP answer."""
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -131,6 +131,8 @@ def normalised(text: str, *homes: Path) -> str:
     for home in homes:
         text = text.replace(str(home), "<home>")
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
+    text = re.sub(r"port=\d+", "port=<port>", text)  # urllib3's form of the same address
+    text = re.sub(r"\b[0-9a-f]{32}\b", "<run id>", text)  # an MLflow run id in a failed request's URL
     text = re.sub(r"/tmp/[^ '\"]*", "<tmp>", text)
     return text.split(" (an environment fault:")[0]
 

@@ -35,9 +35,17 @@ OFFSET_DZ = 0.03  # OFFSET_BAND: z + 0.03 (a pure bias)
 
 
 @contextmanager
-def mlflow_server(home: Path) -> Iterator[str]:
-    """Start ``mlflow server`` with ``mlflow/server.sh`` (SQLite + artifacts under ``home``); yield its URL."""
-    env = {**os.environ, "ASTROSPECT_HOME": str(home), "MLFLOW_PORT": str(free_port()), "MLFLOW_WORKERS": "1"}
+def mlflow_server(home: Path, port: int | None = None) -> Iterator[str]:
+    """Start ``mlflow server`` with ``mlflow/server.sh`` (SQLite + artifacts under ``home``); yield its URL.
+
+    ``port`` (default: a free one) lets a test start the same server again at the same URL after stopping it.
+    """
+    env = {
+        **os.environ,
+        "ASTROSPECT_HOME": str(home),
+        "MLFLOW_PORT": str(port or free_port()),
+        "MLFLOW_WORKERS": "1",
+    }
     env.pop("MLFLOW_CONFIG", None)
     started = subprocess.run([str(SERVER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=240)
     if started.returncode != 0:
@@ -55,6 +63,16 @@ def mlflow_server(home: Path) -> Iterator[str]:
         subprocess.run(
             [str(SERVER_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=60, check=True
         )
+
+
+def stop_mlflow_server(home: Path, port: int) -> None:
+    """Stop the server :func:`mlflow_server` started for ``home`` on ``port``, from inside its block (a fault
+    injected mid-step); the block's own stop then finds it stopped."""
+    env = {**os.environ, "ASTROSPECT_HOME": str(home), "MLFLOW_PORT": str(port)}
+    env.pop("MLFLOW_CONFIG", None)
+    subprocess.run(
+        [str(SERVER_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
 
 
 def settings_for(home: Path, url: str) -> Settings:
