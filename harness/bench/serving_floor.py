@@ -263,10 +263,10 @@ def main(
             for route in ROUTES:
                 script = wrk_script(bodies[route], home, route)
                 row: dict[str, Any] = {}
-                for name in ("empty", "service"):
-                    url, pid = started[name]
+                for side in ("empty", "service"):
+                    url, pid = started[side]
                     check_answer(f"{url}/{route}", bodies[route])
-                    row[name] = measure(
+                    row[side] = measure(
                         f"{url}/{route}",
                         pid,
                         script,
@@ -274,7 +274,7 @@ def main(
                         warmup,
                         threads,
                         connections,
-                        name == "service",
+                        side == "service",
                     )
                 row["ratio"] = row["service"].wrk.req_per_s / row["empty"].wrk.req_per_s
                 by_route[route] = row
@@ -308,7 +308,7 @@ def main(
             for route, row in by_route.items()
         },
     }
-    out = record_document(name, document, load_before[0])
+    out = record_document(name, document, round(load_before[0], 2))
     print(f"written {out}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     errors = {
         f"{route} {side}": asdict(row[side].wrk)
