@@ -13,7 +13,6 @@ champion or the serving code changed.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from astrospect.serving.card import (
     bento_model_name,
     keras_file,
 )
-from astrospect.settings import PROJECT_ROOT, Settings, get_logger, load_settings
+from astrospect.settings import PROJECT_ROOT, Settings, export_environment, get_logger, load_settings
 from astrospect.tracking.registry import Champion, read_champion
 
 if TYPE_CHECKING:
@@ -64,9 +63,8 @@ class Deployment:
 def use_bentoml_home(settings: Settings) -> Path:
     """Point BentoML at ``settings.bentoml_home``; must run before BentoML opens its stores."""
     home = settings.bentoml_home
-    os.environ["BENTOML_HOME"] = str(home)
     # BentoML posts usage statistics to its vendor unless told not to; nothing here should phone out.
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    export_environment({"BENTOML_HOME": str(home)}, defaults={"BENTOML_DO_NOT_TRACK": "true"})
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     active = Path(BentoMLContainer.bentoml_home.get()).resolve()

@@ -165,7 +165,7 @@ def train_step(
             out_dir=settings.models_dir / parent_run_id / challenger.name,
             epochs=epochs,
             seed=settings.seed,
-            precision=settings.precision,  # type: ignore[arg-type]
+            precision=settings.precision,
         )
         return run_challenger(challenger, select_splits(shards, challenger.clipping), config)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from astrospect.atomic import write_replacing
-from astrospect.settings import PROJECT_ROOT
+from astrospect.settings import load_settings
 
 Scalar = int | float | str | None
 
@@ -35,7 +35,7 @@ Scalar = int | float | str | None
 def results_dir() -> Path:
     """Where benchmarks and studies write their results files: ``ASTROSPECT_RESULTS_DIR``, else the
     checkout's ``docs/results``."""
-    return Path(os.environ.get("ASTROSPECT_RESULTS_DIR", str(PROJECT_ROOT / "docs" / "results")))
+    return load_settings().results_dir
 
 
 def machine() -> dict[str, Any]:

@@ -8,7 +8,6 @@ Expectations import happens when the scheduler parses this file.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -21,13 +20,14 @@ from astrospect.settings import load_settings
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")
 # Tonight's drift verdict: the event's extra says whether the night drifts, and which features did.
 DATA_DRIFT = Asset("astrospect-data-drift", uri="file:///astrospect/drift")
-TRAIN_QUEUE = os.environ.get("ASTROSPECT_TRAIN_QUEUE", "gpu")
+SETTINGS = load_settings()  # the scheduler's environment, read once at parse time
+TRAIN_QUEUE = SETTINGS.train_queue
 # Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow). A fault
 # of the machine fails the step and records nothing against the data (astrospect.faults), so the retry takes
 # up what is still pending; every task's trigger rule is all_success, so no task after a failed ingest,
 # validate or snapshot runs, and no night trains on part of its data.
 IO_RETRIES: dict[str, Any] = {
-    "retries": int(os.environ.get("ASTROSPECT_IO_RETRIES", "3")),
+    "retries": SETTINGS.io_retries,
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
@@ -43,7 +43,7 @@ IO_RETRIES: dict[str, Any] = {
     default_args={"owner": "astrospect", "retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
         "epochs": Param(
-            load_settings().epochs,  # ASTROSPECT_EPOCHS
+            SETTINGS.epochs,  # ASTROSPECT_EPOCHS
             type="integer",
             minimum=1,
             description="Training epochs: the length of every CNN's learning-rate schedule",
@@ -146,7 +146,7 @@ def astrospect_nightly() -> None:
         train.override(
             task_id=f"train_{challenger.name}", **({} if challenger.baseline else {"queue": TRAIN_QUEUE})
         )(challenger.name, parent, dataset)
-        for challenger in challengers.for_session(load_settings().challengers)
+        for challenger in challengers.for_session(SETTINGS.challengers)
     ]
     promotion = promote(parent, dataset)
     trained >> promotion  # promotion reads what training logged in MLflow, not the tasks' return values

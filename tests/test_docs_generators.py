@@ -51,10 +51,12 @@ def test_the_cli_reference_holds_every_command_and_option() -> None:
 
 def test_the_settings_reference_finds_every_variable_with_its_default() -> None:
     found = {variable.name: variable for variable in variables()}
-    assert found["ASTROSPECT_SEED"].default == "'42'" and found["ASTROSPECT_SEED"].setting == "seed"
+    assert found["ASTROSPECT_SEED"].default == "42" and found["ASTROSPECT_SEED"].setting == "seed"
     # read once, by the settings: the DAG and the CLI take it from there
     assert [place.split(":")[0] for place in found["ASTROSPECT_EPOCHS"].places] == ["astrospect/settings.py"]
     assert found["ASTROSPECT_EPOCHS"].default == "30"
+    assert found["ASTROSPECT_GATE_MEMORY_MB"].default == "2048"  # as the variable is written: MB, not bytes
+    assert found["ASTROSPECT_HOME"].default == "./data"  # the checkout's, not this machine's path
     assert "ASTROSPECT_DRIFT_ALPHA" in settings_markdown()
 
 

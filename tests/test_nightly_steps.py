@@ -6,7 +6,6 @@ calls them directly the same way, and tests/dags/test_nightly_dag.py runs them t
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -38,7 +37,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home = tmp_path_factory.mktemp("home")
     # Nothing here may reach a server: an unused port makes any attempt fail loudly instead of hanging.
-    return replace(load_settings(), home=home, mlflow_tracking_uri="http://127.0.0.1:9")
+    return load_settings().replace(home=home, mlflow_tracking_uri="http://127.0.0.1:9")
 
 
 def test_gate_steps_ingest_validate_and_snapshot(landing: Path, settings: Settings) -> None:

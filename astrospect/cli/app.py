@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from astrospect.settings import Settings, load_settings
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -128,6 +130,24 @@ class KeepsOldSpellings(TyperCommand):
             if not getattr(param, "hidden", False):
                 pieces.extend(param.get_usage_pieces(ctx))
         return pieces
+
+
+class FromSettings:
+    """An option's default taken from the settings (:func:`astrospect.settings.load_settings`) when the command
+    runs, so the environment's value is the default. Click calls it for the value; help shows it as the
+    effective value and the variable that sets it (``[default: 7 (ASTROSPECT_SEED)]``). Not a function, so
+    typer prints ``str()`` of it rather than "(dynamic)"."""
+
+    def __init__(self, name: str, variable: str | None = None) -> None:
+        alias = Settings.model_fields[name].validation_alias if name in Settings.model_fields else None
+        self.name = name
+        self.variable = variable or (alias if isinstance(alias, str) else None)
+
+    def __call__(self) -> Any:
+        return getattr(load_settings(), self.name)
+
+    def __str__(self) -> str:
+        return f"{self()} ({self.variable})" if self.variable else str(self())
 
 
 def old_positional_input() -> Any:

@@ -9,6 +9,7 @@ import typer
 
 from astrospect.cli.app import (
     MODELS,
+    FromSettings,
     KeepsOldSpellings,
     app,
     choice,
@@ -19,12 +20,6 @@ from astrospect.cli.app import (
 )
 from astrospect.data.clipping import CLIPPINGS, UNCLIPPED
 from astrospect.models.registry import DEFAULT_CHALLENGER, TrainConfig
-from astrospect.settings import Settings
-
-# The settings' defaults, shown in help; the values come from the environment when a command runs.
-SEED_DEFAULT = f"ASTROSPECT_SEED, else {Settings.seed}"
-EPOCHS_DEFAULT = f"ASTROSPECT_EPOCHS, else {Settings.epochs}"
-PRECISION_DEFAULT = f"ASTROSPECT_PRECISION, else {Settings.precision}"
 
 
 def challenger_named(name: str) -> Any:
@@ -36,28 +31,25 @@ def challenger_named(name: str) -> Any:
 
 def seed_option() -> Any:
     return typer.Option(
-        None,
+        FromSettings("seed"),
         "--seed",
         help="Seed of the weights, the shuffles and the augmentation.",
-        show_default=SEED_DEFAULT,
     )
 
 
 def epochs_option() -> Any:
     return typer.Option(
-        None,
+        FromSettings("epochs"),
         "--epochs",
         help="Length of the learning-rate schedule (early stopping may end sooner).",
-        show_default=EPOCHS_DEFAULT,
     )
 
 
 def precision_option() -> Any:
     return typer.Option(
-        None,
+        FromSettings("precision"),
         "--precision",
         help="auto (bfloat16 on CPUs that have it, float16 on a GPU), float32, mixed_bfloat16, mixed_float16.",
-        show_default=PRECISION_DEFAULT,
     )
 
 
@@ -92,8 +84,8 @@ def train(
     challenger: str = typer.Option(
         DEFAULT_CHALLENGER, help="A registered challenger (`astrospect challengers` lists them)."
     ),
-    epochs: int | None = epochs_option(),
-    seed: int | None = seed_option(),
+    epochs: int = epochs_option(),
+    seed: int = seed_option(),
     batch_size: int = typer.Option(TrainConfig.batch_size, help="The seed CNN's batch size."),
     patience: int = typer.Option(
         TrainConfig.patience, help="Early-stopping patience on the smoothed validation loss."
@@ -109,7 +101,7 @@ def train(
         TrainConfig.stretch, help="Per-band pixel stretch before [0, 1]: asinh or linear (the seed CNN's)."
     ),
     augment: bool = typer.Option(TrainConfig.augment, help="Random rotations/flips of training cutouts."),
-    precision: str | None = precision_option(),
+    precision: str = precision_option(),
     with_baseline: bool = typer.Option(
         True, help="Also fit the colour k-NN baseline on the same clipping and print it beside."
     ),
@@ -120,13 +112,12 @@ def train(
     from astrospect.models.baselines import fit_colour_baseline
     from astrospect.models.evaluate import comparison_table, evaluate
     from astrospect.models.pipeline import run_challenger
-    from astrospect.settings import PRECISIONS, load_settings
+    from astrospect.settings import PRECISIONS
 
-    settings = load_settings()
     chosen = challenger_named(challenger)
     config = TrainConfig(
         out_dir=out,
-        epochs=settings.epochs if epochs is None else epochs,
+        epochs=epochs,
         batch_size=batch_size,
         patience=patience,
         learning_rate=learning_rate,
@@ -134,8 +125,8 @@ def train(
         weight_decay=weight_decay,
         stretch=choice(stretch, ("asinh", "linear"), "--stretch"),
         augment=augment,
-        seed=settings.seed if seed is None else seed,
-        precision=choice(precision or settings.precision, PRECISIONS, "--precision"),
+        seed=seed,
+        precision=choice(precision, PRECISIONS, "--precision"),
     )
     splits = select_splits(resolve_shards(data), chosen.clipping)
     evaluations = [run_challenger(chosen, splits, config).evaluation]

@@ -64,7 +64,7 @@ def s3_client(settings: Settings | None = None) -> Any:
         from astrospect.settings import load_settings
 
         settings = load_settings()
-    custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+    custom_endpoint = settings.s3_endpoint_url is not None
     config = Config(
         retries={"mode": settings.s3_retry_mode, "total_max_attempts": settings.s3_max_attempts},
         connect_timeout=settings.s3_connect_timeout_s,

@@ -52,7 +52,7 @@ import numpy.typing as npt
 
 from astrospect.data.shards import ShardFormatError, ShardInfo
 from astrospect.faults import EnvironmentFault, describe, guard
-from astrospect.settings import Settings, get_logger
+from astrospect.settings import Settings, child_environment, get_logger
 
 log = get_logger(__name__)
 
@@ -227,7 +227,7 @@ class Sandbox:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,  # with RLIMIT_FSIZE 0 it could not write a log file anyway
-                    env={**os.environ, **CHILD_ENVIRONMENT},
+                    env=child_environment(CHILD_ENVIRONMENT),
                 )
             self._ready = False
         return self._child

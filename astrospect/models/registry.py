@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from astrospect.settings import Precision as Precision  # re-exported: train.py imports it from here
 from astrospect.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
     from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
 Output = Literal["point", "pdf"]
-# "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 arithmetic (AMX-BF16 or
-# AVX512-BF16; measured 2.4x float32's images/s here), float32 elsewhere. The saved model is float32.
-Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class TrainConfig:
     out_dir: Path  # a new folder per challenger: model.keras, history.json, train_config.json, plots/
     # The length of the learning-rate schedule (early stopping may end sooner) and the seed: the settings'
     # defaults (ASTROSPECT_EPOCHS, ASTROSPECT_SEED), which callers pass on from load_settings().
-    epochs: int = Settings.epochs
+    epochs: int = Settings.default("epochs")
     batch_size: int = 156
     patience: int = 10  # epochs without a new best smoothed validation loss, counted after the warm-up
     learning_rate: float = 1e-3  # the peak, reached at the end of the warm-up
@@ -117,11 +115,11 @@ class TrainConfig:
     # Polyak averaging of the weights, per step (0.99: about the last 100 steps); validation, early stopping
     # and the saved model use the average. None trains without it.
     ema_momentum: float | None = 0.99
-    seed: int = Settings.seed
+    seed: int = Settings.default("seed")
     stretch: Stretch = "asinh"
     augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192
-    precision: Precision = "auto"
+    precision: Precision = Settings.default("precision")
 
     def ema_momentum_for(self, steps_per_epoch: int) -> float | None:
         """The averaging momentum actually used: the average spans at most EMA_MAX_SPAN of the schedule's

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from astrospect.models import registry as challengers
 from astrospect.models.registry import Challenger
-from astrospect.settings import PROJECT_ROOT, Settings, get_logger
+from astrospect.settings import PROJECT_ROOT, Settings, get_logger, load_settings
 from astrospect.tracking.server import check_tracking_server, client_for
 from astrospect.tracking.tags import (
     ROLE_SESSION,
@@ -269,8 +269,9 @@ def compare_url_for(base_url: str, run_ids: Sequence[str], experiment_ids: Seque
 
 def git_commit() -> str:
     """The checkout's commit (``-dirty`` when it has uncommitted changes); ``ASTROSPECT_GIT_COMMIT`` in images."""
-    if "ASTROSPECT_GIT_COMMIT" in os.environ:
-        return os.environ["ASTROSPECT_GIT_COMMIT"]
+    recorded = load_settings().git_commit
+    if recorded is not None:
+        return recorded
     try:
         commit = _git("rev-parse", "HEAD")
         dirty = _git("status", "--porcelain", "--untracked-files=no")

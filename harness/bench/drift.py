@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def main(
             reference_n,
             "",
         )
-        settings = replace(load_settings(), home=root / "home")
+        settings = load_settings().replace(home=root / "home")
 
         from astrospect.data.shards import read_shard
 

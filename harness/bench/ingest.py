@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def main(
             plain_s, ingest_s, homes = [], [], []
             for attempt in range(repeats):
                 plain_s.append(_plain_download(base, keys, root / f"plain-{attempt}"))
-                homes.append(replace(base, home=root / f"home-{attempt}"))
+                homes.append(base.replace(home=root / f"home-{attempt}"))
                 result = ingest(f"s3://{BUCKET}/incoming/", homes[-1])
                 assert len(result.new) == shards
                 ingest_s.append(result.seconds)

@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,7 @@ def install_bench_model(home: Path, pdf: bool = False) -> tuple[str, Path]:
     from astrospect.tracking.registry import Champion
 
     os.environ["BENTOML_HOME"] = str(home / "bentoml")  # a store of its own, whatever the shell points at
-    use_bentoml_home(replace(load_settings(), home=home))  # before BentoML opens any store
+    use_bentoml_home(load_settings().replace(home=home))  # before BentoML opens any store
     scaling = fit_input_scaling(synthetic_cutouts(256, seed=1))
     if pdf:
         model = build_pdf_cnn(scaling, DEFAULT_BINS)

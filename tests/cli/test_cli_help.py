@@ -136,21 +136,38 @@ def test_every_input_is_data_and_every_output_out() -> None:
         assert not any(piece.startswith("[OLD") or "old_" in piece for piece in usage), (name, usage)
 
 
-def test_training_defaults_come_from_the_settings() -> None:
-    assert (TrainConfig.epochs, TrainConfig.seed) == (Settings.epochs, Settings.seed)
+def _option(command: str, name: str) -> Any:
+    root = typer.main.get_command(app)
+    return next(param for param in root.commands[command].params if param.name == name)  # type: ignore[attr-defined]
+
+
+def test_training_defaults_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ASTROSPECT_SEED", "ASTROSPECT_EPOCHS", "ASTROSPECT_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = {name: Settings.default(name) for name in ("epochs", "seed", "precision")}
+    assert {name: getattr(TrainConfig, name) for name in defaults} == defaults
     text = _help("train")
-    assert f"ASTROSPECT_SEED, else {Settings.seed}" in text
-    assert f"ASTROSPECT_EPOCHS, else {Settings.epochs}" in text
+    assert f"[default: {defaults['seed']} (ASTROSPECT_SEED)]" in text
+    assert f"[default: {defaults['epochs']} (ASTROSPECT_EPOCHS)]" in text
     assert f"[default: {TrainConfig.batch_size}]" in text and f"[default: {TrainConfig.patience}]" in text
-    assert f"ASTROSPECT_EPOCHS, else {Settings.epochs}" in _help("learning-curve")
+    assert f"[default: {defaults['epochs']} (ASTROSPECT_EPOCHS)]" in _help("learning-curve")
 
 
-def test_settings_read_the_seed_and_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from astrospect.settings import load_settings
-
+def test_train_honours_the_environments_seed_and_epochs_in_value_and_help(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ASTROSPECT_SEED", "7")
     monkeypatch.setenv("ASTROSPECT_EPOCHS", "3")
-    assert (load_settings().seed, load_settings().epochs) == (7, 3)
+    monkeypatch.setenv("ASTROSPECT_SERVING_PORT", "3456")
+    context = typer.Context(typer.main.get_command(app))
+    assert (
+        _option("train", "seed").get_default(context),
+        _option("train", "epochs").get_default(context),
+    ) == (7, 3)
+    assert _option("serve", "port").get_default(context) == 3456
+    text = _help("train")
+    assert "[default: 7 (ASTROSPECT_SEED)]" in text and "[default: 3 (ASTROSPECT_EPOCHS)]" in text
+    assert "[default: 3456 (ASTROSPECT_SERVING_PORT)]" in _help("serve")
     monkeypatch.setenv("ASTROSPECT_EPOCHS", "0")
-    with pytest.raises(ValueError, match="ASTROSPECT_EPOCHS=0: expected a positive integer"):
-        load_settings()
+    with pytest.raises(ValueError, match="ASTROSPECT_EPOCHS='0': Input should be greater than 0"):
+        _option("train", "epochs").get_default(context)

@@ -4,7 +4,6 @@ second machine (another ASTROSPECT_HOME, no shared folder) trains from verified 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ STORE = "s3://shard-store/nightly/"
 def gate(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The gate's machine, with the shard store turned on."""
     monkeypatch.setenv("ASTROSPECT_STORE", STORE)
-    return replace(load_settings(), home=tmp_path / "gate-home")
+    return load_settings().replace(home=tmp_path / "gate-home")
 
 
 def listing(client: Any) -> dict[str, str]:
@@ -68,7 +67,7 @@ def test_the_gate_fills_the_store_and_another_machine_trains_from_it(
     assert store.get_text("snapshots/LATEST").strip() == snapshot["version"]
 
     # Another machine: its own home, nothing shared but S3.
-    worker = replace(gate, home=tmp_path / "gpu-home")
+    worker = gate.replace(home=tmp_path / "gpu-home")
     copies = local_copies(snapshot["shards"], snapshot["sha256"], worker)
     assert [path.parent for path in copies] == [worker.cache_dir] * 2
     assert sorted(sha256_file(path) for path in copies) == sorted(sha256_file(s) for s in shards)
@@ -94,7 +93,7 @@ def test_a_store_object_that_fails_its_hash_is_refused_and_not_cached(
     bucket_key = snapshot["shards"][0].removeprefix("s3://shard-store/")
     s3.put_object(Bucket="shard-store", Key=bucket_key, Body=b"bit rot")  # behind the store's back
 
-    worker = replace(gate, home=tmp_path / "gpu-home")
+    worker = gate.replace(home=tmp_path / "gpu-home")
     with pytest.raises(
         ValueError, match=rf"{snapshot['shards'][0]}: sha256 [0-9a-f]{{64}} but the snapshot says"
     ):

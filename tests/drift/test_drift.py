@@ -9,7 +9,7 @@ with that knob gives exactly those pixels.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ def snapshot_of(shards: list[Path], version: str) -> Snapshot:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(), home=tmp_path / "home")
+    return load_settings().replace(home=tmp_path / "home")
 
 
 def drift(

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def fault_free_state(landing: Path, home: Path, environment: Mapping[str, str] |
     saved = {name: os.environ.get(name) for name in environment or {}}
     os.environ.update(environment or {})
     try:
-        settings = replace(load_settings(), home=home)
+        settings = load_settings().replace(home=home)
         ingest(str(landing), settings)
         validate_pending(settings)
         create_snapshot(settings)

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def fresh_home(disk: Path) -> Settings:
     home = disk / "home"
     shutil.rmtree(home, ignore_errors=True)
     (disk / "ballast").unlink(missing_ok=True)
-    return replace(load_settings(), home=home)
+    return load_settings().replace(home=home)
 
 
 def converged(state: GateState, reference: GateState) -> str:
@@ -209,7 +208,7 @@ def test_a_full_disk_in_the_training_workers_shard_cache(
     from astrospect.gate.snapshot import create_snapshot
 
     # The gate runs on its own disk with the store on; the worker's home (its cache) is the small disk.
-    gate = replace(load_settings(), home=tmp_path / "gate")
+    gate = load_settings().replace(home=tmp_path / "gate")
     os.environ["ASTROSPECT_STORE"] = "s3://shard-store/"
     try:
         fault_free_state(landing[0].parent, gate.home)

@@ -121,7 +121,7 @@ def test_a_persistent_s3_fault_fails_ingest_and_the_rerun_converges(
     description, fault, resource = CASES[case]
     upload(s3, landing)
     home = tmp_path / "home"
-    settings = replace(load_settings(), home=home)
+    settings = load_settings().replace(home=home)
     proxy.inject(replace(fault, hits=0))
     try:
         run = run_step(["ingest", "--source", f"s3://{BUCKET}/{PREFIX}"], environment(proxy, home))

@@ -9,7 +9,6 @@ champion" means a registry that answered without one.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,16 @@ def test_a_stopped_tracking_server_fails_the_drift_step_and_no_champion_stays_a_
 
     home = tmp_path / "home"
     fault_free_state(landing[0].parent, home)
-    settings = replace(load_settings(), home=home)
+    settings = load_settings().replace(home=home)
     dataset = snapshot_step(settings)
     mlflow_home = tmp_path / "mlflow-home"
 
     with mlflow_server(mlflow_home) as url:  # the first night: the registry answers, with no champion
-        first = drift_step(dataset, "night-1", replace(settings, mlflow_tracking_uri=url))
+        first = drift_step(dataset, "night-1", settings.replace(mlflow_tracking_uri=url))
     assert first["status"] == "skipped" and "no alias 'champion'" in first["reason"]
 
     # The server is stopped: the same step, the same URL.
-    stopped = replace(settings, mlflow_tracking_uri=url)
+    stopped = settings.replace(mlflow_tracking_uri=url)
     with pytest.raises(EnvironmentFault) as caught:
         drift_step(dataset, "night-2", stopped)
     assert str(caught.value).startswith(f"the MLflow tracking server {url}: TrackingServerError:")
@@ -50,7 +49,7 @@ def test_a_stopped_tracking_server_fails_the_drift_step_and_no_champion_stays_a_
     assert not (home / "reports" / "drift").exists()  # nothing was measured or written for the night
 
     with mlflow_server(mlflow_home) as back:  # Airflow's retry, the server back (on a new port)
-        retried = drift_step(dataset, "night-2", replace(settings, mlflow_tracking_uri=back))
+        retried = drift_step(dataset, "night-2", settings.replace(mlflow_tracking_uri=back))
     assert retried == first
     record.add(
         "tracking-1-drift",

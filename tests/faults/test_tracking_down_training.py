@@ -14,7 +14,7 @@ model (tests/support/tracking.py) as the session's challenger: registered in sec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def give_up_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings_in(home: Path, url: str, name: str) -> Settings:
-    return replace(settings_for(home, url), registered_model_name=name, experiment_name=name)
+    return settings_for(home, url).replace(registered_model_name=name, experiment_name=name)
 
 
 def versions_of(settings: Settings, parent_run_id: str) -> list[str]:

@@ -79,7 +79,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Validati
     _write(landing / "all-blue.h5", _subset(clean, score < low), 20_000_000)
     for k, band in enumerate(BANDS):
         _write(landing / f"offset-{band}.h5", _with_offset(clean, band), 100_000_000 * (k + 1))
-    settings = replace(load_settings(), home=root / "home")
+    settings = load_settings().replace(home=root / "home")
     ingest(landing, settings)
     return settings, validate_pending(settings)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def gate() -> Gate:
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> FluxReference:
     """The reference shipped in expectations/ (what an empty ledger gets)."""
-    settings = replace(load_settings(), home=tmp_path_factory.mktemp("empty-home"))
+    settings = load_settings().replace(home=tmp_path_factory.mktemp("empty-home"))
     with Ledger(settings.ledger_path) as ledger:
         return flux_reference(settings, ledger)
 
@@ -146,7 +146,7 @@ def test_row_count_limit(good_table: pd.DataFrame, gate: Gate, shipped: FluxRefe
 
 
 def test_the_reference_becomes_the_accepted_data_once_there_is_enough(tmp_path: Path) -> None:
-    settings = replace(load_settings(), home=tmp_path, reference_min_rows=50)
+    settings = load_settings().replace(home=tmp_path, reference_min_rows=50)
     with Ledger(settings.ledger_path) as ledger:
         assert flux_reference(settings, ledger).source.startswith("shipped SDSS reference (0 accepted")
         ledger.add_shard(sha256="a" * 64, name="a.h5", source="/a.h5", fingerprint="f", size=1, rows=60)
@@ -184,7 +184,7 @@ class GateRun:
 @pytest.fixture(scope="module")
 def gate_run(tmp_path_factory: pytest.TempPathFactory, simulated: list[Path]) -> GateRun:
     root = tmp_path_factory.mktemp("gate")
-    settings = replace(load_settings(), home=root / "home")
+    settings = load_settings().replace(home=root / "home")
     landing = root / "landing"
     (landing / "night2").mkdir(parents=True)
     # Night 1: two good shards are accepted.

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -28,7 +27,7 @@ ROWS = 40
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(), home=tmp_path / "home")
+    return load_settings().replace(home=tmp_path / "home")
 
 
 def tree(folder: Path) -> dict[str, tuple[str, int]]:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ PREFIX = "incoming/"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(), home=tmp_path / "home", ingest_chunk_bytes=1024 * 1024)
+    return load_settings().replace(home=tmp_path / "home", ingest_chunk_bytes=1024 * 1024)
 
 
 def source_state(client: Any) -> dict[str, tuple[int, str, str, str]]:

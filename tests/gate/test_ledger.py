@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +99,7 @@ def test_ingest_order_is_the_validation_order(tmp_path: Path) -> None:
 
 
 def test_gate_lock_is_exclusive(tmp_path: Path) -> None:
-    settings = replace(load_settings(), home=tmp_path)
+    settings = load_settings().replace(home=tmp_path)
     with gate_lock(settings), open(tmp_path / ".gate.lock", "a+b") as other, pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(tmp_path / ".gate.lock", "a+b") as other:

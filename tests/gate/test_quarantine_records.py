@@ -5,7 +5,6 @@ list` shows data verdicts only, and such a shard or landing object is pending ag
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ DISK_FULL = "OSError: [Errno 28] No space left on device"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(), home=tmp_path / "home")
+    return load_settings().replace(home=tmp_path / "home")
 
 
 def test_environment_quarantines_of_an_earlier_version_are_not_listed_and_are_judged_again(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(), home=tmp_path / "home")
+    return load_settings().replace(home=tmp_path / "home")
 
 
 def accept(settings: Settings, name: str, content: bytes, rows: int) -> str:

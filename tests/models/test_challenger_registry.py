@@ -8,7 +8,6 @@ and logging, promotion, the report and the compare view, against a real MLflow s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,8 +87,7 @@ def test_a_session_with_an_extra_challenger_runs_through_tracking_promotion_and_
     from astrospect.report import comparison_frame
     from astrospect.tracking import registry, sessions
 
-    settings: Settings = replace(
-        load_settings(),
+    settings: Settings = load_settings().replace(
         home=tmp_path / "home",
         mlflow_tracking_uri=tracking_url,
         challengers=(tiny_registered.name, "baseline-knn-full"),

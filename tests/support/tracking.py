@@ -164,15 +164,12 @@ def log_reader_in_process(
     It prepares everything, writes ``<home>/ready`` and logs only once ``<home>/go`` exists, so the caller can
     make the two processes hit the server at the same moment.
     """
-    import dataclasses
     import time
 
     from astrospect.models import registry as challengers
     from astrospect.tracking.runs import train_once
 
-    settings = dataclasses.replace(
-        settings_for(Path(home), url), registered_model_name=name, experiment_name=name
-    )
+    settings = settings_for(Path(home), url).replace(registered_model_name=name, experiment_name=name)
     outcome = reader_outcome(band, challenger_name, [Path(s) for s in shards])
     (Path(home) / "ready").touch()
     deadline = time.monotonic() + 120

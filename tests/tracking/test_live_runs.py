@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +69,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("mlflow-home")
     with mlflow_server(home) as url:
         # Sampled every half second: a training of a few seconds gets several points.
-        yield replace(
-            settings_for(tmp_path_factory.mktemp("home"), url),
+        yield settings_for(tmp_path_factory.mktemp("home"), url).replace(
             registered_model_name="live-test",
             experiment_name="live-test",
             system_metrics_interval_s=0.5,

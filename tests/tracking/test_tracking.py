@@ -345,7 +345,7 @@ def test_retried_tasks_reuse_the_session_and_runs(
 def test_a_child_left_running_by_a_crash_is_failed_kept_and_logged_afresh(
     settings: Settings, shards: list[Path], tmp_path: Path
 ) -> None:
-    isolated = dataclasses.replace(settings, registered_model_name="retry-test", experiment_name="retry-test")
+    isolated = settings.replace(registered_model_name="retry-test", experiment_name="retry-test")
     client = client_for(isolated)
     parent = sessions.start_session(isolated, "retry-v1", shards)
     experiment_id = client.get_run(parent).info.experiment_id
@@ -376,9 +376,7 @@ def test_parallel_tasks_log_into_one_session_from_separate_processes(
     import time
     from concurrent.futures import ProcessPoolExecutor
 
-    isolated = dataclasses.replace(
-        settings, registered_model_name="parallel-test", experiment_name="parallel-test"
-    )
+    isolated = settings.replace(registered_model_name="parallel-test", experiment_name="parallel-test")
     parent = sessions.start_session(isolated, "parallel-v1", shards)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         other = pool.submit(
@@ -512,9 +510,7 @@ def test_policy_branches_on_a_real_registry(
     settings: Settings, shards: list[Path], holdout: RowSelection
 ) -> None:
     """Each session registers one reader; promotion must follow the policy at every step."""
-    chain = dataclasses.replace(
-        settings, registered_model_name="policy-chain", experiment_name="policy-chain"
-    )
+    chain = settings.replace(registered_model_name="policy-chain", experiment_name="policy-chain")
     client = client_for(chain)
     steps = [  # (reader band, promoted?, reason fragment, champion band afterwards)
         (NOISY_BAND, True, "first model", NOISY_BAND),
