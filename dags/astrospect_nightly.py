@@ -20,6 +20,9 @@ from astrospect.settings import load_settings
 ACCEPTED_DATA = Asset("astrospect-accepted-shards", uri="file:///astrospect/accepted")
 # Tonight's drift verdict: the event's extra says whether the night drifts, and which features did.
 DATA_DRIFT = Asset("astrospect-data-drift", uri="file:///astrospect/drift")
+# What each asset event carries in its extra, for the runs and people that watch the assets.
+SNAPSHOT_EVENT = ("version", "n_shards", "n_rows", "new")
+DRIFT_EVENT = ("status", "drifting", "share_drifted", "drifted_features", "reference_version", "report")
 SETTINGS = load_settings()  # the scheduler's environment, read once at parse time
 TRAIN_QUEUE = SETTINGS.train_queue
 # Retries with exponential back-off for tasks that touch storage or servers (a flaky S3 or MLflow). A fault
@@ -78,9 +81,8 @@ def astrospect_nightly() -> None:
         from astrospect.nightly import snapshot_step
 
         dataset = snapshot_step()
-        get_current_context()["outlet_events"][ACCEPTED_DATA].extra = {
-            key: dataset[key] for key in ("version", "n_shards", "n_rows", "new")
-        }
+        extra = {key: dataset[key] for key in SNAPSHOT_EVENT}
+        get_current_context()["outlet_events"][ACCEPTED_DATA].extra = extra
         return dataset
 
     @task(outlets=[DATA_DRIFT], **IO_RETRIES)
@@ -89,18 +91,7 @@ def astrospect_nightly() -> None:
 
         context = get_current_context()
         verdict = drift_step(dataset, airflow_run_id=context["run_id"])
-        context["outlet_events"][DATA_DRIFT].extra = {
-            key: verdict[key]
-            for key in (
-                "status",
-                "drifting",
-                "share_drifted",
-                "drifted_features",
-                "reference_version",
-                "report",
-            )
-            if key in verdict
-        }
+        context["outlet_events"][DATA_DRIFT].extra = {k: verdict[k] for k in DRIFT_EVENT if k in verdict}
         return verdict
 
     @task.short_circuit

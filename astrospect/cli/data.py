@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +12,7 @@ import typer
 
 from astrospect.cli.app import DATA, KeepsOldSpellings, app, either, old_positional_input, required
 from astrospect.importers.columns import FITS_CATALOGUE, HDF5_CUBE, PASQUET_NPZ, ROLES, ColumnMap
+from astrospect.settings import PIXEL_SCALE_ARCSEC
 
 
 @app.command(rich_help_panel=DATA)
@@ -95,7 +99,8 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import", rich_help_panel=DATA)
 
-# The options every importer shares, defined once.
+# The options every importer shares, defined once: :func:`importer` adds them to each importer command, which
+# receives them as one :class:`ImportOptions`.
 Out = Annotated[
     str | None,
     typer.Option(
@@ -124,6 +129,72 @@ PixelScale = Annotated[
     ),
 ]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar (rows/s and ETA) on stderr.")]
+COLUMN_LABELS = ("objid", "specz", "specz_err", "ebv", "ra", "dec")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What every importer command takes besides its input: where to, how, and the source's column names."""
+
+    columns: ColumnMap
+    out: str | None
+    name: str | None
+    shard_size: int
+    flux_unit: str
+    pixel_scale: float
+    progress: bool
+
+
+def _shared_parameters(layout: ColumnMap, where: str) -> list[inspect.Parameter]:
+    """The shared options as parameters; the column options default to ``layout``'s names."""
+
+    def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+    columns = [
+        option(label, Annotated[str, _column_option(label, where)], getattr(layout, label))
+        for label in COLUMN_LABELS
+    ]
+    return [
+        option("out", Out, None),
+        option("name", Name, None),
+        option("shard_size", ShardSize, 1000),
+        *columns,
+        option("flux_unit", FluxUnit, "nanomaggies"),
+        option("pixel_scale", PixelScale, PIXEL_SCALE_ARCSEC),
+        option("progress", Progress, True),
+    ]
+
+
+def importer(
+    name: str, layout: ColumnMap, where: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``astrospect import <name>``: the decorated function's own options (its input), then the
+    shared ones (:func:`_shared_parameters`), which it receives as ``options``. Typer reads a command's
+    options from its signature, so the registered function carries the joined one."""
+
+    def register(command: Callable[..., None]) -> Callable[..., None]:
+        shared = _shared_parameters(layout, where)
+        own = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for parameter in inspect.signature(command, eval_str=True).parameters.values()
+            if parameter.name != "options"
+        ]
+        context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
+        def run(ctx: typer.Context, **values: Any) -> None:
+            given = {parameter.name: values.pop(parameter.name) for parameter in shared}
+            columns = _columns(ctx, layout, **{label: given.pop(label) for label in COLUMN_LABELS})
+            command(**values, options=ImportOptions(columns=columns, **given))
+
+        parameters = [context, *own, *shared]
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        run.__name__, run.__doc__ = command.__name__, command.__doc__
+        import_app.command(name, cls=KeepsOldSpellings)(run)
+        return command
+
+    return register
 
 
 def _column_option(label: str, where: str) -> Any:
@@ -144,7 +215,7 @@ def _columns(ctx: typer.Context, defaults: ColumnMap, **given: str) -> ColumnMap
     return replace(defaults, **given, explicit=named)
 
 
-def _import(source_factory: Any, out: str | None, name: str | None, shard_size: int, progress: bool) -> None:
+def _import(source_factory: Callable[[], Any], options: ImportOptions) -> None:
     """Open the source, import it into the landing zone (a local staging folder first for S3), print a summary."""
     import json
 
@@ -154,16 +225,21 @@ def _import(source_factory: Any, out: str | None, name: str | None, shard_size: 
     from astrospect.settings import load_settings
 
     settings = load_settings()
-    target = out or settings.landing_source
+    target = options.out or settings.landing_source
     try:
         source = source_factory()
         upload = UploadTarget(target) if target.startswith("s3://") else None
-        name = name or source.path.stem
+        name = options.name or source.path.stem
         # S3 has no atomic local rename: shards, progress and rejects live in a staging folder, shards are
         # uploaded as they are written; the staging folder is what makes the import resumable.
         folder = settings.home / "import-staging" / name if upload else Path(target)
         summary = run_import(
-            source, folder, name=name, shard_size=shard_size, show_progress=progress, upload=upload
+            source,
+            folder,
+            name=name,
+            shard_size=options.shard_size,
+            show_progress=options.progress,
+            upload=upload,
         )
     except (ImporterError, ConversionError, ValueError) as error:
         typer.echo(f"import failed: {error}", err=True)
@@ -171,31 +247,17 @@ def _import(source_factory: Any, out: str | None, name: str | None, shard_size: 
     typer.echo(json.dumps({"landing": target, **summary.summary()}, indent=2))
 
 
-NPZ_FIELD = "labels field"
-
-
-@import_app.command("npz", cls=KeepsOldSpellings)
+@importer("npz", PASQUET_NPZ, "labels field")
 def import_npz(
-    ctx: typer.Context,
     data: Annotated[
         Path | None,
         typer.Option(
             "--data", help="A .npz with `cube` (N, S, S, 5) ugriz and `labels` (a record array). Required."
         ),
     ] = None,
-    out: Out = None,
-    name: Name = None,
-    shard_size: ShardSize = 1000,
-    objid: Annotated[str, _column_option("objid", NPZ_FIELD)] = PASQUET_NPZ.objid,
-    specz: Annotated[str, _column_option("specz", NPZ_FIELD)] = PASQUET_NPZ.specz,
-    specz_err: Annotated[str, _column_option("specz_err", NPZ_FIELD)] = PASQUET_NPZ.specz_err,
-    ebv: Annotated[str, _column_option("ebv", NPZ_FIELD)] = PASQUET_NPZ.ebv,
-    ra: Annotated[str, _column_option("ra", NPZ_FIELD)] = PASQUET_NPZ.ra,
-    dec: Annotated[str, _column_option("dec", NPZ_FIELD)] = PASQUET_NPZ.dec,
-    flux_unit: FluxUnit = "nanomaggies",
-    pixel_scale: PixelScale = 0.396,
-    progress: Progress = True,
     old_file: Path | None = old_positional_input(),
+    *,
+    options: ImportOptions,
 ) -> None:
     """Import a Pasquet et al. (2019)-layout .npz, memory-mapped (stored) or streamed (compressed), never whole.
 
@@ -205,46 +267,28 @@ def import_npz(
     from astrospect.importers import npz
 
     file = required(either(data, old_file, "--data", "FILE"), "--data")
-    columns = _columns(
-        ctx, npz.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
-    )
     _import(
-        lambda: npz.NpzSource(file, columns, flux_unit=flux_unit, pixel_scale=pixel_scale),
-        out,
-        name,
-        shard_size,
-        progress,
+        lambda: npz.NpzSource(
+            file, options.columns, flux_unit=options.flux_unit, pixel_scale=options.pixel_scale
+        ),
+        options,
     )
 
 
-HDF5_FIELD = "dataset"
-
-
-@import_app.command("hdf5", cls=KeepsOldSpellings)
+@importer("hdf5", HDF5_CUBE, "dataset")
 def import_hdf5(
-    ctx: typer.Context,
     data: Annotated[
         Path | None,
         typer.Option(
             "--data", help="An HDF5 file with an image dataset and one dataset per label. Required."
         ),
     ] = None,
-    out: Out = None,
-    name: Name = None,
-    shard_size: ShardSize = 1000,
     images: Annotated[
         str, typer.Option(help="The image dataset: (N, 5, S, S) or (N, S, S, 5), any square S.")
     ] = "images",
-    objid: Annotated[str, _column_option("objid", HDF5_FIELD)] = HDF5_CUBE.objid,
-    specz: Annotated[str, _column_option("specz", HDF5_FIELD)] = HDF5_CUBE.specz,
-    specz_err: Annotated[str, _column_option("specz_err", HDF5_FIELD)] = HDF5_CUBE.specz_err,
-    ebv: Annotated[str, _column_option("ebv", HDF5_FIELD)] = HDF5_CUBE.ebv,
-    ra: Annotated[str, _column_option("ra", HDF5_FIELD)] = HDF5_CUBE.ra,
-    dec: Annotated[str, _column_option("dec", HDF5_FIELD)] = HDF5_CUBE.dec,
-    flux_unit: FluxUnit = "nanomaggies",
-    pixel_scale: PixelScale = 0.396,
-    progress: Progress = True,
     old_file: Path | None = old_positional_input(),
+    *,
+    options: ImportOptions,
 ) -> None:
     """Import an HDF5 cube collection, channel-first or channel-last, read a shard's rows at a time.
 
@@ -253,24 +297,16 @@ def import_hdf5(
     from astrospect.importers import hdf5
 
     file = required(either(data, old_file, "--data", "FILE"), "--data")
-    columns = _columns(
-        ctx, hdf5.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
-    )
     _import(
-        lambda: hdf5.Hdf5Source(file, columns, images=images, flux_unit=flux_unit, pixel_scale=pixel_scale),
-        out,
-        name,
-        shard_size,
-        progress,
+        lambda: hdf5.Hdf5Source(
+            file, options.columns, images=images, flux_unit=options.flux_unit, pixel_scale=options.pixel_scale
+        ),
+        options,
     )
 
 
-FITS_FIELD = "catalogue column"
-
-
-@import_app.command("fits", cls=KeepsOldSpellings)
+@importer("fits", FITS_CATALOGUE, "catalogue column")
 def import_fits(
-    ctx: typer.Context,
     catalogue: Annotated[
         Path, typer.Option("--catalogue", help="A CSV with one row per galaxy: objid and labels.")
     ],
@@ -281,19 +317,9 @@ def import_fits(
             help="File name per galaxy ({objid}: five image HDUs ugriz) or per band ({objid} and {band})."
         ),
     ] = "{objid}.fits",
-    out: Out = None,
-    name: Name = None,
-    shard_size: ShardSize = 1000,
-    objid: Annotated[str, _column_option("objid", FITS_FIELD)] = FITS_CATALOGUE.objid,
-    specz: Annotated[str, _column_option("specz", FITS_FIELD)] = FITS_CATALOGUE.specz,
-    specz_err: Annotated[str, _column_option("specz_err", FITS_FIELD)] = FITS_CATALOGUE.specz_err,
-    ebv: Annotated[str, _column_option("ebv", FITS_FIELD)] = FITS_CATALOGUE.ebv,
-    ra: Annotated[str, _column_option("ra", FITS_FIELD)] = FITS_CATALOGUE.ra,
-    dec: Annotated[str, _column_option("dec", FITS_FIELD)] = FITS_CATALOGUE.dec,
-    flux_unit: FluxUnit = "nanomaggies",
-    pixel_scale: PixelScale = 0.396,
-    progress: Progress = True,
     old_folder: Path | None = old_positional_input(),
+    *,
+    options: ImportOptions,
 ) -> None:
     """Import FITS cutouts (one file per galaxy, or one per band) matched by objid to a catalogue CSV.
 
@@ -302,15 +328,14 @@ def import_fits(
     from astrospect.importers import fits
 
     folder = required(either(data, old_folder, "--data", "FOLDER"), "--data")
-    columns = _columns(
-        ctx, fits.DEFAULT_COLUMNS, objid=objid, specz=specz, specz_err=specz_err, ebv=ebv, ra=ra, dec=dec
-    )
     _import(
         lambda: fits.FitsSource(
-            folder, catalogue, columns, pattern=pattern, flux_unit=flux_unit, pixel_scale=pixel_scale
+            folder,
+            catalogue,
+            options.columns,
+            pattern=pattern,
+            flux_unit=options.flux_unit,
+            pixel_scale=options.pixel_scale,
         ),
-        out,
-        name,
-        shard_size,
-        progress,
+        options,
     )

@@ -81,6 +81,8 @@ from astrospect.serving.uploads import UnsupportedUploadError, UploadError, file
 from astrospect.settings import get_logger, load_settings
 
 log = get_logger(__name__)
+# Read when BentoML imports the service, as it must be: the worker count and the request limits are fixed by
+# the decorator and the route annotations below. It is the settings' one object (astrospect.settings).
 SETTINGS = load_settings()
 MAX_FILE_CUTOUTS = file_cutout_limit(SETTINGS.serving_max_body_bytes)
 

@@ -5,7 +5,6 @@ promotion only decides (:mod:`astrospect.promote`).
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -118,12 +117,6 @@ def model_uri(settings: Settings, alias_or_version: str) -> str:
         if alias_or_version.isdigit()
         else f"models:/{name}@{alias_or_version}"
     )
-
-
-def version_url(settings: Settings, version: str) -> str:
-    """The version's page in the MLflow UI."""
-    name = urllib.parse.quote(settings.registered_model_name, safe="")
-    return f"{settings.mlflow_ui_url}/#/models/{name}/versions/{version}"
 
 
 def register(

@@ -171,3 +171,15 @@ def test_train_honours_the_environments_seed_and_epochs_in_value_and_help(
     monkeypatch.setenv("ASTROSPECT_EPOCHS", "0")
     with pytest.raises(ValueError, match="ASTROSPECT_EPOCHS='0': Input should be greater than 0"):
         _option("train", "epochs").get_default(context)
+
+
+def test_the_importers_share_one_definition_of_their_options() -> None:
+    from astrospect.cli.data import _shared_parameters
+    from astrospect.importers.columns import PASQUET_NPZ
+
+    shared = [parameter.name for parameter in _shared_parameters(PASQUET_NPZ, "field")]
+    assert {"out", "name", "shard_size", "objid", "flux_unit", "pixel_scale", "progress"} <= set(shared)
+    importers = typer.main.get_command(app).commands["import"]  # type: ignore[attr-defined]
+    for name in ("npz", "hdf5", "fits"):
+        params = [param.name for param in importers.commands[name].params]
+        assert params[-len(shared) :] == shared, name
