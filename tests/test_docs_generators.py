@@ -47,6 +47,8 @@ def test_the_cli_reference_holds_every_command_and_option() -> None:
     for name in root.list_commands(context):  # type: ignore[attr-defined]
         assert f"`astrospect {name}`" in text
     assert "`--challenger`" in text
+    # a default from the settings: its variable and the declared default, whatever the builder's environment
+    assert "| `--seed` | integer | `ASTROSPECT_SEED`, else `42` |" in text
 
 
 def test_the_settings_reference_finds_every_variable_with_its_default() -> None:

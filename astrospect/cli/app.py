@@ -149,6 +149,13 @@ class FromSettings:
     def __str__(self) -> str:
         return f"{self()} ({self.variable})" if self.variable else str(self())
 
+    def documented(self) -> str:
+        """The default as the reference docs give it, whatever the environment of the build: the variable,
+        else the settings' declared default."""
+        declared = Settings.default(self.name) if self.name in Settings.model_fields else None
+        shown = f"`{declared}`" if isinstance(declared, int | float | str) else "the settings'"
+        return f"`{self.variable}`, else {shown}" if self.variable else shown
+
 
 def old_positional_input() -> Any:
     """The positional input some commands took before --data, kept hidden so older scripts still work

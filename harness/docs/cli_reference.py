@@ -12,11 +12,15 @@ from typing import Any
 
 import typer.main
 
+from astrospect.cli.app import FromSettings
+
 
 def _default(param: Any) -> str:
     if param.required:
         return "required"
     default = param.default
+    if isinstance(default, FromSettings):
+        return default.documented()
     if callable(default):
         return "(computed)"
     if default is None or default == () or default == []:
