@@ -10,7 +10,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from astrospect.settings import CORES, PROJECT_ROOT, Settings, SettingsError, load_settings
+from astrospect.settings import CORES, PROJECT_ROOT, VARIABLES, Settings, SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +118,13 @@ def test_lint_fails_on_an_environment_read_outside_the_settings(tmp_path: Path) 
         assert inside.returncode == 1 and f"{place}:3:" in inside.stdout, inside.stdout
     # the one reader passes
     assert _ruff("--stdin-filename", "astrospect/settings.py", "-", stdin=PLANTED).returncode == 0
+
+
+def test_env_example_lists_every_astrospect_variable() -> None:
+    listed = (PROJECT_ROOT / ".env.example").read_text()
+    missing = [
+        name
+        for name in VARIABLES
+        if name.startswith("ASTROSPECT_") and f"{name}=" not in listed and name != "ASTROSPECT_GIT_COMMIT"
+    ]  # the commit is set by the image build, not by a person
+    assert missing == []
