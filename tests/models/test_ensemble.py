@@ -126,3 +126,11 @@ def test_each_member_reports_its_epochs_under_its_own_name_and_the_parameters_on
     # the history logged at the end names the same curves, so the run gets no second copy
     assert {f"loss_member{k}" for k in range(2)} <= set(outcome.trained.history)
     assert outcome.trained.params["seed"] == recorder.params[0]["seed"]
+
+
+def test_both_challengers_are_registered_cnns_outside_the_default_session() -> None:
+    """Not baselines, so the DAG sends them to the `gpu` queue and they can be registered and promoted."""
+    for name in ("pasquet", "pdf-ensemble"):
+        challenger = challengers.get(name)
+        assert challenger.output == "pdf" and not challenger.baseline and challenger.clipping == "full"
+        assert name not in challengers.DEFAULT_SESSION
