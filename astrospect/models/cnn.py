@@ -376,6 +376,10 @@ def pdf_bins(model: keras.Model) -> RedshiftBins | None:
     for layer in model.layers:
         if isinstance(layer, RedshiftPdf):
             return RedshiftBins(tuple(layer.bin_edges))
+        if isinstance(layer, keras.Model):  # a model of models: an ensemble's members share their bins
+            nested = pdf_bins(layer)
+            if nested is not None:
+                return nested
     return None
 
 

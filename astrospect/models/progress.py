@@ -10,7 +10,7 @@ the first epoch), and at the end of every epoch. Whoever wants to watch wraps th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -38,6 +38,17 @@ _OBSERVERS: ContextVar[tuple[TrainingObserver, ...]] = ContextVar("training_obse
 def observing(observer: TrainingObserver) -> Iterator[None]:
     """Report the trainings run inside this block to ``observer`` too (after the observers already set)."""
     token = _OBSERVERS.set((*_OBSERVERS.get(), observer))
+    try:
+        yield
+    finally:
+        _OBSERVERS.reset(token)
+
+
+@contextmanager
+def relayed(wrap: Callable[[TrainingObserver], TrainingObserver]) -> Iterator[None]:
+    """Inside this block the observers already set hear the training through ``wrap``: several trainings
+    that make one model (an ensemble's members) report to its one run under their own names."""
+    token = _OBSERVERS.set(tuple(wrap(observer) for observer in _OBSERVERS.get()))
     try:
         yield
     finally:

@@ -120,6 +120,10 @@ class TrainConfig:
     augment: bool = True  # random rotations/flips of training cutouts
     shuffle_buffer: int = 8192
     precision: Precision = Settings.default("precision")
+    # Members of the `pdf-ensemble` challenger (astrospect.models.ensemble), each a `pdf` trained with its
+    # own seed. 5, as Lakshminarayanan et al. 2017 chose: most of an ensemble's gain in likelihood and
+    # calibration comes from its first few members, and each one costs a whole training.
+    ensemble_members: int = 5
 
     def ema_momentum_for(self, steps_per_epoch: int) -> float | None:
         """The averaging momentum actually used: the average spans at most EMA_MAX_SPAN of the schedule's
@@ -273,3 +277,22 @@ DEFAULT_SESSION: tuple[str, ...] = (
     "baseline-nz-full",
 )
 DEFAULT_CHALLENGER = "full"  # what `astrospect train` trains unless told
+register(
+    Challenger(
+        "pasquet",
+        "astrospect.models.pasquet:fit_pasquet_cnn",
+        "full",
+        output="pdf",
+        description="Pasquet et al. 2019's inception network (pixels and E(B-V)), one pooling stage fewer for"
+        " 32x32 cutouts, with the pdf head and its calibration",
+    )
+)
+register(
+    Challenger(
+        "pdf-ensemble",
+        "astrospect.models.ensemble:fit_pdf_ensemble",
+        "full",
+        output="pdf",
+        description="a deep ensemble: TrainConfig.ensemble_members pdf CNNs with their own seeds, PDFs averaged",
+    )
+)
