@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
 Output = Literal["point", "pdf"]
+# What kind of model a challenger is, for the tables that set the CNNs against the field's codes: "cnn" (an
+# image network), "code" (a photo-z method on the photometry: the colour k-NN, RAIL's estimators), "null"
+# (a reference that knows nothing of the galaxy, such as the N(z) null).
+Family = Literal["cnn", "code", "null"]
 # "auto": mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 arithmetic (AMX-BF16 or
 # AVX512-BF16; measured 2.4x float32's images/s here), float32 elsewhere. The saved model is float32.
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
@@ -50,6 +54,15 @@ class Challenger:
     # The seed's published holdout figures for this challenger, measured on REAL SDSS galaxies: shown
     # beside ours (simulated) in the report so the pattern can be compared, never the digits.
     published: Mapping[str, float] | None = None
+    # None: "code" for a baseline, "cnn" otherwise (see `model_family`); set it where that is wrong.
+    family: Family | None = None
+
+    @property
+    def model_family(self) -> Family:
+        """``family``, or what the entry implies: a baseline is a code, anything else a CNN."""
+        if self.family is not None:
+            return self.family
+        return "code" if self.baseline else "cnn"
 
     def fit(self, splits: Splits, config: TrainConfig) -> Trained:
         """Train this challenger on ``splits`` (its clipping) with ``config``'s hyperparameters."""
@@ -263,6 +276,7 @@ register(
         output="pdf",
         baseline=True,
         description="the N(z) null: every galaxy gets the training redshift distribution",
+        family="null",
     )
 )
 DEFAULT_SESSION: tuple[str, ...] = (
