@@ -289,3 +289,15 @@ DEFAULT_SESSION: tuple[str, ...] = (
     "baseline-nz-full",
 )
 DEFAULT_CHALLENGER = "full"  # what `astrospect train` trains unless told
+register(
+    Challenger(
+        "baseline-local-linear",
+        "astrospect.models.local_linear:fit_local_linear",
+        "full",
+        output="pdf",
+        baseline=True,
+        family="code",
+        description="local linear fit on the k nearest neighbours in ugriz aperture colours and r (Beck et al. "
+        "2016, SDSS DR12's photo-z); PDF: a Gaussian of the fit's residual scatter",
+    )
+)
