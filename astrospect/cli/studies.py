@@ -93,7 +93,11 @@ def learning_curve(
     (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
     print_frame(pd.DataFrame(table), f"learning curve ({shards})")
     if record:
-        typer.echo(f"figures written to {record_learning_curve(points, load_before)}")
+        joined = (
+            f"Every point in {out / POINTS_FOLDER}: trained by this command or by earlier runs into the same "
+            "--out on the same data (each point file names its data digest, epochs and seed)."
+        )
+        typer.echo(f"figures written to {record_learning_curve(points, load_before, joined)}")
     if track:
         from astrospect.tracking.studies import log_learning_curve
 

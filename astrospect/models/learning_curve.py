@@ -368,7 +368,9 @@ def curve_table(points: Sequence[CurvePoint]) -> list[dict[str, object]]:
     return rows
 
 
-def record_learning_curve(points: Sequence[CurvePoint], load_before: float | None = None) -> Path:
+def record_learning_curve(
+    points: Sequence[CurvePoint], load_before: float | None = None, provenance: str | None = None
+) -> Path:
     """docs/results/learning-curve.json (:mod:`astrospect.results`): per training-set size, each
     challenger's holdout sigma_MAD, the best CNN and the strongest code (chosen on validation) and their
     ratio; the PDF challengers' CRPS; each point's wall time. The issue's targets are figures beside the
@@ -434,6 +436,7 @@ def record_learning_curve(points: Sequence[CurvePoint], load_before: float | Non
         figures=figures,
         tables=tables,
         load_before=load_before,
+        provenance=provenance,
     )
 
 

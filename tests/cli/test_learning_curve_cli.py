@@ -53,7 +53,9 @@ def test_two_runs_into_one_out_join_and_other_data_is_refused(
     assert code == 0, output
     assert (out / "points" / f"{NULL}-100.json").read_bytes() == first  # reused, not retrained
     assert pd.read_csv(out / "learning_curve.csv")["n_train"].tolist() == [100, 200]
-    recorded = results.read("learning-curve", tmp_path)["tables"]["curve"]
+    document = results.read("learning-curve", tmp_path)
+    assert str(out / "points") in document["provenance"]  # the record says it joins runs
+    recorded = document["tables"]["curve"]
     assert [row[0] for row in recorded["rows"]] == [100, 200]
     assert f"{NULL} sigma_MAD" in recorded["columns"]
     code, output = _curve(_shards(tmp_path / "other", 1), out, "100")
