@@ -28,7 +28,11 @@ def learning_curve(
         help="A folder of labelled shards: its fixed validation and holdout splits. Required.",
     ),
     out: Path = typer.Option(
-        ..., "--out", help="A new folder: one model folder per point, the table, the plot."
+        ...,
+        "--out",
+        help="The study's folder: one model folder and one points/<challenger>-<n_train>.json per point, the "
+        "table, the plot. Points already there from the same data and epochs/seed are reused, not retrained; "
+        "the table joins every point in it.",
     ),
     sizes: str = typer.Option(
         "6000,12000,24000,48000", help="Training-set sizes, nested subsets of the training split."
@@ -53,6 +57,8 @@ def learning_curve(
     from astrospect import results
     from astrospect.data.shards import resolve_shards
     from astrospect.models.learning_curve import (
+        POINTS_FOLDER,
+        PointMismatchError,
         curve_table,
         plot_learning_curve,
         record_learning_curve,
@@ -71,17 +77,27 @@ def learning_curve(
         seed=settings.seed,
         precision=choice(precision or settings.precision, PRECISIONS, "--precision"),
     )
-    if out.exists() and any(out.iterdir()):
-        raise typer.BadParameter(f"{out} is not empty: choose a new --out folder", param_hint="--out")
+    if out.exists() and any(out.iterdir()) and not (out / POINTS_FOLDER).is_dir():
+        raise typer.BadParameter(
+            f"{out} is not empty and holds no learning-curve points: choose a new --out folder",
+            param_hint="--out",
+        )
     size_list = [int(size) for size in sizes.split(",")]
-    points = run_learning_curve(resolve_shards(shards), size_list, names, config)
+    try:
+        points = run_learning_curve(resolve_shards(shards), size_list, names, config)
+    except PointMismatchError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from error
     table = curve_table(points)
     figure = plot_learning_curve(points, out / "learning_curve.png")
     pd.DataFrame(table).to_csv(out / "learning_curve.csv", index=False)
     (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
     print_frame(pd.DataFrame(table), f"learning curve ({shards})")
     if record:
-        typer.echo(f"figures written to {record_learning_curve(points, load_before)}")
+        joined = (
+            f"Every point in {out / POINTS_FOLDER}: trained by this command or by earlier runs into the same "
+            "--out on the same data (each point file names its data digest, epochs and seed)."
+        )
+        typer.echo(f"figures written to {record_learning_curve(points, load_before, joined)}")
     if track:
         from astrospect.tracking.studies import log_learning_curve
 

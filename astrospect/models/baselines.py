@@ -93,6 +93,7 @@ def fit_colour_knn(challenger: Challenger, splits: Splits, config: TrainConfig) 
         },
         n_train=len(splits.train),
         n_val=len(splits.val),
+        run_metrics={"val_sigma_mad": baseline.val_sigma_mad},
     )
 
 
@@ -111,6 +112,9 @@ def fit_nz_null(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         params={"model": "N(z) of the training split", "clipping": splits.clipping, "n_bins": bins.n},
         n_train=len(splits.train),
         n_val=len(splits.val),
+        run_metrics={
+            "val_sigma_mad": metric_table(splits.val.redshift, np.full(len(splits.val), point))["sigma_mad"]
+        },
         predict_pdf=predict_pdf,
         bins=bins,
     )

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
 Output = Literal["point", "pdf"]
+# What kind of model a challenger is, for the tables that set the CNNs against the field's codes: "cnn" (an
+# image network), "code" (a photo-z method on the photometry: the colour k-NN, RAIL's estimators), "null"
+# (a reference that knows nothing of the galaxy, such as the N(z) null).
+Family = Literal["cnn", "code", "null"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,15 @@ class Challenger:
     # The seed's published holdout figures for this challenger, measured on REAL SDSS galaxies: shown
     # beside ours (simulated) in the report so the pattern can be compared, never the digits.
     published: Mapping[str, float] | None = None
+    # None: "code" for a baseline, "cnn" otherwise (see `model_family`); set it where that is wrong.
+    family: Family | None = None
+
+    @property
+    def model_family(self) -> Family:
+        """``family``, or what the entry implies: a baseline is a code, anything else a CNN."""
+        if self.family is not None:
+            return self.family
+        return "code" if self.baseline else "cnn"
 
     def fit(self, splits: Splits, config: TrainConfig) -> Trained:
         """Train this challenger on ``splits`` (its clipping) with ``config``'s hyperparameters."""
@@ -265,6 +278,7 @@ register(
         output="pdf",
         baseline=True,
         description="the N(z) null: every galaxy gets the training redshift distribution",
+        family="null",
     )
 )
 DEFAULT_SESSION: tuple[str, ...] = (
@@ -294,5 +308,17 @@ register(
         "full",
         output="pdf",
         description="a deep ensemble: TrainConfig.ensemble_members pdf CNNs with their own seeds, PDFs averaged",
+    )
+)
+register(
+    Challenger(
+        "baseline-local-linear",
+        "astrospect.models.local_linear:fit_local_linear",
+        "full",
+        output="pdf",
+        baseline=True,
+        family="code",
+        description="local linear fit on the k nearest neighbours in ugriz aperture colours and r (Beck et al. "
+        "2016, SDSS DR12's photo-z); PDF: a Gaussian of the fit's residual scatter",
     )
 )
