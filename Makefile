@@ -20,7 +20,7 @@ setup: $(VENV)/.installed ## create the locked environment (idempotent)
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.9"
-	$(UV) sync --locked --python $(PYTHON_VERSION) --extra $(TF_EXTRA)
+	$(UV) sync --locked --python $(PYTHON_VERSION) --extra $(TF_EXTRA) --extra rail
 	@touch $@
 
 lint: setup ## ruff, mypy, and the import graph (no circles, nothing imports upward: pyproject.toml's contracts)

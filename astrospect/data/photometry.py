@@ -150,3 +150,55 @@ def model_magnitudes(
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(weighted[:, R_BAND_INDEX] > 0, total_r / weighted[:, R_BAND_INDEX], np.nan)
     return luptitudes(weighted * scale[:, None]), second_moments
+
+
+# Sky noise from the cutouts themselves: the pixels outside the total aperture hold sky (and the odd
+# neighbour), so a robust spread of them is each band's per-pixel noise, as a photometry pipeline would
+# measure it from the image's background. The median absolute deviation ignores neighbours' few bright pixels.
+_MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal distribution to its sigma
+_LUPTITUDE_SCALE = 2.5 / np.log(10.0)  # d(luptitude) / d(asinh argument)
+
+
+def sky_noise(
+    images: npt.NDArray[np.floating], mask_radius_arcsec: float = TOTAL_APERTURE_RADIUS_ARCSEC
+) -> npt.NDArray[np.float64]:
+    """Per cutout and band, the sky's per-pixel noise in nanomaggies, (N, 5): the robust standard deviation
+    (1.4826 x MAD) of the pixels wholly outside the ``mask_radius_arcsec`` aperture about the centre."""
+    outside = aperture_weights(mask_radius_arcsec, images.shape[1]) == 0
+    if outside.sum() < 16:
+        raise ValueError(
+            f'cutouts of {images.shape[1]} pixels have {int(outside.sum())} pixels outside the {mask_radius_arcsec}" '
+            "aperture: too few to measure the sky noise"
+        )
+    sky = np.asarray(images, dtype=np.float64)[:, outside, :]  # (N, n_sky, 5)
+    deviation = np.abs(sky - np.median(sky, axis=1, keepdims=True))
+    return _MAD_TO_SIGMA * np.median(deviation, axis=1)
+
+
+def aperture_flux_error(
+    noise_per_pixel: npt.ArrayLike, radius_arcsec: float, size: int = CUTOUT_SIZE
+) -> npt.NDArray[np.float64]:
+    """The aperture flux's standard error from uncorrelated pixel noise: sigma * sqrt(sum of the squared
+    aperture weights), in the units of ``noise_per_pixel`` (any shape; typically (N, 5))."""
+    weights = aperture_weights(radius_arcsec, size).astype(np.float64)
+    return np.asarray(noise_per_pixel, dtype=np.float64) * float(np.sqrt(np.sum(weights**2)))
+
+
+def luptitude_errors(
+    flux_nanomaggies: npt.ArrayLike, flux_error_nanomaggies: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """First-order errors of :func:`luptitudes`: 2.5/ln10 * sigma_f / sqrt((2b)^2 + f^2), per band
+    (last axis = ugriz). Finite at zero or negative flux, where an ordinary magnitude's error is not."""
+    maggies = np.asarray(flux_nanomaggies, dtype=np.float64) * 1e-9
+    error = np.asarray(flux_error_nanomaggies, dtype=np.float64) * 1e-9
+    return _LUPTITUDE_SCALE * error / np.sqrt((2.0 * SDSS_SOFTENING_B) ** 2 + maggies**2)
+
+
+def aperture_magnitudes_with_errors(
+    images: npt.NDArray[np.floating], radius_arcsec: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """ugriz luptitudes in the ``radius_arcsec`` aperture and their errors from each cutout's measured sky
+    noise (:func:`sky_noise`), both (N, 5)."""
+    flux = aperture_flux(images, radius_arcsec)
+    flux_error = aperture_flux_error(sky_noise(images), radius_arcsec, images.shape[1])
+    return luptitudes(flux), luptitude_errors(flux, flux_error)

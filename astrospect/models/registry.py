@@ -322,3 +322,45 @@ register(
         "2016, SDSS DR12's photo-z); PDF: a Gaussian of the fit's residual scatter",
     )
 )
+# The field's photo-z codes through LSST DESC RAIL's own stages (the `rail` extra; models/rail/):
+# scored and logged beside the CNNs, never promoted (docs/reference/field-codes.md).
+register(
+    Challenger(
+        "rail-flexzboost",
+        "astrospect.models.rail.codes:fit_flexzboost",
+        "full",
+        output="pdf",
+        baseline=True,
+        description="FlexZBoost (RAIL) on aperture magnitudes: conditional density by boosted trees",
+    )
+)
+register(
+    Challenger(
+        "rail-cmnn",
+        "astrospect.models.rail.codes:fit_cmnn",
+        "full",
+        output="pdf",
+        baseline=True,
+        description="CMNN (RAIL): colour-matched nearest neighbours, a Gaussian PDF per galaxy",
+    )
+)
+register(
+    Challenger(
+        "rail-dnf",
+        "astrospect.models.rail.codes:fit_dnf",
+        "full",
+        output="pdf",
+        baseline=True,
+        description="DNF (RAIL): directional neighbourhood fitting on magnitudes",
+    )
+)
+register(
+    Challenger(
+        "rail-bpz",
+        "astrospect.models.rail.codes:fit_bpz",
+        "full",
+        output="pdf",
+        baseline=True,
+        description="BPZ (RAIL, desc-bpz): CWW+SB templates through SDSS ugriz, HDFN prior; no training",
+    )
+)
