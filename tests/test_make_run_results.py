@@ -30,6 +30,14 @@ def _report() -> tuple[pd.DataFrame, pd.DataFrame]:
                 "sigma_mad": 0.0191,
                 "n": 1231.0,
             },
+            {"model": "rail-dnf", "clipping": "full", "registry": "", "sigma_mad": 0.0176, "n": 1231.0},
+            {
+                "model": "baseline-nz-full",
+                "clipping": "full",
+                "registry": "",
+                "sigma_mad": 0.0406,
+                "n": 1231.0,
+            },
         ]
     )
     pdfs = pd.DataFrame(
@@ -48,10 +56,16 @@ def test_rows_carry_the_pdf_metrics_where_a_model_has_them() -> None:
     assert rows[2][5] is None  # NaN: not measured
 
 
+BASELINES = {"baseline-knn-full", "rail-dnf", "baseline-nz-full"}
+CODES = {"baseline-knn-full", "rail-dnf"}  # the N(z) null is a baseline, not a code
+
+
 def test_headline_ratios_leave_the_baselines_out_of_the_best_cnn() -> None:
-    figures = headline(report_rows(*_report()), {"baseline-knn-full"})
+    figures = headline(report_rows(*_report()), baselines=BASELINES, codes=CODES)
     assert figures == {
         "best_cnn": "pdf",
+        "strongest_code": "rail-dnf",
+        "best_cnn_over_strongest_code": round(0.0157 / 0.0176, 2),
         "best_cnn_over_knn": round(0.0157 / 0.0191, 2),
         "pdf_crps_over_knn_crps": round(0.0112 / 0.0147, 2),
         "champion": "pdf",
@@ -60,6 +74,7 @@ def test_headline_ratios_leave_the_baselines_out_of_the_best_cnn() -> None:
 
 def test_a_night_without_the_colour_knn_has_no_ratio() -> None:
     ours, pdfs = _report()
-    figures = headline(report_rows(ours[ours["model"] != "baseline-knn-full"], pdfs), {"baseline-knn-full"})
+    figures = headline(report_rows(ours[~ours["model"].isin(CODES)], pdfs), baselines=BASELINES, codes=CODES)
     assert figures["best_cnn"] == "pdf"
     assert figures["best_cnn_over_knn"] is None and figures["pdf_crps_over_knn_crps"] is None
+    assert figures["strongest_code"] is None and figures["best_cnn_over_strongest_code"] is None
