@@ -27,8 +27,17 @@ import numpy.typing as npt
 from astrospect.settings import BANDS
 from astrospect.simulate import check, population, spectra
 from astrospect.simulate.conditions import ObservingConditions
+from astrospect.simulate.dust import mean_inclination_dust
+from astrospect.simulate.mixture import load_mixture
 from astrospect.simulate.synth import synthesize
 from astrospect.simulate.targets import load_calibration_galaxies
+from astrospect.simulate.template_fit import (
+    fit_light_shares,
+    mix_and_warp,
+    rest_g_r,
+    shares_to_mix,
+    template_colours,
+)
 
 DIGESTS_JSON = Path(__file__).with_name("simulator_digests.json")
 MIXTURE_JSON = Path(population.__file__).with_name("spectral_mixture.json")
@@ -96,20 +105,20 @@ def calibration_digests() -> dict[str, str]:
     z = real["redshift"].to_numpy(dtype=np.float64)
     magnitudes = real[list(BANDS)].to_numpy(dtype=np.float64)
     grid = spectra.template_grid()
-    mixture = population.load_mixture()
-    shares = population.fit_light_shares(grid, z, magnitudes)
-    mixes = population.shares_to_mix(grid, shares)
+    mixture = load_mixture()
+    shares = fit_light_shares(grid, z, magnitudes)
+    mixes = shares_to_mix(grid, shares)
     colours = magnitudes[:, :-1] - magnitudes[:, 1:]
-    total_mix, warp = population.mix_and_warp(grid, mixture, z, colours)
+    total_mix, warp = mix_and_warp(grid, mixture, z, colours)
     perturbations = population.colour_perturbations(grid, mixture, z, mixes, np.random.default_rng(SEED))
     return {
         "calibration/light_shares": array_digest(shares),
-        "calibration/template_colours": array_digest(population.template_colours(grid, z, mixes)),
-        "calibration/rest_g_r": array_digest(population.rest_g_r(grid, mixes)),
+        "calibration/template_colours": array_digest(template_colours(grid, z, mixes)),
+        "calibration/rest_g_r": array_digest(rest_g_r(grid, mixes)),
         "calibration/mix": array_digest(total_mix),
         "calibration/warp": array_digest(warp),
         "calibration/colour_perturbations": array_digest(perturbations),
-        "calibration/mean_inclination_dust": array_digest(np.array(population.mean_inclination_dust())),
+        "calibration/mean_inclination_dust": array_digest(np.array(mean_inclination_dust())),
     }
 
 

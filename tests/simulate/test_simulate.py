@@ -19,8 +19,8 @@ from astrospect.simulate.check import (
     knn_sigma_mad,
     measure_catalogue,
 )
-from astrospect.simulate.population import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_LIMIT, R_SAMPLE_FAINTEST
 from astrospect.simulate.render import sdss_camera
+from astrospect.simulate.selection import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_LIMIT, R_SAMPLE_FAINTEST
 from astrospect.simulate.targets import query_cut
 
 pytestmark = pytest.mark.data
