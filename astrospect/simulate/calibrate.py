@@ -303,11 +303,12 @@ def write_mixture(fitted: dict[str, object], path: Path = MIXTURE_JSON) -> None:
 def catalogue_look(n: int) -> str:
     """Figures of synth-check on a catalogue drawn from the model (true magnitudes, no images)."""
     from astrospect.simulate import check
+    from astrospect.simulate.catalogue import catalogue_from_magnitudes
 
     population.population_model.cache_clear()
     model = population.population_model()
     galaxies = population.draw_population(model, np.random.default_rng(SEED), n)
-    catalogue = check.catalogue_from_magnitudes(
+    catalogue = catalogue_from_magnitudes(
         galaxies.magnitudes, galaxies.redshift, galaxies.disk_q, galaxies.bulge_fraction
     )
     return check.render_report(check.compare(catalogue))

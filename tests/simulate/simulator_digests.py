@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from astrospect.settings import BANDS
 from astrospect.simulate import check, population, spectra
+from astrospect.simulate.catalogue import catalogue_from_magnitudes
 from astrospect.simulate.conditions import ObservingConditions
 from astrospect.simulate.dust import mean_inclination_dust
 from astrospect.simulate.mixture import load_mixture
@@ -127,7 +128,7 @@ def report_digests() -> dict[str, str]:
     galaxies = population.draw_population(
         population.population_model(), np.random.default_rng(SEED), N_CATALOGUE
     )
-    catalogue = check.catalogue_from_magnitudes(
+    catalogue = catalogue_from_magnitudes(
         galaxies.magnitudes, galaxies.redshift, galaxies.disk_q, galaxies.bulge_fraction
     )
     table = check.compare(catalogue)

@@ -13,8 +13,8 @@ import pytest
 
 from astrospect.simulate import population as pop
 from astrospect.simulate import spectra
+from astrospect.simulate.catalogue import catalogue_from_magnitudes
 from astrospect.simulate.check import (
-    catalogue_from_magnitudes,
     compare,
     measurement_noise,
     noiseless_floor_auc,
