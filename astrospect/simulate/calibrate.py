@@ -58,7 +58,17 @@ from sklearn.mixture import GaussianMixture
 
 from astrospect.settings import BANDS, get_logger
 from astrospect.simulate import population, spectra
+from astrospect.simulate.dust import EBV_MEAN, SF11_COEFFICIENTS
+from astrospect.simulate.mixture import MIXTURE_JSON, NO_MAGNITUDE_WEIGHT, NO_REDSHIFT_WEIGHT, SpectralMixture
+from astrospect.simulate.selection import R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST
 from astrospect.simulate.targets import COLOURS, load_calibration_galaxies, load_targets, query_cut
+from astrospect.simulate.template_fit import (
+    FIT_MAG_ERRORS,
+    fit_light_shares,
+    rest_g_r,
+    shares_to_mix,
+    template_colours,
+)
 
 log = get_logger(__name__)
 
@@ -79,7 +89,7 @@ GIVEN_SLICE, COLOUR_SLICE = slice(0, 2), slice(2, 6)
 
 def dereddened_magnitudes(real: pd.DataFrame) -> npt.NDArray[np.float64]:
     magnitudes = real[list(BANDS)].to_numpy(dtype=np.float64)
-    return np.asarray(magnitudes - population.SF11_COEFFICIENTS * population.EBV_MEAN)
+    return np.asarray(magnitudes - SF11_COEFFICIENTS * EBV_MEAN)
 
 
 def fit_mixture() -> dict[str, object]:
@@ -89,9 +99,9 @@ def fit_mixture() -> dict[str, object]:
     colours = magnitudes[:, :-1] - magnitudes[:, 1:]
     grid = spectra.template_grid()
     log.info("fitting template mixes to %d real galaxies", len(real))
-    shares = population.fit_light_shares(grid, z, magnitudes)
-    mixes = population.shares_to_mix(grid, shares)
-    residuals = colours - population.template_colours(grid, z, mixes)
+    shares = fit_light_shares(grid, z, magnitudes)
+    mixes = shares_to_mix(grid, shares)
+    residuals = colours - template_colours(grid, z, mixes)
     spread = np.percentile(residuals, [16, 50, 84], axis=0)
     log.info(
         "real - template colours (mag; u-g, g-r, r-i, i-z): median %s, p16-p84 half-width %s",
@@ -115,7 +125,7 @@ def fit_mixture() -> dict[str, object]:
     log.info("Gaussian mixture BIC by components: %s; chose %d (converged %s)",
              {k: round(v) for k, v in bic.items()}, chosen, gmm.converged_)  # fmt: skip
 
-    colour = population.rest_g_r(grid, mixes)
+    colour = rest_g_r(grid, mixes)
     bins = load_targets().bins
     knot_z, knot_shares = [], []
     for lo, hi in zip(bins["z_lo"], bins["z_hi"], strict=True):
@@ -140,16 +150,16 @@ def fit_mixture() -> dict[str, object]:
     }
     # No weights yet: the model each weight is measured on draws the mixture's own r given z and the
     # selection's own n(z).
-    unweighted = {**fitted, **population.NO_REDSHIFT_WEIGHT, **population.NO_MAGNITUDE_WEIGHT}
+    unweighted = {**fitted, **NO_REDSHIFT_WEIGHT, **NO_MAGNITUDE_WEIGHT}
     deconvolved = deconvolve(unweighted, gmm.predict_proba(standardised), z, mixes)
     with_r = {
         **deconvolved,
-        **magnitude_weight(population.SpectralMixture.from_document(deconvolved), z, observed_r),
+        **magnitude_weight(SpectralMixture.from_document(deconvolved), z, observed_r),
     }
-    return {**with_r, **redshift_weight(population.SpectralMixture.from_document(with_r), z)}
+    return {**with_r, **redshift_weight(SpectralMixture.from_document(with_r), z)}
 
 
-def _drawn_inside_query(mixture: population.SpectralMixture, n: int) -> population.Population:
+def _drawn_inside_query(mixture: SpectralMixture, n: int) -> population.Population:
     """Of ``n`` noiseless galaxies drawn from ``mixture``'s model (seed SEED), those inside the query."""
     galaxies = population.draw_population(
         population.build_population_model(mixture), np.random.default_rng(SEED), n
@@ -158,7 +168,7 @@ def _drawn_inside_query(mixture: population.SpectralMixture, n: int) -> populati
 
 
 def magnitude_weight(
-    mixture: population.SpectralMixture, real_z: npt.NDArray[np.float64], real_r: npt.NDArray[np.float64]
+    mixture: SpectralMixture, real_z: npt.NDArray[np.float64], real_r: npt.NDArray[np.float64]
 ) -> dict[str, npt.NDArray[np.float64]]:
     """The weight on the mixture's r given z that makes the drawn sample's r given z inside the query the
     real one (step 6)."""
@@ -174,7 +184,7 @@ def magnitude_weight(
             drawn_r[(drawn_z >= lo) & (drawn_z < hi)],
         )
         edges = np.quantile(real_cell, np.linspace(0.0, 1.0, MAGNITUDE_WEIGHT_R_BINS + 1))
-        edges[0], edges[-1] = population.R_BRIGHT_LIMIT, population.R_SAMPLE_FAINTEST
+        edges[0], edges[-1] = R_BRIGHT_LIMIT, R_SAMPLE_FAINTEST
         real_share = np.histogram(real_cell, edges)[0] / len(real_cell)
         drawn_share = np.histogram(drawn_cell, edges)[0] / max(len(drawn_cell), 1)
         if (drawn_share == 0).any():
@@ -198,7 +208,7 @@ def magnitude_weight(
 
 
 def redshift_weight(
-    mixture: population.SpectralMixture, real_z: npt.NDArray[np.float64]
+    mixture: SpectralMixture, real_z: npt.NDArray[np.float64]
 ) -> dict[str, npt.NDArray[np.float64]]:
     """The weight on the selection's n(z) that makes the drawn sample's n(z) inside the query the real
     one (step 7)."""
@@ -232,7 +242,7 @@ def deconvolve(
     """Remove from each component the colour shifts the simulator adds after the warp (see step 3)."""
     grid = spectra.template_grid()
 
-    mixture = population.SpectralMixture.from_document(fitted)
+    mixture = SpectralMixture.from_document(fitted)
     rng = np.random.default_rng(SEED)
     draws = np.stack(
         [population.colour_perturbations(grid, mixture, z, mixes, rng) for _ in range(PERTURBATION_DRAWS)]
@@ -240,7 +250,7 @@ def deconvolve(
     weight = responsibility / responsibility.sum(axis=0, keepdims=True)  # (n, K): no component is empty
     shift = np.einsum("nk,dnc->kc", weight, draws) / PERTURBATION_DRAWS
     # The real colours also carry SDSS's photometric errors, and the rendered cutouts get their own noise.
-    band_variance = population.FIT_MAG_ERRORS**2
+    band_variance = FIT_MAG_ERRORS**2
     noise = np.diag(band_variance[:-1] + band_variance[1:])
     noise -= np.diag(band_variance[1:-1], 1) + np.diag(
         band_variance[1:-1], -1
@@ -277,7 +287,7 @@ def _rounded(value: object) -> object:
     return value
 
 
-def write_mixture(fitted: dict[str, object], path: Path = population.MIXTURE_JSON) -> None:
+def write_mixture(fitted: dict[str, object], path: Path = MIXTURE_JSON) -> None:
     document = {
         "about": (
             "Gaussian mixture over (ln z, r, de-reddened u-g, g-r, r-i, i-z), deconvolved of the simulator's own "
@@ -293,11 +303,12 @@ def write_mixture(fitted: dict[str, object], path: Path = population.MIXTURE_JSO
 def catalogue_look(n: int) -> str:
     """Figures of synth-check on a catalogue drawn from the model (true magnitudes, no images)."""
     from astrospect.simulate import check
+    from astrospect.simulate.catalogue import catalogue_from_magnitudes
 
     population.population_model.cache_clear()
     model = population.population_model()
     galaxies = population.draw_population(model, np.random.default_rng(SEED), n)
-    catalogue = check.catalogue_from_magnitudes(
+    catalogue = catalogue_from_magnitudes(
         galaxies.magnitudes, galaxies.redshift, galaxies.disk_q, galaxies.bulge_fraction
     )
     return check.render_report(check.compare(catalogue))

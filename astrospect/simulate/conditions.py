@@ -18,15 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.settings import BANDS, N_BANDS
-from astrospect.simulate.population import (
-    R_FAINT_LIMIT,
-    PopulationModel,
-    faint_extension,
-    population_model,
-    selection_table,
-    shares_to_mix,
-)
+from astrospect.simulate.population import PopulationModel, population_model
 from astrospect.simulate.render import SEEING_R_MEDIAN_ARCSEC
+from astrospect.simulate.selection import R_FAINT_LIMIT, faint_extension, selection_table
+from astrospect.simulate.template_fit import shares_to_mix
 
 SEEING_RANGE_ARCSEC = (0.5, 4.0)
 R_LIMIT_RANGE_MAG = (15.0, 19.0)  # the main sample's redshift grid (z < 0.45) holds up to r ~ 19

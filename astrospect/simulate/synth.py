@@ -23,13 +23,8 @@ import numpy.typing as npt
 from astrospect.data.shards import write_shard
 from astrospect.settings import BANDS, get_logger
 from astrospect.simulate.conditions import ObservingConditions, population_for
-from astrospect.simulate.population import (
-    GALAXY_TYPES,
-    PopulationModel,
-    draw_neighbours,
-    draw_population,
-    specz_error,
-)
+from astrospect.simulate.morphology import GALAXY_TYPES
+from astrospect.simulate.population import PopulationModel, draw_neighbours, draw_population, specz_error
 from astrospect.simulate.render import Camera, draw_conditions, render_stamps, sdss_camera
 
 log = get_logger(__name__)

@@ -13,14 +13,13 @@ from astrospect.cli import app
 from astrospect.data.photometry import aperture_flux, colour_features
 from astrospect.data.shards import inspect_shard
 from astrospect.simulate import passed, render_report, synth_check, synthesize
+from astrospect.simulate.catalogue import measure_catalogue, real_catalogue
 from astrospect.simulate.check import (
     KNN_RELATIVE_TOLERANCE,
-    _real_catalogue,
     knn_sigma_mad,
-    measure_catalogue,
 )
-from astrospect.simulate.population import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_LIMIT, R_SAMPLE_FAINTEST
 from astrospect.simulate.render import sdss_camera
+from astrospect.simulate.selection import LRG_R_LIMIT, R_BRIGHT_LIMIT, R_FAINT_LIMIT, R_SAMPLE_FAINTEST
 from astrospect.simulate.targets import query_cut
 
 pytestmark = pytest.mark.data
@@ -243,7 +242,7 @@ def test_colour_knn_on_simulated_galaxies_is_not_more_precise_than_on_real_ones(
     sim = catalogue[query_cut(catalogue[list("ugriz")].to_numpy(), catalogue["redshift"].to_numpy())]
     n_test = len(sim) // 3
     n_train = len(sim) - n_test
-    real_galaxies = _real_catalogue()
+    real_galaxies = real_catalogue()
     simulated = np.mean([knn_sigma_mad(sim, n_train, n_test, seed) for seed in range(5)])
     real = np.mean([knn_sigma_mad(real_galaxies, n_train, n_test, seed) for seed in range(5)])
     assert simulated >= (1 - KNN_RELATIVE_TOLERANCE) * real, (simulated, real, n_train)

@@ -13,16 +13,35 @@ import pytest
 
 from astrospect.simulate import population as pop
 from astrospect.simulate import spectra
+from astrospect.simulate.catalogue import catalogue_from_magnitudes
 from astrospect.simulate.check import (
-    catalogue_from_magnitudes,
     compare,
     measurement_noise,
     noiseless_floor_auc,
     passed,
 )
+from astrospect.simulate.cosmology import arcsec_per_kpc, distance_modulus
+from astrospect.simulate.dust import DISK_THICKNESS_Q0, inclination_dust
+from astrospect.simulate.mixture import (
+    MIXTURE_VERSION,
+    NO_MAGNITUDE_WEIGHT,
+    NO_REDSHIFT_WEIGHT,
+    ConditionalMixture,
+    SpectralMixture,
+    load_mixture,
+)
 from astrospect.simulate.render import _bleed, draw_conditions, sdss_camera
+from astrospect.simulate.selection import (
+    COMPLETENESS_HALF_MAG,
+    LRG_R_LIMIT,
+    R_BRIGHT_LIMIT,
+    R_FAINT_LIMIT,
+    R_SAMPLE_FAINTEST,
+    completeness,
+)
 from astrospect.simulate.synth import simulated_objid
 from astrospect.simulate.targets import COLOURS, load_calibration_galaxies, load_targets
+from astrospect.simulate.template_fit import FIT_MAG_ERRORS, mix_and_warp, shares_to_mix, template_colours
 
 pytestmark = pytest.mark.unit
 
@@ -99,13 +118,13 @@ def test_seeing_is_worst_in_u() -> None:
 
 def test_angular_size_and_distance_follow_the_cosmology() -> None:
     z = np.array([0.02, 0.1, 0.3])
-    assert np.all(np.diff(pop.arcsec_per_kpc(z)) < 0)
-    assert np.all(np.diff(pop.distance_modulus(z)) > 0)
-    assert pop.distance_modulus(np.array([0.1]))[0] == pytest.approx(38.3, abs=0.1)
+    assert np.all(np.diff(arcsec_per_kpc(z)) < 0)
+    assert np.all(np.diff(distance_modulus(z)) > 0)
+    assert distance_modulus(np.array([0.1]))[0] == pytest.approx(38.3, abs=0.1)
 
 
 def test_completeness_rolls_off_toward_the_limit() -> None:
-    values = pop.completeness([14.0, pop.COMPLETENESS_HALF_MAG, pop.R_FAINT_LIMIT])
+    values = completeness([14.0, COMPLETENESS_HALF_MAG, R_FAINT_LIMIT])
     assert values[0] > 0.99 and values[1] == pytest.approx(0.5) and values[2] < values[1]
 
 
@@ -115,9 +134,9 @@ def test_population_is_deterministic_and_physical() -> None:
     again = pop.draw_population(model, np.random.default_rng(3), 3000)
     np.testing.assert_array_equal(first.total_flux, again.total_flux)
     r = first.magnitudes[:, 2]
-    assert r.max() <= pop.R_SAMPLE_FAINTEST + 1e-9 and r.min() >= pop.R_BRIGHT_LIMIT - 1e-9
+    assert r.max() <= R_SAMPLE_FAINTEST + 1e-9 and r.min() >= R_BRIGHT_LIMIT - 1e-9
     # Like the calibration catalogue (5.3%), a few galaxies are fainter than the main sample's limit.
-    assert 0.02 < (r > pop.R_FAINT_LIMIT).mean() < 0.10
+    assert 0.02 < (r > R_FAINT_LIMIT).mean() < 0.10
     assert np.corrcoef(first.colour_score, first.bulge_fraction)[0, 1] > 0.5
     assert (first.bulge_mix >= 0).all() and (first.disk_mix >= 0).all()
     # Bulges are redder than their disks (colour gradients), measured in observed g-r; how much is capped
@@ -137,7 +156,7 @@ def test_spectra_have_more_than_one_degree_of_freedom() -> None:
     model = pop.population_model()
     z = np.full(4000, 0.08)
     drawn = model.conditional.sample(np.random.default_rng(5), z, np.full(4000, 17.0))
-    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    mixes, warp = mix_and_warp(model.grid, model.mixture, z, drawn)
     colours = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
     eigen = np.sort(np.linalg.eigvalsh(np.cov(colours.T)))[::-1]
     assert eigen[2] > 1e-3 * eigen[0], eigen
@@ -165,7 +184,7 @@ def test_warp_moves_noiseless_colours_by_the_asked_amount_and_stays_positive() -
     rng = np.random.default_rng(2)
     n = 500
     z = rng.uniform(0.005, 0.3, n)
-    mixes = pop.shares_to_mix(grid, rng.dirichlet(np.ones(spectra.N_DEFAULT_TEMPLATES), n))
+    mixes = shares_to_mix(grid, rng.dirichlet(np.ones(spectra.N_DEFAULT_TEMPLATES), n))
     change = rng.normal(0.0, 0.05, (n, 4))
     warp = grid.warp_for(z, mixes, change)
     plain = grid.observed_maggies(z, mixes, np.zeros(n))
@@ -182,7 +201,7 @@ def test_warp_moves_noiseless_colours_by_the_asked_amount_and_stays_positive() -
 
 def test_a_colour_change_that_needs_a_negative_warp_is_refused() -> None:
     grid = spectra.template_grid()
-    mixes = pop.shares_to_mix(grid, np.full((1, spectra.N_DEFAULT_TEMPLATES), 0.2))
+    mixes = shares_to_mix(grid, np.full((1, spectra.N_DEFAULT_TEMPLATES), 0.2))
     with pytest.raises(ValueError, match="non-positive warp"):
         grid.warp_for(np.array([0.1]), mixes, np.array([[-6.0, 0.0, 0.0, 0.0]]))
 
@@ -198,9 +217,9 @@ def test_population_warps_are_deterministic_per_seed_and_make_the_drawn_colours(
     assert not np.array_equal(first.warp, other.warp)
     z = first.redshift
     drawn = model.conditional.sample(np.random.default_rng(4), z, first.magnitudes[:, spectra.R_BAND])
-    mixes, warp = pop.mix_and_warp(model.grid, model.mixture, z, drawn)
+    mixes, warp = mix_and_warp(model.grid, model.mixture, z, drawn)
     made = spectra.colours_of(model.grid.observed_maggies(z, mixes, np.zeros(len(z)), warp=warp))
-    change = made - pop.template_colours(model.grid, z, mixes)
+    change = made - template_colours(model.grid, z, mixes)
     low, high = model.mixture.residual_range
     inside = ((change > low + 1e-9) & (change < high - 1e-9)).all(axis=1)
     assert inside.mean() > 0.97
@@ -228,7 +247,7 @@ def test_redshift_weight_gives_the_real_n_of_z_inside_the_query(monkeypatch: pyt
 
     monkeypatch.setattr(calibrate, "REDSHIFT_WEIGHT_DRAWS", 40_000)
     monkeypatch.setattr(calibrate, "REDSHIFT_WEIGHT_PER_BIN", 1000)
-    unweighted = dataclasses.replace(pop.load_mixture(), **pop.NO_REDSHIFT_WEIGHT)
+    unweighted = dataclasses.replace(load_mixture(), **NO_REDSHIFT_WEIGHT)
     real_z = load_calibration_galaxies()["redshift"].to_numpy()
     fitted = calibrate.redshift_weight(unweighted, real_z)
     assert len(fitted["redshift_weight"]) == len(real_z) // 1000
@@ -237,7 +256,7 @@ def test_redshift_weight_gives_the_real_n_of_z_inside_the_query(monkeypatch: pyt
         unweighted, redshift_weight_z=fitted["redshift_weight_z"], redshift_weight=fitted["redshift_weight"]
     )
 
-    def drawn_quantiles(mixture: pop.SpectralMixture) -> npt.NDArray[np.float64]:
+    def drawn_quantiles(mixture: SpectralMixture) -> npt.NDArray[np.float64]:
         galaxies = pop.draw_population(pop.build_population_model(mixture), np.random.default_rng(12), 20000)
         z = galaxies.redshift[query_cut(galaxies.magnitudes, galaxies.redshift)]
         return np.asarray(np.quantile(z, [0.16, 0.5, 0.84]))
@@ -251,7 +270,7 @@ def test_redshift_weight_gives_the_real_n_of_z_inside_the_query(monkeypatch: pyt
 def test_magnitude_weight_multiplies_the_density_of_r_given_z() -> None:
     """Three times the weight on r > 17 in one redshift bin, none changed in the other: the faint share
     there goes from p to 3p / (1 + 2p), exactly (up to the 400-point grid)."""
-    shipped = pop.load_mixture()
+    shipped = load_mixture()
     flat = dataclasses.replace(
         shipped,
         magnitude_weight_z_edges=np.array([0.0, 0.1, 1.0]),
@@ -259,7 +278,7 @@ def test_magnitude_weight_multiplies_the_density_of_r_given_z() -> None:
         magnitude_weight=np.ones((2, 2)),
     )
     faint_up = dataclasses.replace(flat, magnitude_weight=np.array([[1.0, 1.0], [1.0, 3.0]]))
-    conditional = pop.ConditionalMixture.of(shipped)
+    conditional = ConditionalMixture.of(shipped)
     rank = (np.arange(4000) + 0.5) / 4000
     for z, moved in ((0.05, False), (0.15, True)):
         at = np.full(len(rank), z)
@@ -281,7 +300,7 @@ def test_magnitude_weight_gives_the_real_faint_share_at_the_highest_redshifts(
     from astrospect.simulate.targets import query_cut
 
     monkeypatch.setattr(calibrate, "MAGNITUDE_WEIGHT_DRAWS", 40_000)
-    unweighted = dataclasses.replace(pop.load_mixture(), **pop.NO_MAGNITUDE_WEIGHT)
+    unweighted = dataclasses.replace(load_mixture(), **NO_MAGNITUDE_WEIGHT)
     real = load_calibration_galaxies()
     real_z, real_r = real["redshift"].to_numpy(), real["r"].to_numpy()
     fitted = calibrate.magnitude_weight(unweighted, real_z, real_r)
@@ -297,14 +316,14 @@ def test_magnitude_weight_gives_the_real_faint_share_at_the_highest_redshifts(
         magnitude_weight=fitted["magnitude_weight"],
     )
 
-    def faint_share(mixture: pop.SpectralMixture) -> float:
+    def faint_share(mixture: SpectralMixture) -> float:
         galaxies = pop.draw_population(pop.build_population_model(mixture), np.random.default_rng(12), 40000)
         z, r = galaxies.redshift, galaxies.magnitudes[:, spectra.R_BAND]
         top = query_cut(galaxies.magnitudes, z) & (z >= 0.2)
-        return float((r[top] > pop.R_FAINT_LIMIT).mean())
+        return float((r[top] > R_FAINT_LIMIT).mean())
 
     real_top = real_z >= 0.2
-    real_share = float((real_r[real_top] > pop.R_FAINT_LIMIT).mean())
+    real_share = float((real_r[real_top] > R_FAINT_LIMIT).mean())
     # Measured: 0.36 weighted (about 480 galaxies: standard error 0.02), 0.22 without; real 0.37.
     assert abs(faint_share(weighted) - real_share) < 0.06
     assert real_share - faint_share(unweighted) > 0.1
@@ -313,25 +332,25 @@ def test_magnitude_weight_gives_the_real_faint_share_at_the_highest_redshifts(
 def test_mixture_artefact_round_trips_and_refuses_another_version(tmp_path: Path) -> None:
     from astrospect.simulate.calibrate import write_mixture
 
-    shipped = pop.load_mixture()
+    shipped = load_mixture()
     fields = {f.name: getattr(shipped, f.name) for f in dataclasses.fields(shipped)}
     path = tmp_path / "mixture.json"
-    write_mixture({"version": pop.MIXTURE_VERSION, **fields}, path)
-    again = pop.load_mixture(path)
+    write_mixture({"version": MIXTURE_VERSION, **fields}, path)
+    again = load_mixture(path)
     for name, value in fields.items():
         np.testing.assert_array_equal(getattr(again, name), value)
     document = json.loads(path.read_text())
     document["version"] = 1
     path.write_text(json.dumps(document))
     with pytest.raises(ValueError, match=r"mixture.json: field 'version'"):
-        pop.load_mixture(path)
+        load_mixture(path)
 
 
 def test_inclined_disks_are_redder_and_dimmer() -> None:
     """Edge-on disks are redder than face-on ones (the sign of Masters et al. 2010's trend), and a disk's
     r-band dimming follows Unterborn & Ryden (2008)'s 1.27 (log10 q)^2."""
-    disk, bulge = pop.inclination_dust(np.array([0.0, 1.0]))
-    assert disk[0] == pytest.approx(1.27 * np.log10(pop.DISK_THICKNESS_Q0) ** 2) and disk[1] == 0.0
+    disk, bulge = inclination_dust(np.array([0.0, 1.0]))
+    assert disk[0] == pytest.approx(1.27 * np.log10(DISK_THICKNESS_Q0) ** 2) and disk[1] == 0.0
     assert 0 < bulge[0] < disk[0]
     model = pop.population_model()
     galaxies = pop.draw_population(model, np.random.default_rng(6), 6000)
@@ -358,7 +377,7 @@ def test_lrg_population_is_luminous_and_distant() -> None:
     assert lrgs.is_lrg.all()
     assert np.median(lrgs.abs_mag_r) < -22.0
     assert 0.25 < np.median(lrgs.redshift) < 0.5
-    assert lrgs.magnitudes[:, 2].max() <= pop.LRG_R_LIMIT + 1e-9
+    assert lrgs.magnitudes[:, 2].max() <= LRG_R_LIMIT + 1e-9
 
 
 def test_bleed_caps_pixels_and_keeps_the_charge() -> None:
@@ -453,7 +472,7 @@ def test_measurement_noise_is_measured_minus_true_colours_centred_inside_the_que
 def test_noiseless_floor_grows_with_the_noise_and_starts_at_real_against_real() -> None:
     """Without noise the floor is real against real (~0.5); SDSS-size colour noise lifts it, more noise more."""
     rng = np.random.default_rng(4)
-    band_errors = pop.FIT_MAG_ERRORS
+    band_errors = FIT_MAG_ERRORS
     bands = rng.standard_normal((5000, 5)) * band_errors
     sdss_size = bands[:, :-1] - bands[:, 1:]
     without, with_sdss, with_double = (noiseless_floor_auc(scale * sdss_size) for scale in (0.0, 1.0, 2.0))
