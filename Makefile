@@ -23,11 +23,12 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON_VERSION) --extra $(TF_EXTRA) --extra rail
 	@touch $@
 
-lint: setup ## ruff, mypy, and the import graph (no circles, nothing imports upward: pyproject.toml's contracts)
+lint: setup ## ruff, mypy, the import graph (no circles, nothing imports upward: pyproject.toml's contracts), sizes
 	$(BIN)/ruff check astrospect harness tests dags
 	$(BIN)/ruff format --check astrospect harness tests dags
 	$(BIN)/mypy
 	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports
+	$(BIN)/python -m harness.lint.sizes astrospect
 
 format: setup ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix astrospect harness tests dags

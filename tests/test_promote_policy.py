@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from astrospect.promote import Decision, Tolerances, decide
+from astrospect.promote import Tolerances, Verdict, judge
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +19,7 @@ def challenger(**changes: float) -> dict[str, float]:
 
 
 def test_first_model_becomes_champion() -> None:
-    decision = decide(None, challenger(sigma_mad=0.5), TOLERANCES)
+    decision = judge(champion=None, challenger=challenger(sigma_mad=0.5), tolerances=TOLERANCES)
     assert decision.promote
     assert decision.reason.startswith("first model")
     assert decision.champion is None
@@ -27,8 +27,10 @@ def test_first_model_becomes_champion() -> None:
 
 
 def test_better_sigma_mad_with_no_worse_guards_is_promoted() -> None:
-    decision = decide(
-        CHAMPION, challenger(sigma_mad=0.0250, catastrophic_outlier_frac=0.008, bias=0.001), TOLERANCES
+    decision = judge(
+        champion=CHAMPION,
+        challenger=challenger(sigma_mad=0.0250, catastrophic_outlier_frac=0.008, bias=0.001),
+        tolerances=TOLERANCES,
     )
     assert decision.promote
     assert "0.03000 -> 0.02500" in decision.reason
@@ -36,62 +38,82 @@ def test_better_sigma_mad_with_no_worse_guards_is_promoted() -> None:
 
 
 def test_worse_sigma_mad_is_not_promoted() -> None:
-    decision = decide(CHAMPION, challenger(sigma_mad=0.0310, catastrophic_outlier_frac=0.0), TOLERANCES)
+    decision = judge(
+        champion=CHAMPION,
+        challenger=challenger(sigma_mad=0.0310, catastrophic_outlier_frac=0.0),
+        tolerances=TOLERANCES,
+    )
     assert not decision.promote
     assert "does not beat" in decision.reason
 
 
 def test_a_tie_does_not_promote() -> None:
-    decision = decide(CHAMPION, challenger(catastrophic_outlier_frac=0.0, bias=0.0), TOLERANCES)
+    decision = judge(
+        champion=CHAMPION,
+        challenger=challenger(catastrophic_outlier_frac=0.0, bias=0.0),
+        tolerances=TOLERANCES,
+    )
     assert not decision.promote
     assert decision.reason.startswith("tie")
 
 
 def test_guards_worse_but_within_tolerance_still_promote() -> None:
     # outliers +0.0015 and |bias| +0.0015, both under the 0.002 tolerances
-    decision = decide(
-        CHAMPION, challenger(sigma_mad=0.029, catastrophic_outlier_frac=0.0115, bias=0.0055), TOLERANCES
+    decision = judge(
+        champion=CHAMPION,
+        challenger=challenger(sigma_mad=0.029, catastrophic_outlier_frac=0.0115, bias=0.0055),
+        tolerances=TOLERANCES,
     )
     assert decision.promote
 
 
 def test_outliers_worse_beyond_tolerance_block_promotion() -> None:
-    decision = decide(CHAMPION, challenger(sigma_mad=0.020, catastrophic_outlier_frac=0.0125), TOLERANCES)
+    decision = judge(
+        champion=CHAMPION,
+        challenger=challenger(sigma_mad=0.020, catastrophic_outlier_frac=0.0125),
+        tolerances=TOLERANCES,
+    )
     assert not decision.promote
     assert "catastrophic_outlier_frac grows by 0.00250" in decision.reason
 
 
 def test_bias_worse_beyond_tolerance_blocks_promotion() -> None:
     # |bias| 0.004 -> 0.0065: the sign does not matter, the size does
-    decision = decide(CHAMPION, challenger(sigma_mad=0.020, bias=0.0065), TOLERANCES)
+    decision = judge(
+        champion=CHAMPION, challenger=challenger(sigma_mad=0.020, bias=0.0065), tolerances=TOLERANCES
+    )
     assert not decision.promote
     assert "|bias| grows by 0.00250" in decision.reason
 
 
 def test_zero_tolerance_blocks_any_worsening() -> None:
     strict = Tolerances(outlier=0.0, bias=0.0)
-    assert not decide(CHAMPION, challenger(sigma_mad=0.02, catastrophic_outlier_frac=0.0101), strict).promote
-    assert decide(CHAMPION, challenger(sigma_mad=0.02), strict).promote
+    assert not judge(
+        champion=CHAMPION,
+        challenger=challenger(sigma_mad=0.02, catastrophic_outlier_frac=0.0101),
+        tolerances=strict,
+    ).promote
+    assert judge(champion=CHAMPION, challenger=challenger(sigma_mad=0.02), tolerances=strict).promote
 
 
 def test_decision_records_the_numbers_and_tolerances() -> None:
-    decision = decide(CHAMPION, challenger(sigma_mad=0.02), TOLERANCES)
+    decision = judge(champion=CHAMPION, challenger=challenger(sigma_mad=0.02), tolerances=TOLERANCES)
     record = decision.to_dict()
     assert record["tolerances"] == {"outlier": 0.002, "bias": 0.002, "crps": 0.0005}
     assert record["challenger"]["sigma_mad"] == 0.02
-    assert isinstance(decision, Decision)
+    assert isinstance(decision, Verdict)
 
 
 @pytest.mark.parametrize("bad", [{"sigma_mad": math.nan}, {"bias": math.inf}])
 def test_non_finite_metrics_are_an_error(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"challenger metrics: '(sigma_mad|bias)' is (nan|inf)"):
-        decide(CHAMPION, challenger(**bad), TOLERANCES)
+        judge(champion=CHAMPION, challenger=challenger(**bad), tolerances=TOLERANCES)
 
 
 def test_missing_metric_is_an_error_naming_it() -> None:
     incomplete = {"sigma_mad": 0.01, "bias": 0.0}
     with pytest.raises(ValueError, match="champion metrics: 'catastrophic_outlier_frac' is missing"):
-        decide(incomplete, challenger(), TOLERANCES)
+        judge(champion=incomplete, challenger=challenger(), tolerances=TOLERANCES)
 
 
 @pytest.mark.parametrize(("outlier", "bias"), [(-0.001, 0.0), (0.0, math.nan)])
@@ -106,7 +128,7 @@ PDF_CHAMPION = {**CHAMPION, "crps": 0.0120, "pit_ks": 0.03}
 
 def test_a_pdf_challenger_whose_crps_worsens_beyond_the_tolerance_is_not_promoted() -> None:
     worse = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 0.0120 + 0.0006}
-    decision = decide(PDF_CHAMPION, worse, TOLERANCES)
+    decision = judge(champion=PDF_CHAMPION, challenger=worse, tolerances=TOLERANCES)
     assert not decision.promote
     assert "crps grows by 0.00060" in decision.reason
     assert decision.challenger["crps"] == pytest.approx(0.0126) and decision.champion is not None
@@ -115,18 +137,22 @@ def test_a_pdf_challenger_whose_crps_worsens_beyond_the_tolerance_is_not_promote
 
 def test_a_pdf_challenger_within_the_crps_tolerance_is_promoted_and_the_reason_says_so() -> None:
     within = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 0.0120 + 0.0004}
-    decision = decide(PDF_CHAMPION, within, TOLERANCES)
+    decision = judge(champion=PDF_CHAMPION, challenger=within, tolerances=TOLERANCES)
     assert decision.promote and "crps 0.01200 -> 0.01240 within 0.0005" in decision.reason
 
 
 def test_crps_is_not_judged_when_only_one_side_gives_pdfs() -> None:
     point_challenger = challenger(sigma_mad=0.0250)
-    assert decide(PDF_CHAMPION, point_challenger, TOLERANCES).promote
+    assert judge(champion=PDF_CHAMPION, challenger=point_challenger, tolerances=TOLERANCES).promote
     pdf_challenger = {**PDF_CHAMPION, "sigma_mad": 0.0250, "crps": 1.0}
-    decision = decide(CHAMPION, pdf_challenger, TOLERANCES)
+    decision = judge(champion=CHAMPION, challenger=pdf_challenger, tolerances=TOLERANCES)
     assert decision.promote and "crps" not in decision.reason
 
 
 def test_a_nan_crps_is_refused() -> None:
     with pytest.raises(ValueError, match="'crps' is nan"):
-        decide(PDF_CHAMPION, {**PDF_CHAMPION, "sigma_mad": 0.02, "crps": math.nan}, TOLERANCES)
+        judge(
+            champion=PDF_CHAMPION,
+            challenger={**PDF_CHAMPION, "sigma_mad": 0.02, "crps": math.nan},
+            tolerances=TOLERANCES,
+        )

@@ -17,13 +17,14 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from astrospect.data.clipping import UNCLIPPED, Clipping, clipping_keeps
 from astrospect.data.shards import CUTOUTS_INPUT, DEFAULT_CHUNK, EBV_INPUT, Cutouts, inspect_shard, iter_shard
 from astrospect.data.splits import Split, assign_split
-from astrospect.data.clipping import UNCLIPPED, Clipping, clipping_keeps
 from astrospect.settings import CUTOUT_SIZE, N_BANDS
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
 
 @dataclass(frozen=True)
 class RowSelection:
@@ -67,9 +68,7 @@ def read_labels(shards: Sequence[Path]) -> list[ShardLabels]:
         inspect_shard(shard, require_labels=True)
         with h5py.File(shard, "r") as handle:
             labels.append(
-                ShardLabels(
-                    Path(shard), handle["objid"][()], handle["specz_redshift"][()].astype(np.float32)
-                )
+                ShardLabels(Path(shard), handle["objid"][()], handle["specz_redshift"][()].astype(np.float32))
             )
     return labels
 

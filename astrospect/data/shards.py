@@ -2,13 +2,13 @@
 
 On disk, images are band-first ``(N, 5, H, W)`` like the public SDSS cubes; the model works channels-last
 ``(N, 32, 32, 5)``. :func:`to_model_layout` is the one place that transposes (and centre-crops 64x64 cubes),
-used by training, prediction and serving alike.
+used by training, prediction and serving alike (it lives, with :class:`Cutouts` and :class:`ShardFormatError`,
+in :mod:`astrospect.data.cutouts`; this module re-exports them).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,9 +19,15 @@ import numpy as np
 import numpy.typing as npt
 
 from astrospect.atomic import publish, temp_file
-from astrospect.settings import BANDS, CUTOUT_SIZE, N_BANDS, PIXEL_SCALE_ARCSEC
+from astrospect.data.cutouts import (
+    ACCEPTED_SIZES,
+    Cutouts,
+    ShardFormatError,
+    concat_cutouts,
+    to_model_layout,
+)
+from astrospect.settings import BANDS, N_BANDS, PIXEL_SCALE_ARCSEC
 
-ACCEPTED_SIZES = (CUTOUT_SIZE, 2 * CUTOUT_SIZE)
 LABEL_FIELDS = ("specz_redshift", "specz_redshift_err")
 UNKNOWN_ALLOWED = ("specz_redshift_err",)  # labels that may be NaN, "unknown"; never infinite
 OPTIONAL_FIELDS = ("ra", "dec", "ebv")  # ebv: Galactic foreground E(B-V), float32, never required
@@ -31,44 +37,10 @@ MAX_DECLARED_BYTES = 8 * 1024**3  # per dataset: 100,000 cutouts of 64x64x5 floa
 MAX_CHUNK_BYTES = 64 * 1024**2  # an HDF5 chunk is decompressed whole; the writer's are 5-20 MB
 MAX_LINKS = 10_000  # HDF5 objects in one file; a shard has about 30
 
-FloatArray = npt.NDArray[np.float32]
 # The names of a model's inputs when it takes more of a shard than the cutouts (the `cnn-ebv` challenger):
 # training's dataset yields them by these names and the model's Input layers carry them.
 CUTOUTS_INPUT = "cutouts"
 EBV_INPUT = "ebv"  # Galactic foreground E(B-V) per cutout; NaN where unknown
-
-
-class ShardFormatError(ValueError):
-    """A shard that does not follow docs/reference/shard-format.md. The message names the file, the field and the reason."""
-
-    def __init__(self, path: Path | str, field: str, reason: str) -> None:
-        self.path = str(path)
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{self.path}: field '{field}': {reason}")
-
-
-@dataclass
-class Cutouts:
-    """A batch of cutouts in the model's layout, with whatever labels and ids the shard carries."""
-
-    images: FloatArray  # (N, 32, 32, 5), nanomaggies, channels-last
-    objid: npt.NDArray[np.int64]
-    redshift: FloatArray | None = None
-    redshift_err: FloatArray | None = None
-    ra: npt.NDArray[np.float64] | None = None
-    dec: npt.NDArray[np.float64] | None = None
-    ebv: FloatArray | None = None
-
-    def __len__(self) -> int:
-        return int(self.objid.shape[0])
-
-    def take(self, rows: npt.NDArray[np.int64]) -> Cutouts:
-        """These cutouts at ``rows`` only, every field that is present taken along."""
-        return dataclasses.replace(
-            self,
-            **{name: value[rows] for name, value in vars(self).items() if value is not None},
-        )
 
 
 @dataclass
@@ -81,35 +53,6 @@ class ShardInfo:
     has_labels: bool
     objid_dtype: str = "int64"  # as stored; SDSS objids need 64 bits
     attrs: dict[str, object] = field(default_factory=dict)
-
-
-def to_model_layout(images: npt.ArrayLike, *, source: str = "images") -> FloatArray:
-    """Return ``(N, 32, 32, 5)`` float32 from band-first ``(N, 5, H, W)`` or channels-last ``(N, H, W, 5)``.
-
-    H = W must be 32 or 64 (centre-cropped to 32). The only transpose in the project.
-    """
-    array = np.asarray(images)
-    if array.ndim != 4:
-        raise ShardFormatError(
-            source, "images", f"expected rank 4 (N, 5, H, W) or (N, H, W, 5), got shape {array.shape}"
-        )
-    if array.shape[1] == N_BANDS and array.shape[2] == array.shape[3]:
-        array = np.transpose(array, (0, 2, 3, 1))
-    elif array.shape[3] != N_BANDS or array.shape[1] != array.shape[2]:
-        raise ShardFormatError(
-            source,
-            "images",
-            f"expected {N_BANDS} bands ({BANDS}) band-first or channels-last, got shape {array.shape}",
-        )
-    size = array.shape[1]
-    if size not in ACCEPTED_SIZES:
-        raise ShardFormatError(
-            source, "images", f"expected {CUTOUT_SIZE}x{CUTOUT_SIZE} or 64x64 cutouts, got {size}x{size}"
-        )
-    if size != CUTOUT_SIZE:
-        start = (size - CUTOUT_SIZE) // 2
-        array = array[:, start : start + CUTOUT_SIZE, start : start + CUTOUT_SIZE, :]
-    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def inspect_shard(
@@ -291,7 +234,9 @@ def _check_storage(path: Path, name: str, dataset: h5py.Dataset, file_size: int,
     if layout == h5py.h5d.CONTIGUOUS and declared > 0:
         offset = dataset.id.get_offset()
         if offset is None or stored < declared:
-            raise ShardFormatError(path, name, f"declares {declared} bytes but stores {stored} (never written)")
+            raise ShardFormatError(
+                path, name, f"declares {declared} bytes but stores {stored} (never written)"
+            )
         if offset + declared > file_size:
             raise ShardFormatError(path, name, f"data runs past the end of the file ({file_size} bytes)")
     elif layout == h5py.h5d.CHUNKED:
@@ -305,7 +250,9 @@ def _check_storage(path: Path, name: str, dataset: h5py.Dataset, file_size: int,
         written = dataset.id.get_num_chunks()
         if written < expected:
             raise ShardFormatError(
-                path, name, f"only {written} of its {expected} chunks are written (the rest would read as fill)"
+                path,
+                name,
+                f"only {written} of its {expected} chunks are written (the rest would read as fill)",
             )
 
 
@@ -365,25 +312,6 @@ def read_shard(path: Path | str, *, require_labels: bool = True) -> Cutouts:
     """Read a whole shard. For one shard at a time (prediction, tests); training streams instead."""
     chunks = list(iter_shard(path, require_labels=require_labels))
     return concat_cutouts(chunks)
-
-
-def concat_cutouts(chunks: list[Cutouts]) -> Cutouts:
-    def join(name: str) -> npt.NDArray[np.generic] | None:
-        parts = [getattr(chunk, name) for chunk in chunks]
-        return None if any(part is None for part in parts) else np.concatenate(parts)
-
-    images = join("images")
-    objid = join("objid")
-    assert images is not None and objid is not None
-    return Cutouts(
-        images=images.astype(np.float32),
-        objid=objid.astype(np.int64),
-        redshift=join("redshift"),  # type: ignore[arg-type]
-        redshift_err=join("redshift_err"),  # type: ignore[arg-type]
-        ra=join("ra"),  # type: ignore[arg-type]
-        dec=join("dec"),  # type: ignore[arg-type]
-        ebv=join("ebv"),  # type: ignore[arg-type]
-    )
 
 
 def write_shard(

@@ -202,9 +202,12 @@ def local_copies(shards: Sequence[str], sha256s: Sequence[str], settings: Settin
         # only ever renamed into place after its hash was checked.
         target = cache / f"{sha256}{Path(key).suffix}"
         if not target.is_file():
-            with guard(f"the shard cache {cache} (fetching {shard})"), temp_file(cache, target.name) as (
-                temp,
-                handle,
+            with (
+                guard(f"the shard cache {cache} (fetching {shard})"),
+                temp_file(cache, target.name) as (
+                    temp,
+                    handle,
+                ),
             ):
                 _download(client, bucket, key, handle, shard)
                 handle.flush()

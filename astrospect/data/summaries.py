@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.data.shards import MAX_DECLARED_BYTES, Cutouts, iter_shard
 from astrospect.data.photometry import COLOUR_APERTURE_RADIUS_ARCSEC, aperture_flux, luptitudes
+from astrospect.data.shards import MAX_DECLARED_BYTES, Cutouts, iter_shard
 from astrospect.settings import BANDS, CUTOUT_SIZE
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: the sandboxed reader never needs it

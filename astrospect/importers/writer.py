@@ -14,9 +14,6 @@ source lacks (no such column, or NaN for a galaxy) is unknown, not wrong: it is 
 from __future__ import annotations
 
 import contextlib
-import csv
-import fcntl
-import io
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,18 +25,16 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from astrospect.atomic import write_replacing
 from astrospect.data.shards import write_shard
 from astrospect.importers.convert import Conversion
 from astrospect.importers.errors import ImporterError
+from astrospect.importers.resume import ImportProgress, exclusive, objids_of, remove_own_temp_files
 from astrospect.settings import BANDS, PROJECT_ROOT, get_logger
 
 log = get_logger(__name__)
 
 DEFAULT_SHARD_SIZE = 1000  # as `astrospect synth` writes them: ~20 MB at 32x32x5 float32
-PROGRESS_FORMAT = 1
 READ_ROWS = 256  # source rows read and converted at a time (memory), independent of the shard size
-REJECT_FIELDS = ("row", "objid", "reason")
 
 
 @dataclass
@@ -181,13 +176,23 @@ def run_import(
     name = name or source.path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     bounds = gate_label_bounds()
-    with _exclusive(out_dir / f".{name}.import.lock"):
-        _remove_own_temp_files(out_dir, name)
-        state = _Progress.load_or_start(out_dir, name, source, shard_size)
+    with exclusive(out_dir / f".{name}.import.lock"):
+        remove_own_temp_files(out_dir, name)
+        state = ImportProgress.load_or_start(
+            out_dir,
+            name,
+            identity={
+                "source": str(source.path.resolve()),
+                "layout": source.layout,
+                "rows": source.n_rows,
+                "shard_size": shard_size,
+                "options": source.options(),
+            },
+        )
         resumed_at = state.next_row
         if resumed_at:
             log.info("resuming %s at row %d of %d (%s)", source.path, resumed_at, source.n_rows, state.path)
-        seen = _objids_of(out_dir, state.shards)
+        seen = objids_of(out_dir, state.shards)
         conversion = source.conversion.describe()
         for key, value in conversion.items():
             log.info("%s: %s", key.removeprefix("import_").replace("_", " "), value)
@@ -353,101 +358,6 @@ def _write_or_adopt(
             "import_rows": f"{start}..{stop - 1}",
         },
     )
-
-
-@dataclass
-class _Progress:
-    """The progress file ``<name>.import.json`` and the rejects table ``<name>.rejects.csv``."""
-
-    path: Path
-    rejects_path: Path
-    header: dict[str, object]
-    next_row: int = 0
-    accepted: int = 0
-    shards: list[str] = field(default_factory=list)
-    rejects: list[tuple[int, int, str]] = field(default_factory=list)
-
-    @classmethod
-    def load_or_start(cls, out_dir: Path, name: str, source: Source, shard_size: int) -> _Progress:
-        header: dict[str, object] = {
-            "format": PROGRESS_FORMAT,
-            "source": str(source.path.resolve()),
-            "layout": source.layout,
-            "rows": source.n_rows,
-            "shard_size": shard_size,
-            "options": source.options(),
-        }
-        state = cls(out_dir / f"{name}.import.json", out_dir / f"{name}.rejects.csv", header)
-        if not state.path.exists():
-            return state
-        held = json.loads(state.path.read_text())
-        stored_header = {key: held.get(key) for key in header}
-        if stored_header != json.loads(json.dumps(header)):
-            changed = sorted(
-                key for key in header if stored_header[key] != json.loads(json.dumps(header[key]))
-            )
-            raise ImporterError(
-                f"{state.path}: field '{changed[0]}': this import was started with "
-                f"{stored_header[changed[0]]!r}, now {header[changed[0]]!r}; resume with the same source "
-                "and options, or import under another --name"
-            )
-        state.next_row, state.accepted, state.shards = held["next_row"], held["accepted"], held["shards"]
-        if state.rejects_path.exists():
-            with state.rejects_path.open(newline="") as handle:
-                # Rows past the progress file's point belong to a range that was not committed: read again.
-                state.rejects = [
-                    (int(r["row"]), int(r["objid"]), r["reason"])
-                    for r in csv.DictReader(handle)
-                    if int(r["row"]) < state.next_row
-                ]
-        return state
-
-    def record(self, next_row: int, accepted: int, rejects: list[tuple[int, int, str]]) -> None:
-        """Commit a finished range: rejects first, then the progress file that points past them."""
-        self.next_row = next_row
-        self.accepted += accepted
-        if rejects or not self.rejects_path.exists():
-            self.rejects.extend(rejects)
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(REJECT_FIELDS)
-            writer.writerows(self.rejects)
-            write_replacing(self.rejects_path, text.getvalue().encode())
-        body = {
-            **self.header,
-            "next_row": self.next_row,
-            "accepted": self.accepted,
-            "rejected": len(self.rejects),
-            "shards": self.shards,
-        }
-        write_replacing(self.path, (json.dumps(body, indent=1) + "\n").encode())
-
-
-def _objids_of(out_dir: Path, shards: list[str]) -> set[int]:
-    """The galaxies already imported (a resume must not take any of them again)."""
-    seen: set[int] = set()
-    for name in shards:
-        with h5py.File(out_dir / name, "r") as shard:
-            seen.update(int(objid) for objid in shard["objid"][()])
-    return seen
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """One importer per name and folder at a time (a second would write the same ranges)."""
-    with lock_path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ImporterError(f"{lock_path}: another import of this name is running here") from None
-        yield
-
-
-def _remove_own_temp_files(out_dir: Path, name: str) -> None:
-    """A killed writer leaves its hidden temp file; only this import's names are touched (others may be
-    writing into the same landing folder)."""
-    for stale in out_dir.glob(f".{name}-r*.part"):
-        stale.unlink()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ a global norm; an exponential moving average of the weights, which validation, e
 saved model use; early stopping on a smoothed validation loss (the median of the last ``smoothing`` epochs), so
 no single spike ends training, with the best epoch's weights restored; one log line per epoch. Whoever
 observes the training (:mod:`astrospect.models.progress`: the challenger's MLflow run) hears of each epoch as
-it ends.
+it ends. The optimizer and the callbacks are in :mod:`astrospect.models.recipe`.
 The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on redshift),
 :func:`fit_photoz_cnn` for the `cnn-ebv` challenger, :func:`fit_pdf_cnn` for the redshift-PDF CNN
 (cross-entropy on the binned redshift, then calibrated on the validation split).
@@ -16,7 +16,6 @@ The registry's builders call it: :func:`fit_seed_cnn` for the seed CNN (MSE on r
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from astrospect.models.cnn import (
     takes_ebv,
 )
 from astrospect.models.predict import predict_pdf, predict_redshift
+from astrospect.models.recipe import EpochReport, SmoothedEarlyStopping, make_optimizer
 from astrospect.models.registry import Precision, TrainConfig, Trained
 from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
 from astrospect.settings import get_logger
@@ -66,116 +66,6 @@ class TrainResult:
     z_range: tuple[float, float]
     device: str = "cpu"
     precision: str = "float32"
-
-
-class EpochReport(keras.callbacks.Callback):
-    """Each epoch's end: its images/s and learning rate with Keras' logs to the training's observers
-    (:mod:`astrospect.models.progress`), then one log line (Keras' own bar is off so Airflow logs stay
-    readable). Observers first, so that once the line is in the task log the epoch is in MLflow too."""
-
-    def __init__(self, n_train: int, epochs: int) -> None:
-        super().__init__()
-        self.n_train = n_train
-        self.epochs = epochs
-        self.rates: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        seconds = time.perf_counter() - self._start
-        self.rates.append(self.n_train / seconds)
-        logs = logs or {}
-        # The schedule's rate at the optimizer's current step: the one the next epoch starts with.
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        progress.epoch_ended(
-            epoch + 1,
-            {
-                **{key: float(value) for key, value in logs.items()},
-                "images_per_second": self.rates[-1],
-                "learning_rate": learning_rate,
-            },
-        )
-        log.info(
-            "epoch %d/%d  loss %.5f  val_loss %.5f  %.0f images/s  lr %.2e  %.1fs",
-            epoch + 1,
-            self.epochs,
-            logs.get("loss", float("nan")),
-            logs.get("val_loss", float("nan")),
-            self.rates[-1],
-            learning_rate,
-            seconds,
-        )
-
-
-LR_FLOOR = 0.01  # the schedule starts the warm-up and ends the cosine at 1% of the peak learning rate
-
-
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """AdamW on a linear warm-up then cosine schedule, gradients clipped by global norm: the recipe."""
-    warmup_steps = config.warmup * steps_per_epoch
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * LR_FLOOR,
-        decay_steps=max(1, (config.epochs - config.warmup) * steps_per_epoch),
-        alpha=LR_FLOOR,
-        warmup_target=config.learning_rate,
-        warmup_steps=warmup_steps,
-    )
-    ema_momentum = config.ema_momentum_for(steps_per_epoch)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=config.weight_decay,
-        clipnorm=config.clipnorm,
-        use_ema=ema_momentum is not None,
-        ema_momentum=0.99 if ema_momentum is None else ema_momentum,  # Keras wants a number either way
-    )
-    # Decay shrinks weights towards zero: right for kernels, wrong for biases and batch-norm shifts/scales.
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
-
-
-class SmoothedEarlyStopping(keras.callbacks.Callback):
-    """Stop when the median validation loss of the last ``smoothing`` epochs has not improved for
-    ``patience`` epochs after the warm-up; then restore the weights of the epoch with the lowest validation
-    loss after the warm-up. A single spike moves a running median by at most one rank, so it cannot end
-    training (Keras' EarlyStopping watches the raw loss)."""
-
-    def __init__(self, patience: int, smoothing: int, warmup_epochs: int) -> None:
-        super().__init__()
-        self.patience = patience
-        self.smoothing = max(1, smoothing)
-        self.warmup_epochs = warmup_epochs
-        self.losses: list[float] = []
-        self.best_smoothed = float("inf")
-        self.since_best = 0
-        self.best_loss = float("inf")
-        self.best_epoch = -1
-        self.best_weights: list[Any] | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        loss = float((logs or {}).get("val_loss", float("nan")))
-        self.losses.append(loss)
-        if epoch < self.warmup_epochs or not np.isfinite(loss):
-            return
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch = loss, epoch
-            self.best_weights = self.model.get_weights()
-        smoothed = float(np.median(self.losses[max(self.warmup_epochs, epoch + 1 - self.smoothing) :]))
-        if smoothed < self.best_smoothed:
-            self.best_smoothed, self.since_best = smoothed, 0
-        else:
-            self.since_best += 1
-            if self.since_best >= self.patience:
-                self.model.stop_training = True
-                log.info(
-                    "early stop at epoch %d: smoothed val_loss flat for %d epochs", epoch + 1, self.patience
-                )
-
-    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-            log.info("restored the weights of epoch %d (val_loss %.5f)", self.best_epoch + 1, self.best_loss)
 
 
 def cpu_has_bfloat16() -> bool:
@@ -218,24 +108,10 @@ def train(
     keras.utils.set_random_seed(config.seed)
     device, precision = configure_device(config.precision)
     train_rows, val_rows = splits.train, splits.val
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        raise ValueError(
-            f"{name} ({splits.clipping}): {len(train_rows)} training and {len(val_rows)} validation cutouts "
-            f"in {len(splits.shards)} shard(s); need at least one of each"
-        )
-    log.info(
-        "training %s on %s (%s): %d train, %d val cutouts from %d shards",
-        name,
-        device,
-        precision,
-        len(train_rows),
-        len(val_rows),
-        len(splits.shards),
-    )
+    _check_rows(splits, name=name, device=device, precision=precision)
     sample = sample_images(train_rows, SCALING_SAMPLE)
     z_range = (float(train_rows.redshift.min()), float(train_rows.redshift.max()))
     model = build(sample, z_range)
-    with_ebv = takes_ebv(model)
     steps_per_epoch = -(-len(train_rows) // config.batch_size)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=list(metrics))
     log.info("%s: %d trainable parameters", model.name, count_trainable_params(model))
@@ -244,34 +120,7 @@ def train(
         training_params(config, splits, len(train_rows), len(val_rows), z_range, device, precision),
         input_example,
     )
-
-    def data(rows: Any, shuffle: bool, augment: bool) -> tf.data.Dataset:
-        dataset = make_tf_dataset(
-            rows,
-            config.batch_size,
-            shuffle=shuffle,
-            seed=config.seed,
-            shuffle_buffer=config.shuffle_buffer,
-            augment=augment,
-            with_ebv=with_ebv,
-        )
-        return dataset if target is None else dataset.map(lambda images, z: (images, target(z)))
-
-    throughput = EpochReport(len(train_rows), config.epochs)
-    fit = model.fit(
-        data(train_rows, shuffle=True, augment=config.augment),
-        validation_data=data(val_rows, shuffle=False, augment=False),
-        epochs=config.epochs,
-        callbacks=[
-            # First, so that validation and the epoch-end callbacks see the averaged weights.
-            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []),
-            SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup),
-            throughput,
-        ],
-        shuffle=False,  # tf.data shuffles, seeded, per epoch
-        verbose=0,
-    )
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    history, throughput = _fit(model, splits=splits, config=config, target=target)
     if precision != "float32":
         # Mixed precision keeps float32 master weights: the same architecture built in float32 takes them,
         # so the saved model computes in float32 wherever it is served.
@@ -295,6 +144,65 @@ def train(
         device=device,
         precision=precision,
     )
+
+
+def _check_rows(splits: Splits, *, name: str, device: str, precision: str) -> None:
+    """Refuse splits with no training or no validation cutouts; log what training is about to see."""
+    n_train, n_val = len(splits.train), len(splits.val)
+    if n_train == 0 or n_val == 0:
+        raise ValueError(
+            f"{name} ({splits.clipping}): {n_train} training and {n_val} validation cutouts "
+            f"in {len(splits.shards)} shard(s); need at least one of each"
+        )
+    log.info(
+        "training %s on %s (%s): %d train, %d val cutouts from %d shards",
+        name,
+        device,
+        precision,
+        n_train,
+        n_val,
+        len(splits.shards),
+    )
+
+
+def _fit(
+    model: keras.Model,
+    *,
+    splits: Splits,
+    config: TrainConfig,
+    target: Callable[[tf.Tensor], tf.Tensor] | None,
+) -> tuple[dict[str, list[float]], EpochReport]:
+    """Run Keras's fit with the recipe's callbacks; the history and the per-epoch throughput."""
+    with_ebv = takes_ebv(model)
+
+    def data(rows: Any, shuffle: bool, augment: bool) -> tf.data.Dataset:
+        dataset = make_tf_dataset(
+            rows,
+            config.batch_size,
+            shuffle=shuffle,
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            augment=augment,
+            with_ebv=with_ebv,
+        )
+        return dataset if target is None else dataset.map(lambda images, z: (images, target(z)))
+
+    throughput = EpochReport(len(splits.train), config.epochs)
+    fit = model.fit(
+        data(splits.train, shuffle=True, augment=config.augment),
+        validation_data=data(splits.val, shuffle=False, augment=False),
+        epochs=config.epochs,
+        callbacks=[
+            # First, so that validation and the epoch-end callbacks see the averaged weights.
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []),
+            SmoothedEarlyStopping(config.patience, config.smoothing, config.warmup),
+            throughput,
+        ],
+        shuffle=False,  # tf.data shuffles, seeded, per epoch
+        verbose=0,
+    )
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return history, throughput
 
 
 def save_model(result: TrainResult, splits: Splits, config: TrainConfig) -> Path:
