@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -18,6 +19,9 @@ from astrospect.cli.app import (
 )
 from astrospect.cli.models import challenger_named, epochs_option, precision_option
 from astrospect.data.clipping import CLIPPINGS, UNCLIPPED
+
+if TYPE_CHECKING:
+    from astrospect.models.curve_points import CurvePoint
 
 
 @app.command("learning-curve", rich_help_panel=STUDIES, cls=KeepsOldSpellings)
@@ -50,20 +54,10 @@ def learning_curve(
     old_data: Path | None = old_positional_input(),
 ) -> None:
     """sigma_MAD of challengers against training-set size on one fixed holdout; logged to MLflow."""
-    import json
-
-    import pandas as pd
-
     from astrospect import results
     from astrospect.data.shards import resolve_shards
-    from astrospect.models.learning_curve import (
-        POINTS_FOLDER,
-        PointMismatchError,
-        curve_table,
-        plot_learning_curve,
-        record_learning_curve,
-        run_learning_curve,
-    )
+    from astrospect.models.curve_points import POINTS_FOLDER, PointMismatchError
+    from astrospect.models.learning_curve import run_learning_curve
     from astrospect.models.registry import TrainConfig
     from astrospect.settings import PRECISIONS, load_settings
 
@@ -87,8 +81,32 @@ def learning_curve(
         points = run_learning_curve(resolve_shards(shards), size_list, names, config)
     except PointMismatchError as error:
         raise typer.BadParameter(str(error), param_hint="--out") from error
+    _write_study(points, out, shards, record=record, load_before=load_before)
+    if track:
+        from astrospect.models.learning_curve import curve_table
+        from astrospect.tracking.studies import log_learning_curve
+
+        table, figure = curve_table(points), out / "learning_curve.png"
+        run_id = log_learning_curve(
+            settings, points, table, figure, {**config.params(), "data": str(shards), "sizes": sizes}
+        )
+        typer.echo(f"logged to MLflow: run {run_id} ({settings.mlflow_tracking_uri})")
+
+
+def _write_study(
+    points: list[CurvePoint], out: Path, shards: Path, *, record: bool, load_before: float | None
+) -> None:
+    """The table (printed, and as CSV), every point as JSON and the plot into ``out``; the docs' results
+    file too where ``record``."""
+    import json
+
+    import pandas as pd
+
+    from astrospect.models.curve_points import POINTS_FOLDER
+    from astrospect.models.learning_curve import curve_table, plot_learning_curve, record_learning_curve
+
     table = curve_table(points)
-    figure = plot_learning_curve(points, out / "learning_curve.png")
+    plot_learning_curve(points, out / "learning_curve.png")
     pd.DataFrame(table).to_csv(out / "learning_curve.csv", index=False)
     (out / "learning_curve.json").write_text(json.dumps([vars(p) for p in points], indent=1, default=str))
     print_frame(pd.DataFrame(table), f"learning curve ({shards})")
@@ -98,13 +116,6 @@ def learning_curve(
             "--out on the same data (each point file names its data digest, epochs and seed)."
         )
         typer.echo(f"figures written to {record_learning_curve(points, load_before, joined)}")
-    if track:
-        from astrospect.tracking.studies import log_learning_curve
-
-        run_id = log_learning_curve(
-            settings, points, table, figure, {**config.params(), "data": str(shards), "sizes": sizes}
-        )
-        typer.echo(f"logged to MLflow: run {run_id} ({settings.mlflow_tracking_uri})")
 
 
 @app.command("colour-sweep", rich_help_panel=STUDIES, cls=KeepsOldSpellings)

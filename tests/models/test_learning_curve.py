@@ -15,18 +15,20 @@ from astrospect import results
 from astrospect.data.dataset import read_labels, splits_from_labels
 from astrospect.data.shards import write_shard
 from astrospect.models import registry as challengers
-from astrospect.models.learning_curve import (
+from astrospect.models.curve_points import (
     CurvePoint,
     CurveSetup,
     PointMismatchError,
-    curve_table,
     describe_data,
-    nested_training_subset,
     point_path,
     read_points,
+    write_point,
+)
+from astrospect.models.learning_curve import (
+    curve_table,
+    nested_training_subset,
     record_learning_curve,
     run_learning_curve,
-    write_point,
 )
 from astrospect.models.registry import TrainConfig
 
