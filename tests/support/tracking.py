@@ -75,13 +75,12 @@ def stop_mlflow_server(home: Path, port: int) -> None:
     )
 
 
-def settings_for(home: Path, url: str) -> Settings:
-    """Settings for a test server: the default experiment and model names, everything under ``home``."""
+def settings_for(home: Path, url: str, name: str = "astrospect-photoz", **other: Any) -> Settings:
+    """Settings for a test server: ``name`` as the experiment's and the registered model's (on the session's
+    shared server, one no other test uses; default: the defaults'), everything under ``home``, and any
+    ``other`` settings."""
     return Settings(
-        home=home,
-        mlflow_tracking_uri=url,
-        registered_model_name="astrospect-photoz",
-        experiment_name="astrospect-photoz",
+        home=home, mlflow_tracking_uri=url, registered_model_name=name, experiment_name=name, **other
     )
 
 
