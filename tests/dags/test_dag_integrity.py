@@ -1,4 +1,7 @@
-"""The DAG file is wiring only: it parses fast, has the expected graph, and imports nothing heavy."""
+"""The DAG file is wiring only: it parses, has the expected graph, and imports nothing heavy.
+
+What keeps parsing fast is checked by what it loads, not by a stopwatch: after parsing, in a fresh
+interpreter with Airflow loaded as the dag-processor has it, none of HEAVY may be in ``sys.modules``."""
 
 import json
 import os
@@ -21,19 +24,23 @@ HEAVY = (
     "kcorrect",
     "sklearn",
     "h5py",
+    # The scientific stack under them: not even the astrospect modules the DAG names may pull these in.
+    "numpy",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "astropy",
+    "boto3",
 )
 
 # Runs in a fresh interpreter so nothing this test session imported can hide a heavy import.
 PROBE = """
-import json, sys, time
+import json, sys
 import airflow.sdk  # the dag-processor has Airflow loaded before it parses a file
 from airflow.dag_processing.dagbag import DagBag
-start = time.perf_counter()
 bag = DagBag(sys.argv[1])
-seconds = time.perf_counter() - start
 dag = bag.dags.get("astrospect_nightly")
 print(json.dumps({
-    "seconds": seconds,
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "heavy": [m for m in sys.argv[2].split(",") if m in sys.modules],
     "graph": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} if dag else None,
@@ -68,10 +75,9 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return parse_dags(env)
 
 
-def test_dag_imports_without_errors_in_under_two_seconds(parsed: dict) -> None:
+def test_dag_imports_without_errors(parsed: dict) -> None:
     assert parsed["errors"] == {}
     assert parsed["graph"] is not None
-    assert parsed["seconds"] < 2.0
 
 
 def test_no_heavy_module_is_imported_at_parse_time(parsed: dict) -> None:

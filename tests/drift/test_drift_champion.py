@@ -19,13 +19,14 @@ from astrospect.settings import Settings
 from astrospect.simulate import synthesize
 from astrospect.simulate.conditions import ObservingConditions
 from tests.support.serving_stack import register_seed_champion
-from tests.support.tracking import mlflow_server
 
 pytestmark = pytest.mark.integration
 
+MODEL_NAME = "drift-champion-test"
+
 
 def test_drift_against_the_champions_training_snapshot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlflow_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
@@ -48,28 +49,29 @@ def test_drift_against_the_champions_training_snapshot(
         workers=1,
         night=ObservingConditions(seeing_fwhm_arcsec=1.7),
     )
-    with mlflow_server(tmp_path / "mlflow-home") as registry:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
-        settings = load_settings()
-        ingest(str(reference_shards[0].parent), settings)
-        validate_pending(settings)
-        trained_on = create_snapshot(settings)
-        champion = register_seed_champion(registry, tmp_path)
-        mlflow.MlflowClient(registry).set_tag(champion.run_id, TAG_DATASET_VERSION, trained_on.version)
-        ingest(str(night[0].parent), settings)
-        validate_pending(settings)
-        tonight = create_snapshot(settings)
+    # The session's MLflow server; the champion's registered model and the experiment are this test's own.
+    registry = mlflow_url
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+    monkeypatch.setenv("ASTROSPECT_MODEL_NAME", MODEL_NAME)
+    monkeypatch.setenv("ASTROSPECT_EXPERIMENT", MODEL_NAME)
+    settings = load_settings()
+    ingest(str(reference_shards[0].parent), settings)
+    validate_pending(settings)
+    trained_on = create_snapshot(settings)
+    champion = register_seed_champion(registry, tmp_path, MODEL_NAME)
+    mlflow.MlflowClient(registry).set_tag(champion.run_id, TAG_DATASET_VERSION, trained_on.version)
+    ingest(str(night[0].parent), settings)
+    validate_pending(settings)
+    tonight = create_snapshot(settings)
 
-        result = CliRunner().invoke(app, ["drift"])
-        nightly_drift_is_logged_and_adopted(settings, tonight.summary())
+    result = CliRunner().invoke(app, ["drift"])
+    nightly_drift_is_logged_and_adopted(settings, tonight.summary())
     assert result.exit_code == 0, result.output
     assert "DRIFTING" in result.output and "z_pred" in result.output
     folder = settings.reports_dir / "drift" / f"{tonight.version[:12]}-vs-{trained_on.version[:12]}"
     stored = json.loads((folder / "drift.json").read_text())
     assert stored["summary"]["reference_version"] == trained_on.version
-    assert (
-        stored["summary"]["model_version"] == f"astrospect-photoz-v{champion.version}-{champion.run_id[:12]}"
-    )
+    assert stored["summary"]["model_version"] == f"{MODEL_NAME}-v{champion.version}-{champion.run_id[:12]}"
     assert stored["summary"]["n_reference"] == 600 and stored["summary"]["n_tonight"] == 400
     assert stored["summary"]["tonight_shards"] == [
         path.name for path in tonight.shard_paths if "s32" in path.name

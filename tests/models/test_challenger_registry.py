@@ -19,7 +19,6 @@ from astrospect.models import registry as challengers
 from astrospect.models.registry import Challenger, Trained
 from astrospect.settings import Settings, load_settings
 from astrospect.simulate import synthesize
-from tests.support.tracking import mlflow_server
 
 if TYPE_CHECKING:
     from astrospect.data.dataset import Splits
@@ -76,9 +75,8 @@ def tiny_registered() -> Iterator[Challenger]:
 
 
 @pytest.fixture(scope="module")
-def tracking_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-home")) as url:
-        yield url
+def tracking_url(mlflow_url: str) -> str:
+    return mlflow_url  # the session's server: the test's experiment and model have names of their own
 
 
 def test_a_session_with_an_extra_challenger_runs_through_tracking_promotion_and_report(
@@ -90,6 +88,8 @@ def test_a_session_with_an_extra_challenger_runs_through_tracking_promotion_and_
     settings: Settings = load_settings().replace(
         home=tmp_path / "home",
         mlflow_tracking_uri=tracking_url,
+        registered_model_name="challenger-registry-test",
+        experiment_name="challenger-registry-test",
         challengers=(tiny_registered.name, "baseline-knn-full"),
     )
     landing = tmp_path / "landing"

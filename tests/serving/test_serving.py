@@ -1,6 +1,6 @@
 """The served champion over HTTP: a real MLflow registry, `astrospect deploy`, a real `bentoml serve`.
 
-One stack per module (about a minute on 2 cores, most of it starting MLflow and TensorFlow twice): the
+The session's point stack (``point_stack``, shared with the fuzzing; it only reads from it): the
 predictions must equal the MLflow model's for the same cutouts in both layouts, as JSON, as binary float32
 (identical to JSON) and from file uploads, every kind of bad input on every path must get its documented
 4xx with one error body saying what was expected while the server keeps answering, and a bounded
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,33 +20,27 @@ import h5py
 import numpy as np
 import pytest
 import requests
+import yaml
 
 from astrospect.data.shards import read_shard, write_shard
 from astrospect.serving.contract import SHAPE_HEADER
-from tests.support.serving_stack import (
-    DATASET_VERSION,
-    MODEL_NAME,
-    Champion,
-    Stack,
-    run_deploy,
-    served_champion,
-)
+from astrospect.settings import PROJECT_ROOT
+from tests.support.fixtures import SERVING_MAX_BODY_MB, SERVING_MAX_CUTOUTS
+from tests.support.serving_stack import DATASET_VERSION, Champion, Stack, run_deploy
 
 pytestmark = pytest.mark.integration
 
-MAX_CUTOUTS = 8  # ASTROSPECT_SERVING_MAX_CUTOUTS for this server: small, so "too many" stays small
-MAX_BODY_MB = 2  # ASTROSPECT_SERVING_MAX_BODY_MB: a 3 MB body must be refused
+MAX_CUTOUTS = (
+    SERVING_MAX_CUTOUTS  # ASTROSPECT_SERVING_MAX_CUTOUTS for this server: small, so "too many" stays small
+)
+MAX_BODY_MB = SERVING_MAX_BODY_MB  # ASTROSPECT_SERVING_MAX_BODY_MB: a 3 MB body must be refused
+BENTO_NAME = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())["name"]
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # batch composition may change float summation order
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    serving_limits = {
-        "ASTROSPECT_SERVING_MAX_CUTOUTS": str(MAX_CUTOUTS),
-        "ASTROSPECT_SERVING_MAX_BODY_MB": str(MAX_BODY_MB),
-    }
-    with served_champion(tmp_path_factory.mktemp("serving"), **serving_limits) as served:
-        yield served
+def stack(point_stack: Stack) -> Stack:
+    return point_stack
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +87,12 @@ def npy_bytes(array: np.ndarray, allow_pickle: bool = False) -> bytes:
 def test_deploy_imports_the_champion_with_its_provenance(
     deployed: dict[str, Any], champion: Champion
 ) -> None:
-    assert deployed["registered_model"] == MODEL_NAME
+    assert deployed["registered_model"] == champion.model_name
     assert deployed["version"] == champion.version
     assert deployed["run_id"] == champion.run_id
     assert deployed["dataset_version"] == DATASET_VERSION
-    assert deployed["bento_model"] == f"{MODEL_NAME}:v{champion.version}-{champion.run_id[:12]}"
-    assert deployed["bento"].startswith(f"{MODEL_NAME}:")
+    assert deployed["bento_model"] == f"{champion.model_name}:v{champion.version}-{champion.run_id[:12]}"
+    assert deployed["bento"].startswith(f"{BENTO_NAME}:")  # the project's bento, whatever the model's name
     assert deployed["metrics"] == pytest.approx(champion.metrics)
     assert not deployed["reused_model"]
     assert not deployed["reused_bento"]
@@ -124,7 +118,7 @@ def test_metadata_names_the_deployed_champion(
     http: requests.Session, server: str, champion: Champion, deployed: dict[str, Any]
 ) -> None:
     metadata = http.post(f"{server}/metadata", json={}, timeout=10).json()
-    assert metadata["model_name"] == MODEL_NAME
+    assert metadata["model_name"] == champion.model_name
     assert metadata["model_version"] == champion.version
     assert metadata["run_id"] == champion.run_id
     assert metadata["dataset_version"] == DATASET_VERSION
@@ -150,7 +144,7 @@ def test_predict_equals_the_mlflow_model(
     response = predict(http, server, band_first(images) if layout == "band-first" else images, layout)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert _identity(body) == (MODEL_NAME, champion.version, champion.run_id)
+    assert _identity(body) == (champion.model_name, champion.version, champion.run_id)
     np.testing.assert_allclose(body["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
     assert body["pdf_summary"] is None  # always present, null from a point-estimate champion
 
@@ -172,7 +166,7 @@ def test_predict_binary_equals_the_json_path_and_the_mlflow_model(
     as_binary = predict_binary(http, server, np.ascontiguousarray(sent, dtype="<f4"))
     assert as_binary.status_code == 200, as_binary.text
     assert as_binary.headers["content-type"] == "application/json"
-    assert _identity(as_binary.json()) == (MODEL_NAME, champion.version, champion.run_id)
+    assert _identity(as_binary.json()) == (champion.model_name, champion.version, champion.run_id)
     # The same cutouts in the same batch size: the same model call, bit for bit.
     assert as_binary.json()["redshift"] == as_json.json()["redshift"]
     np.testing.assert_allclose(as_binary.json()["redshift"], champion.expected[:MAX_CUTOUTS], **TOLERANCE)
@@ -252,7 +246,9 @@ def test_predict_pdf_from_a_point_champion_is_409_and_says_why(
         assert response.status_code == 409, (route, response.text)
         error = response.json()
         assert set(error) == {"error"}, response.text
-        assert error["error"].startswith(f"{route}: the champion ({MODEL_NAME} version {champion.version})")
+        assert error["error"].startswith(
+            f"{route}: the champion ({champion.model_name} version {champion.version})"
+        )
         assert NO_PDFS in error["error"]
     # ... while the JSON answer of the same upload still works
     json_answer = upload(http, server, champion.shard.read_bytes(), "cutouts.h5")

@@ -21,18 +21,22 @@ from astrospect.data.shards import read_shard
 from astrospect.models.cnn import load_model, takes_ebv
 from astrospect.models.predict import point_redshift
 from astrospect.serving.contract import SHAPE_HEADER
+from tests.support.fixtures import SERVING_LIMITS, SERVING_MAX_CUTOUTS
 from tests.support.serving_stack import Champion, Stack, served_champion
 
 pytestmark = pytest.mark.integration
 
-MAX_CUTOUTS = 8
+MAX_CUTOUTS = SERVING_MAX_CUTOUTS
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # batch composition may change float summation order
 
 
+# Module scope (no other module serves an E(B-V) champion), on the session's MLflow server.
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(mlflow_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("serving-ebv")
-    with served_champion(home, ebv=True, ASTROSPECT_SERVING_MAX_CUTOUTS=str(MAX_CUTOUTS)) as served:
+    with served_champion(
+        home, ebv=True, tracking_uri=mlflow_url, model_name="serving-ebv", **SERVING_LIMITS
+    ) as served:
         yield served
 
 

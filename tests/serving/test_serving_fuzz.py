@@ -7,7 +7,8 @@ error body as documented, every schema-valid request accepted and every invalid 
 seeds, so a failure reproduces, against both kinds of champion: a point-estimate model and a PDF model.
 From the point champion a schema-valid request for PDFs gets the documented 409 (the champion has none);
 ``schemathesis.toml`` says so for exactly those operations. Then the server must still answer a real
-prediction. One stack per kind of champion, as in ``test_serving.py``.
+prediction. The session's served champions (``point_stack``, ``pdf_stack``), the ones the other serving
+tests use: the fuzzing only reads from them.
 
 The run is ``st run`` (Schemathesis' CLI): its pytest loader for a schema served by a fixture
 (``schemathesis.pytest.from_fixture``) sets ``Function._nodeid``, which pytest 9.2 no longer has.
@@ -19,19 +20,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from astrospect.pdf.bins import POINT_ESTIMATE, RedshiftPdfs
-from tests.support.serving_stack import Stack, served_champion
+from tests.support.fixtures import SERVING_MAX_CUTOUTS
+from tests.support.serving_stack import Stack
 
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 60  # per operation and phase
-MAX_CUTOUTS = 4  # a small declared maximum keeps generated batches small
+MAX_CUTOUTS = SERVING_MAX_CUTOUTS  # the served maximum: a small one keeps generated batches small
 SEEDS = (777, 20261125)  # fixed seeds: the same cases on every run, so a failure reproduces
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # From a point-estimate champion, what a schema-valid request for PDFs gets: the documented 409 (predict_file
@@ -52,16 +53,10 @@ checks.positive_data_acceptance.expected-statuses = ["200", "409"]
 
 
 @pytest.fixture(scope="module", params=["point", "pdf"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp(f"serving-fuzz-{request.param}")
-    # One worker: the fuzzer sends one request at a time, and a second model copy would only slow start-up.
-    with served_champion(
-        home,
-        pdf=request.param == "pdf",
-        ASTROSPECT_SERVING_MAX_CUTOUTS=str(MAX_CUTOUTS),
-        ASTROSPECT_SERVING_WORKERS="1",
-    ) as served:
-        yield served
+def stack(request: pytest.FixtureRequest) -> Stack:
+    served: Stack = request.getfixturevalue(f"{request.param}_stack")
+    assert served.env["ASTROSPECT_SERVING_MAX_CUTOUTS"] == str(MAX_CUTOUTS)  # what the hooks generate for
+    return served
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -11,7 +11,6 @@ summaries) is in ``test_serving.py``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,12 @@ from astrospect.models.calibration import Calibration, bin_logits, calibrated_pd
 from astrospect.models.cnn import build_seed_cnn, fit_input_scaling, load_model
 from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftPdfs
 from astrospect.serving.contract import HDF5, SHAPE_HEADER
-from tests.support.serving_stack import MODEL_NAME, Champion, Stack, served_champion
+from tests.support.fixtures import SERVING_MAX_CUTOUTS
+from tests.support.serving_stack import Champion, Stack
 
 pytestmark = pytest.mark.integration
 
-MAX_CUTOUTS = 8
+MAX_CUTOUTS = SERVING_MAX_CUTOUTS
 PDF_TOLERANCE = {"rtol": 1e-5, "atol": 1e-7}  # batch composition may change float summation order
 SUMMARY_FIELDS = {
     "mean": "mean",
@@ -43,10 +43,8 @@ SUMMARY_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("serving-pdf")
-    with served_champion(home, pdf=True, ASTROSPECT_SERVING_MAX_CUTOUTS=str(MAX_CUTOUTS)) as served:
-        yield served
+def stack(pdf_stack: Stack) -> Stack:
+    return pdf_stack
 
 
 def predict_pdf(http: requests.Session, server: str, images: np.ndarray) -> dict[str, Any]:
@@ -85,7 +83,7 @@ def test_predict_pdf_gives_the_mlflow_models_calibrated_pdfs_summed_to_1_with_th
     http: requests.Session, server: str, champion: Champion
 ) -> None:
     body = predict_pdf(http, server, champion.images[:MAX_CUTOUTS])
-    assert (body["model_name"], body["model_version"]) == (MODEL_NAME, champion.version)
+    assert (body["model_name"], body["model_version"]) == (champion.model_name, champion.version)
     assert body["bin_edges"] == list(DEFAULT_BINS.edges)  # once per answer, not per cutout
     probabilities = np.array(body["probabilities"])
     assert probabilities.shape == (MAX_CUTOUTS, DEFAULT_BINS.n)

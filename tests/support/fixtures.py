@@ -1,7 +1,10 @@
 """Shared fixtures of the integration tests, a plugin of tests/conftest.py (imports inside the fixtures, so the
-fast tests do not pay for moto or requests): a real S3 endpoint on loopback (moto's server, reached over HTTP
-by boto3), Debian's Chromium driven headless by Playwright, and the parts of a served champion (each serving
-module provides its own ``stack``: point or PDF champion, its limits)."""
+fast tests do not pay for moto, requests or MLflow). What is expensive is started once per test session and
+shared; tests/conftest.py lists these fixtures and what each gives.
+
+Each serving module names its ``stack`` (``point_stack``, ``pdf_stack`` or a module's own), and ``server``,
+``champion`` take it from there.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,53 @@ if TYPE_CHECKING:
     from tests.support.serving_stack import Champion, Stack
 
 BUCKETS = ("landing", "shard-store")  # the landing zone and the shard store (astrospect.data.store)
+# The shared served champions' limits (ASTROSPECT_SERVING_*): small, so "too many" and "too large" stay small.
+SERVING_MAX_CUTOUTS = 8
+SERVING_MAX_BODY_MB = 2
+SERVING_LIMITS = {
+    "ASTROSPECT_SERVING_MAX_CUTOUTS": str(SERVING_MAX_CUTOUTS),
+    "ASTROSPECT_SERVING_MAX_BODY_MB": str(SERVING_MAX_BODY_MB),
+}
+
+
+@pytest.fixture(scope="session")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's one real ``mlflow server`` (mlflow/server.sh: SQLite + local artifacts, loopback), its URL.
+
+    Shared: a test keeps to experiment and registered-model names of its own (no other test uses them), so
+    what it counts or promotes is only its own. A test that stops its server (tests/faults) starts its own.
+    """
+    from tests.support.tracking import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("shared-mlflow")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def point_stack(mlflow_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A served point-estimate champion (a tiny untrained seed CNN, registered as ``serving-point`` on
+    ``mlflow_url``), deployed and served by ``astrospect serve`` with ``SERVING_LIMITS``; for the serving
+    tests and the fuzzing alike, which only read from it."""
+    from tests.support.serving_stack import served_champion
+
+    home = tmp_path_factory.mktemp("point-stack")
+    with served_champion(
+        home, tracking_uri=mlflow_url, model_name="serving-point", **SERVING_LIMITS
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def pdf_stack(mlflow_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A served PDF champion (a tiny PDF CNN calibrated far from the identity, registered as ``serving-pdf``
+    on ``mlflow_url``), deployed and served with ``SERVING_LIMITS``, like ``point_stack``."""
+    from tests.support.serving_stack import served_champion
+
+    home = tmp_path_factory.mktemp("pdf-stack")
+    with served_champion(
+        home, pdf=True, tracking_uri=mlflow_url, model_name="serving-pdf", **SERVING_LIMITS
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """What the serving tests share: a champion in a real MLflow registry, `astrospect deploy`, `astrospect serve`.
 
 The MLflow server is the tracking tests' (``tracking_support.mlflow_server``: the project's own start
-script, SQLite + local artifacts, loopback). The champion is a tiny untrained seed CNN, or PDF CNN with a
+script, SQLite + local artifacts, loopback): the session's shared one (``tracking_uri``, the ``mlflow_url``
+fixture), the champion under a registered-model name of its own, or one started for the stack. The champion is a tiny untrained seed CNN, or PDF CNN with a
 non-trivial calibration (``pdf=True``), or `cnn-ebv`'s photo-z CNN with its E(B-V) input (``ebv=True``), logged with ``mlflow.tensorflow.log_model`` beside a real holdout
 metric table and a dataset version tag; deploy and serve run as the commands a user types, in
 subprocesses, against temp folders.
@@ -14,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from astrospect.settings import CUTOUT_SIZE, N_BANDS
 from harness.serving_process import served
 from tests.support.tracking import mlflow_server
 
-MODEL_NAME = "astrospect-photoz"
+MODEL_NAME = "astrospect-photoz"  # a stack's registered-model name unless it is given another
 DATASET_VERSION = "serving-test-v1"
 # The PDF champion's calibration: far from the identity (T 1, shift 0), so serving must use the saved one.
 PDF_TEMPERATURE, PDF_SHIFT = 0.35, 0.0125
@@ -46,6 +47,7 @@ class Champion:
     expected: npt.NDArray[np.float32]
     keras_path: Path  # the same model as a .keras file (what `astrospect predict --model` takes)
     bins: RedshiftBins | None = None  # a PDF champion's bins
+    model_name: str = MODEL_NAME  # the registered model it is the champion of
 
 
 @dataclass(frozen=True)
@@ -60,17 +62,27 @@ class Stack:
 
 
 @contextmanager
-def served_champion(home: Path, pdf: bool = False, ebv: bool = False, **serving: str) -> Iterator[Stack]:
-    """MLflow server, champion (a PDF model with ``pdf``, an E(B-V) model with ``ebv``), ``astrospect
-    deploy``, ``astrospect serve``: everything under ``home``."""
-    with mlflow_server(home) as registry:
+def served_champion(
+    home: Path,
+    pdf: bool = False,
+    ebv: bool = False,
+    *,
+    tracking_uri: str | None = None,
+    model_name: str = MODEL_NAME,
+    **serving: str,
+) -> Iterator[Stack]:
+    """Champion (a PDF model with ``pdf``, an E(B-V) model with ``ebv``) registered as ``model_name`` in the
+    MLflow server at ``tracking_uri`` (or in one started under ``home``), ``astrospect deploy``, ``astrospect
+    serve``: everything else under ``home``. ``serving`` is the server's ``ASTROSPECT_SERVING_*`` settings."""
+    with ExitStack() as started:
+        registry = tracking_uri or started.enter_context(mlflow_server(home))
         if pdf:
-            champion = register_pdf_champion(registry, home)
+            champion = register_pdf_champion(registry, home, model_name)
         elif ebv:
-            champion = register_ebv_champion(registry, home)
+            champion = register_ebv_champion(registry, home, model_name)
         else:
-            champion = register_seed_champion(registry, home)
-        env = stack_env(home, registry, **serving)
+            champion = register_seed_champion(registry, home, model_name)
+        env = stack_env(home, registry, ASTROSPECT_MODEL_NAME=model_name, **serving)
         deployed = run_deploy(env)
         with bento_server(env, home / "serve.log") as url:
             yield Stack(url, registry, champion, deployed, env)
@@ -90,17 +102,17 @@ def galaxy_shard(path: Path, n: int, seed: int, with_ebv: bool = False) -> Path:
     return write_shard(path, images, objid, z, np.full(n, 1e-4, np.float32), ebv=ebv)
 
 
-def register_seed_champion(tracking_uri: str, folder: Path) -> Champion:
+def register_seed_champion(tracking_uri: str, folder: Path, model_name: str = MODEL_NAME) -> Champion:
     """Log a tiny seed CNN the way the pipeline does and make it the registry's champion."""
     from astrospect.models.cnn import build_seed_cnn, fit_input_scaling
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7)
     cutouts = read_shard(shard)
     model = build_seed_cnn(fit_input_scaling(cutouts.images), 0.0, 0.6)
-    return _register_champion(tracking_uri, folder, model, shard, None)
+    return _register_champion(tracking_uri, folder, model, shard, None, model_name)
 
 
-def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
+def register_pdf_champion(tracking_uri: str, folder: Path, model_name: str = MODEL_NAME) -> Champion:
     """Log a tiny PDF CNN over the default bins, calibrated to (PDF_TEMPERATURE, PDF_SHIFT), as champion."""
     from astrospect.models.calibration import Calibration, apply_calibration
     from astrospect.models.cnn import build_pdf_cnn, fit_input_scaling
@@ -109,21 +121,21 @@ def register_pdf_champion(tracking_uri: str, folder: Path) -> Champion:
     cutouts = read_shard(shard)
     model = build_pdf_cnn(fit_input_scaling(cutouts.images), DEFAULT_BINS)
     apply_calibration(model, Calibration(PDF_TEMPERATURE, PDF_SHIFT))
-    return _register_champion(tracking_uri, folder, model, shard, DEFAULT_BINS)
+    return _register_champion(tracking_uri, folder, model, shard, DEFAULT_BINS, model_name)
 
 
-def register_ebv_champion(tracking_uri: str, folder: Path) -> Champion:
+def register_ebv_champion(tracking_uri: str, folder: Path, model_name: str = MODEL_NAME) -> Champion:
     """Log a tiny `cnn-ebv` photo-z CNN (cutouts and E(B-V) in) as champion, checked on a shard with ``ebv``."""
     from astrospect.models.cnn import build_photoz_cnn, fit_input_scaling, fit_photometry_scaling
 
     shard = galaxy_shard(folder / "cutouts.h5", n=48, seed=7, with_ebv=True)
     images = read_shard(shard).images
     model = build_photoz_cnn(fit_input_scaling(images), fit_photometry_scaling(images), 0.0, 0.6)
-    return _register_champion(tracking_uri, folder, model, shard, None)
+    return _register_champion(tracking_uri, folder, model, shard, None, model_name)
 
 
 def _register_champion(
-    tracking_uri: str, folder: Path, model: Any, shard: Path, bins: RedshiftBins | None
+    tracking_uri: str, folder: Path, model: Any, shard: Path, bins: RedshiftBins | None, model_name: str
 ) -> Champion:
     import mlflow
     import mlflow.tensorflow
@@ -179,17 +191,17 @@ def _register_champion(
                 input_example=model_inputs(
                     model, cutouts.images[:2], None if cutouts.ebv is None else cutouts.ebv[:2]
                 ),
-                registered_model_name=MODEL_NAME,
+                registered_model_name=model_name,
                 pip_requirements=["tensorflow", "keras"],
             )
         version = str(info.registered_model_version)
         mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
-            MODEL_NAME, CHAMPION_ALIAS, version
+            model_name, CHAMPION_ALIAS, version
         )
         # The MLflow model's own predictions: its loader unpickles the custom layer it saved (our own model).
         os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
         try:
-            logged = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
+            logged = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION_ALIAS}")
         finally:
             os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
         expected = np.asarray(logged.predict(fed), dtype=np.float32)
@@ -203,7 +215,9 @@ def _register_champion(
                 os.environ[name] = value
     if bins is None:
         expected = expected.reshape(-1)
-    return Champion(version, run.info.run_id, metrics, shard, cutouts.images, expected, keras_path, bins)
+    return Champion(
+        version, run.info.run_id, metrics, shard, cutouts.images, expected, keras_path, bins, model_name
+    )
 
 
 def stack_env(home: Path, tracking_uri: str, **serving: str) -> dict[str, str]:

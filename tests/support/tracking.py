@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from astrospect.tracking.runs import LoggedRun
 
 SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
+START_LIMIT_S = 900  # how long ``server.sh up`` may run before it is stopped (it gives up by itself before)
 # Which band's pixel (0, 0) holds which version of the redshift.
 EXACT_BAND, NOISY_BAND, OUTLIER_BAND, OFFSET_BAND = 0, 1, 2, 3
 NOISE_SIGMA = 0.02  # NOISY_BAND: z + N(0, 0.02)
@@ -47,8 +48,17 @@ def mlflow_server(home: Path, port: int | None = None) -> Iterator[str]:
         "MLFLOW_WORKERS": "1",
     }
     env.pop("MLFLOW_CONFIG", None)
-    started = subprocess.run([str(SERVER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=240)
+    try:
+        # The script's own limit (MLFLOW_START_TIMEOUT_S, 180 s of polling) is what fails a start; this one
+        # only stops a script that hangs. A start on a 2-core machine under load has taken over 240 s.
+        started = subprocess.run(
+            [str(SERVER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=START_LIMIT_S
+        )
+    except subprocess.TimeoutExpired:
+        subprocess.run([str(SERVER_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=120)
+        raise
     if started.returncode != 0:
+        subprocess.run([str(SERVER_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=120)
         log = home / "mlflow" / "server.log"
         raise RuntimeError(
             f"mlflow/server.sh up failed ({started.returncode}): {started.stderr}\n"
@@ -75,13 +85,12 @@ def stop_mlflow_server(home: Path, port: int) -> None:
     )
 
 
-def settings_for(home: Path, url: str) -> Settings:
-    """Settings for a test server: the default experiment and model names, everything under ``home``."""
+def settings_for(home: Path, url: str, name: str = "astrospect-photoz", **other: Any) -> Settings:
+    """Settings for a test server: ``name`` as the experiment's and the registered model's (on the session's
+    shared server, one no other test uses; default: the defaults'), everything under ``home``, and any
+    ``other`` settings."""
     return Settings(
-        home=home,
-        mlflow_tracking_uri=url,
-        registered_model_name="astrospect-photoz",
-        experiment_name="astrospect-photoz",
+        home=home, mlflow_tracking_uri=url, registered_model_name=name, experiment_name=name, **other
     )
 
 

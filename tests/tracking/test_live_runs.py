@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from astrospect.tracking import registry, runs, sessions, tags
 from astrospect.tracking.live import INPUT_EXAMPLE_ARTIFACT, TRACEBACK_ARTIFACT
 from astrospect.tracking.server import client_for
 from harness.topology.processes import wait_until
-from tests.support.tracking import mlflow_server, settings_for, write_reader_shards
+from tests.support.tracking import settings_for, write_reader_shards
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,12 @@ class EpochGate:
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    home = tmp_path_factory.mktemp("mlflow-home")
-    with mlflow_server(home) as url:
-        # Sampled every half second: a training of a few seconds gets several points.
-        yield settings_for(tmp_path_factory.mktemp("home"), url).replace(
-            registered_model_name="live-test",
-            experiment_name="live-test",
-            system_metrics_interval_s=0.5,
-        )
+def settings(mlflow_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # The session's server, names of this module's own. Sampled every half second: a training of a few
+    # seconds gets several points.
+    return settings_for(
+        tmp_path_factory.mktemp("home"), mlflow_url, "live-test", system_metrics_interval_s=0.5
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +21,6 @@ from tests.support.tracking import (
     NOISY_BAND,
     OFFSET_BAND,
     log_reader,
-    mlflow_server,
     settings_for,
     write_reader_shards,
 )
@@ -41,7 +39,7 @@ class LoggedSession:
 
 
 @pytest.fixture(scope="module")
-def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedSession]:
+def logged_session(mlflow_url: str, tmp_path_factory: pytest.TempPathFactory) -> LoggedSession:
     from astrospect.data.dataset import select_splits
     from astrospect.models import registry as challengers
     from astrospect.models.pipeline import run_challenger
@@ -50,27 +48,23 @@ def logged_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedS
 
     home = tmp_path_factory.mktemp("ui-home")
     shards = write_reader_shards(home / "shards")
-    with mlflow_server(home / "server") as url:
-        settings = settings_for(home, url)
-        parent = sessions.start_session(settings, "ui-v1", shards)
-        mae, sigma_mad = {}, {}
-        for name, band in (("full", NOISY_BAND), ("clipped", OFFSET_BAND)):
-            evaluation = log_reader(settings, parent, band, name, shards)
-            metrics = client_for(settings).get_run(evaluation.run_id).data.metrics
-            mae[name], sigma_mad[name] = metrics["mae"], metrics["sigma_mad"]
-        knn = challengers.get("baseline-knn-full")
-        outcome = run_challenger(
-            knn, select_splits(shards, knn.clipping), TrainConfig(out_dir=home / knn.name)
-        )
-        train_once(settings, parent, knn, lambda: outcome)
-        mae[knn.name], sigma_mad[knn.name] = (
-            outcome.evaluation.metrics["mae"],
-            outcome.evaluation.metrics["sigma_mad"],
-        )
-        compare = sessions.end_session(parent, settings)
-        yield LoggedSession(
-            settings, parent, ["full", "clipped", "baseline-knn-full"], mae, sigma_mad, compare
-        )
+    # The session's server, this module's own experiment and model name.
+    settings = settings_for(home, mlflow_url, "mlflow-ui-test")
+    parent = sessions.start_session(settings, "ui-v1", shards)
+    mae, sigma_mad = {}, {}
+    for name, band in (("full", NOISY_BAND), ("clipped", OFFSET_BAND)):
+        evaluation = log_reader(settings, parent, band, name, shards)
+        metrics = client_for(settings).get_run(evaluation.run_id).data.metrics
+        mae[name], sigma_mad[name] = metrics["mae"], metrics["sigma_mad"]
+    knn = challengers.get("baseline-knn-full")
+    outcome = run_challenger(knn, select_splits(shards, knn.clipping), TrainConfig(out_dir=home / knn.name))
+    train_once(settings, parent, knn, lambda: outcome)
+    mae[knn.name], sigma_mad[knn.name] = (
+        outcome.evaluation.metrics["mae"],
+        outcome.evaluation.metrics["sigma_mad"],
+    )
+    compare = sessions.end_session(parent, settings)
+    return LoggedSession(settings, parent, ["full", "clipped", "baseline-knn-full"], mae, sigma_mad, compare)
 
 
 def ui_metric(value: float) -> str:

@@ -14,7 +14,6 @@ import json
 import math
 import threading
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ from tests.support.tracking import (
     free_port,
     log_reader,
     log_reader_in_process,
-    mlflow_server,
     settings_for,
     write_reader_shards,
 )
@@ -64,14 +62,13 @@ def must_not_train() -> ChallengerOutcome:
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-home")) as url:
-        yield url
+def server_url(mlflow_url: str) -> str:
+    return mlflow_url  # the session's server: this module's experiments and models have names of their own
 
 
 @pytest.fixture(scope="module")
 def settings(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings_for(tmp_path_factory.mktemp("home"), server_url)
+    return settings_for(tmp_path_factory.mktemp("home"), server_url, "tracking-tests")
 
 
 @pytest.fixture(scope="module")
