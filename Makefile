@@ -55,10 +55,11 @@ DEMO_LRG_FRACTION ?= 0.05
 # The length of every CNN's learning-rate schedule (warm-up, then cosine): README, "Training".
 EPOCHS ?= 20
 export ASTROSPECT_EPOCHS ?= $(EPOCHS)
-# What `make run` trains: the registry's whole default set, as the nightly DAG does (the seed CNN on the
-# full and the clipped sets, cnn-ebv, the PDF CNN, the colour k-NN on each clipping and the N(z) null), so the
-# compare view holds full beside clipped. Name a subset to train less, e.g. RUN_CHALLENGERS=full,clipped.
-RUN_CHALLENGERS ?= full,clipped,cnn-ebv,pdf,baseline-knn-full,baseline-knn-clipped,baseline-nz-full
+# What `make run` trains: empty is the registry's default session (astrospect/models/registry.py's
+# DEFAULT_SESSION), as the nightly DAG trains it: the seed CNN on the full and the clipped sets, cnn-ebv, the
+# PDF CNN, the colour k-NN on each clipping, the N(z) null, the local linear fit and RAIL's DNF. Name a set to
+# train less or more, e.g. RUN_CHALLENGERS=full,clipped or RUN_CHALLENGERS=pdf,rail-flexzboost.
+RUN_CHALLENGERS ?=
 export AIRFLOW_HOME ?= $(ASTROSPECT_HOME)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False

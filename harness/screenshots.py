@@ -101,7 +101,8 @@ class NightPlan:
     second_night_seeing: float = 1.8  # median r-band PSF FWHM in arcsec (SDSS's is 1.40)
     epochs: int = 4
     challengers: str = (
-        "full,clipped,cnn-ebv,pdf,baseline-knn-full,baseline-knn-clipped,baseline-nz-full"  # make run's set
+        "full,clipped,cnn-ebv,pdf,baseline-knn-full,baseline-knn-clipped,baseline-nz-full,"
+        "baseline-local-linear,rail-dnf"  # make run's set: the registry's default session
     )
     lrg_fraction: float = 0.05
 

@@ -39,7 +39,13 @@ from harness.topology.processes import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "astrospect_nightly"
 TRAIN_TASKS = {"train_full", "train_clipped", "train_cnn-ebv", "train_pdf"}  # the CNNs: on the gpu queue
-BASELINE_TASKS = {"train_baseline-knn-full", "train_baseline-knn-clipped", "train_baseline-nz-full"}
+BASELINE_TASKS = {
+    "train_baseline-knn-full",
+    "train_baseline-knn-clipped",
+    "train_baseline-nz-full",
+    "train_baseline-local-linear",
+    "train_rail-dnf",
+}
 MODEL_NAME = "astrospect-photoz-integration"
 N_GALAXIES = 1000
 SHARD_SIZE = 500
@@ -65,7 +71,7 @@ def _print_services(topology: Topology, title: str) -> None:
 def _print_tasks(rows: list[TaskRow], title: str) -> None:
     order = ["ingest", "validate", "snapshot", "drift", "anything_to_train", "start_session", "train_full",
              "train_clipped", "train_pdf", "train_baseline-knn-full", "train_baseline-knn-clipped",
-             "train_baseline-nz-full", "promote", "deploy"]  # fmt: skip
+             "train_baseline-nz-full", "train_baseline-local-linear", "train_rail-dnf", "promote", "deploy"]  # fmt: skip
     rows = sorted(rows, key=lambda row: order.index(row.task_id) if row.task_id in order else 99)
     table = [
         (row.task_id, row.state or "-", row.queue or "-", row.hostname or "-", str(row.try_number),

@@ -289,6 +289,11 @@ DEFAULT_SESSION: tuple[str, ...] = (
     "baseline-knn-full",
     "baseline-knn-clipped",
     "baseline-nz-full",
+    # The field's codes that fit make run's 15 minutes (docs/reference/field-codes.md has each one's time):
+    # the local linear fit (Beck et al. 2016) and RAIL's DNF, the two strongest on sigma_MAD at 12k galaxies.
+    # FlexZBoost (about 6 minutes, nearly all its bump/sharpen search), CMNN and BPZ train when named.
+    "baseline-local-linear",
+    "rail-dnf",
 )
 DEFAULT_CHALLENGER = "full"  # what `astrospect train` trains unless told
 register(

@@ -89,11 +89,13 @@ def test_task_graph(parsed: dict) -> None:
     training = [
         "train_baseline-knn-clipped",
         "train_baseline-knn-full",
+        "train_baseline-local-linear",
         "train_baseline-nz-full",
         "train_clipped",
         "train_cnn-ebv",
         "train_full",
         "train_pdf",
+        "train_rail-dnf",
     ]
     assert parsed["graph"] == {
         "ingest": ["validate"],

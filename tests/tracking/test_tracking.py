@@ -126,9 +126,18 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
     assert parent.data.tags[tags.TAG_GIT_COMMIT] == sessions.git_commit() != "unknown"
 
     logged = children(client, session.parent_run_id)
-    assert set(logged) == set(
-        ("full", "clipped", "cnn-ebv", "pdf", "baseline-knn-full", "baseline-knn-clipped", "baseline-nz-full")
-    )
+    assert set(logged) == {
+        *(
+            "full",
+            "clipped",
+            "cnn-ebv",
+            "pdf",
+            "baseline-knn-full",
+            "baseline-knn-clipped",
+            "baseline-nz-full",
+        ),
+        *("baseline-local-linear", "rail-dnf"),
+    }
     described = {
         name: (run.data.tags["challenger"], run.data.tags[tags.TAG_ROLE], run.data.tags[tags.TAG_CLIPPING])
         for name, run in logged.items()
@@ -141,6 +150,8 @@ def test_session_is_a_parent_with_full_clipped_and_baseline_children(
         "baseline-knn-full": ("baseline-knn-full", "baseline", "full"),
         "baseline-knn-clipped": ("baseline-knn-clipped", "baseline", "clipped"),
         "baseline-nz-full": ("baseline-nz-full", "baseline", "full"),
+        "baseline-local-linear": ("baseline-local-linear", "baseline", "full"),
+        "rail-dnf": ("rail-dnf", "baseline", "full"),
     }
     outputs = {name: run.data.tags[tags.TAG_OUTPUT] for name, run in logged.items()}
     assert {name for name, output in outputs.items() if output == "point"} == {"full", "clipped", "cnn-ebv"}
