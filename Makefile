@@ -146,12 +146,16 @@ bench-serving-curve: setup ## serving: p99 and req/s against 1-32 clients for wo
 	$(BIN)/python -m harness.bench.serving_curve --layouts $(CURVE_LAYOUTS)
 
 LEARNING_CURVE_DATA ?= $(ASTROSPECT_HOME)/learning-curve/shards
-LEARNING_CURVE_SIZES ?= 6000,12000,24000,48000
-learning-curve: setup mlflow-up ## sigma_MAD of cnn-ebv and the colour k-NN at 6k-48k training galaxies, one holdout; logged to MLflow (long: see README)
+LEARNING_CURVE_OUT ?= $(ASTROSPECT_HOME)/learning-curve/study
+LEARNING_CURVE_SIZES ?= 12000,48000,100000
+# The CNNs and the codes the table sets against each other: the PDF CNN, the colour k-NN, the local linear fit
+# and RAIL's DNF (add --challenger rail-flexzboost etc. by hand: each point lands in the same study folder).
+LEARNING_CURVE_CHALLENGERS ?= --challenger pdf --challenger baseline-knn-full --challenger baseline-local-linear --challenger rail-dnf
+learning-curve: setup mlflow-up ## sigma_MAD of the PDF CNN and the field's codes at 12k-100k training galaxies, one holdout; resumable; logged to MLflow (hours on a CPU)
 	@if ! ls $(LEARNING_CURVE_DATA)/*.h5 >/dev/null 2>&1; then \
-		$(BIN)/astrospect synth --out $(LEARNING_CURVE_DATA) --n 60000 --seed 7 --lrg-fraction $(DEMO_LRG_FRACTION); fi
+		$(BIN)/astrospect synth --out $(LEARNING_CURVE_DATA) --n 126000 --seed 7 --lrg-fraction $(DEMO_LRG_FRACTION); fi
 	$(BIN)/astrospect learning-curve --data $(LEARNING_CURVE_DATA) --sizes $(LEARNING_CURVE_SIZES) --epochs $(EPOCHS) \
-		--record --out $(ASTROSPECT_HOME)/learning-curve/run-$$(date -u +%Y%m%dT%H%M%S)
+		$(LEARNING_CURVE_CHALLENGERS) --record --out $(LEARNING_CURVE_OUT)
 
 BENCH_IMPORT_N ?= 50000
 bench-import: setup ## importer: a BENCH_IMPORT_N-galaxy Pasquet .npz under prlimit --as=4G, rate and peak RSS vs np.load(mmap) -> HDF5
