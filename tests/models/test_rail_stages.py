@@ -40,3 +40,16 @@ def test_the_stage_error_names_the_stage_and_the_challenger() -> None:
     error = RailStageError("DNFEstimator", "rail-dnf", ValueError("bad table"))
     assert str(error) == "challenger 'rail-dnf': RAIL stage DNFEstimator failed: ValueError: bad table"
     assert (error.stage, error.challenger) == ("DNFEstimator", "rail-dnf")
+
+
+def test_a_galaxy_the_code_gives_no_answer_for_is_an_error_or_takes_the_given_pdf() -> None:
+    # a NaN width: what DNF leaves for a galaxy whose neighbours leave its fit undefined
+    ensemble = qp.Ensemble(
+        qp.stats.norm, data={"loc": np.array([[0.3], [0.2]]), "scale": np.array([[0.05], [np.nan]])}
+    )
+    with pytest.raises(ValueError, match=r"not finite for 1 galaxies \(first rows \[1\]\)"):
+        ensemble_pdfs(ensemble, BINS)
+    prior = BINS.histogram(np.array([0.1, 0.1, 0.4]))
+    pdfs = ensemble_pdfs(ensemble, BINS, no_answer=prior)
+    np.testing.assert_allclose(pdfs.probabilities[1], prior, atol=1e-12)
+    np.testing.assert_allclose(pdfs.probabilities[0], ensemble_pdfs(ensemble[0:1], BINS).probabilities[0])

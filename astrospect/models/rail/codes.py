@@ -36,9 +36,9 @@ from astrospect.models.rail.catalogue import (
     selection_table,
 )
 from astrospect.models.rail.filters import FILTER_NAMES, bpz_data_dir
-from astrospect.models.rail.stages import ensemble_pdfs, ensemble_point, estimate, inform
+from astrospect.models.rail.stages import ensemble_pdfs, ensemble_point, estimate, inform, unanswered_rows
 from astrospect.models.registry import Trained
-from astrospect.pdf.bins import DEFAULT_BINS, RedshiftPdfs
+from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftPdfs
 from astrospect.settings import get_logger
 
 if TYPE_CHECKING:
@@ -135,6 +135,9 @@ class RailPredictor:
     code: RailCode
     model: Any
     estimate_config: Mapping[str, Any]
+    # What a galaxy the code gives no answer for gets: the training redshift distribution (the N(z) null's
+    # PDF, and its median as the point), as a catalogue user falls back to the prior. Counted and logged.
+    no_answer: npt.NDArray[np.float64]
 
     def table(self, images: npt.NDArray[np.floating]) -> Table:
         return self._offset(magnitude_columns(images))
@@ -148,7 +151,23 @@ class RailPredictor:
     def predict(self, cutouts: Cutouts) -> tuple[npt.NDArray[np.float32], RedshiftPdfs]:
         """Point redshifts (the PDF's median, RAIL's) and PDFs over the system's bins for a batch."""
         ensemble = self.ensemble(self.table(cutouts.images))
-        return ensemble_point(ensemble, POINT_KEY).astype(np.float32), ensemble_pdfs(ensemble, DEFAULT_BINS)
+        pdfs = ensemble_pdfs(ensemble, DEFAULT_BINS, no_answer=self.no_answer)
+        points = ensemble_point(ensemble, POINT_KEY)
+        cdf = np.asarray(ensemble.cdf(DEFAULT_BINS.edge_array), dtype=np.float64)
+        unanswered = np.union1d(unanswered_rows(cdf), unanswered_rows(points))
+        if unanswered.size:
+            points = points.copy()
+            # a row without a PDF has the N(z) by now (ensemble_pdfs); a row without a point, its PDF's median
+            points[unanswered] = pdfs.point(POINT_ESTIMATE)[unanswered]
+            log.warning(
+                "%s: %s gave no answer for %d of %d galaxies (rows %s); they get the training N(z)",
+                self.challenger,
+                self.code.estimator.rpartition(":")[2],
+                unanswered.size,
+                len(points),
+                unanswered[:5].tolist(),
+            )
+        return points.astype(np.float32), pdfs
 
 
 class RailPredictions:
@@ -187,7 +206,8 @@ def fit_rail_code(code_name: str, challenger: Challenger, splits: Splits, config
         **code.estimate_config,
         **extra,
     }
-    predictor = RailPredictor(challenger.name, code, model, estimate_config)
+    no_answer = DEFAULT_BINS.histogram(train[REDSHIFT_COLUMN])
+    predictor = RailPredictor(challenger.name, code, model, estimate_config, no_answer)
     log.info(
         "%s: %s informed on %d training galaxies", challenger.name, code.label, len(train[REDSHIFT_COLUMN])
     )

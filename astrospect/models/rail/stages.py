@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from astrospect.pdf.bins import RedshiftBins, RedshiftPdfs
 
@@ -80,16 +81,24 @@ def estimate(
     return ensemble
 
 
-def ensemble_pdfs(ensemble: Any, bins: RedshiftBins) -> RedshiftPdfs:
+def ensemble_pdfs(
+    ensemble: Any, bins: RedshiftBins, no_answer: npt.NDArray[np.float64] | None = None
+) -> RedshiftPdfs:
     """The probabilities of a qp.Ensemble (any parameterisation) in ``bins``: differences of its CDF at the
     bin edges, with the mass below the first edge in the first bin and above the last in the last bin
-    (the system's convention for outliers, as :meth:`RedshiftBins.histogram`)."""
+    (the system's convention for outliers, as :meth:`RedshiftBins.histogram`).
+
+    A row whose CDF is not finite is a galaxy the code gave no answer for (DNF, for one, on a galaxy whose
+    neighbours leave its fit undefined). With ``no_answer`` (probabilities over ``bins``) such a row takes
+    it, and :func:`unanswered_rows` says which they were; without it, they are an error."""
     cdf = np.asarray(ensemble.cdf(bins.edge_array), dtype=np.float64).reshape(ensemble.npdf, bins.n + 1)
-    if not np.isfinite(cdf).all():
-        rows = np.flatnonzero(~np.isfinite(cdf).all(axis=1))
-        raise ValueError(
-            f"the qp ensemble's CDF is not finite for {rows.size} galaxies (first rows {rows[:5]})"
-        )
+    rows = unanswered_rows(cdf)
+    if rows.size:
+        if no_answer is None:
+            raise ValueError(
+                f"the qp ensemble's CDF is not finite for {rows.size} galaxies (first rows {rows[:5]})"
+            )
+        cdf[rows] = np.concatenate([[0.0], np.cumsum(no_answer)])
     probabilities = np.clip(np.diff(cdf, axis=1), 0.0, None)
     probabilities[:, 0] += np.clip(cdf[:, 0], 0.0, 1.0)
     probabilities[:, -1] += np.clip(1.0 - cdf[:, -1], 0.0, 1.0)
@@ -97,6 +106,11 @@ def ensemble_pdfs(ensemble: Any, bins: RedshiftBins) -> RedshiftPdfs:
     if np.any(total <= 0):
         raise ValueError(f"{int(np.sum(total <= 0))} PDFs of the qp ensemble have no mass in the bins")
     return RedshiftPdfs(probabilities / total, bins)
+
+
+def unanswered_rows(values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """The rows (galaxies) of ``values`` (N, ...) with any value that is not finite."""
+    return np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
 
 
 def ensemble_point(ensemble: Any, key: str) -> np.ndarray:
