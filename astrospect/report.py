@@ -150,8 +150,8 @@ def render_narrow(report: SessionReport) -> Table:
     from rich import box
     from rich.table import Table
 
-    # One space between columns, a rule under the header: the worst case (a 20-letter name, 123,456
-    # galaxies, "v100 champion") is 100 columns wide.
+    # One space between columns, a rule under the header: the worst case (a 21-letter name such as
+    # baseline-local-linear, 123456 galaxies, "v100 champion") is 100 columns wide.
     table = Table(title=report.title, caption=NARROW_CAPTION, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
     cells = {column: [format_cell(column, value) for value in report.frame[column]] for column in NARROW}
     for column, header in NARROW.items():
@@ -207,12 +207,12 @@ def render_pdfs(frame: pd.DataFrame) -> Table:
 
 
 def format_cell(column: str, value: object) -> str:
-    """One table cell: metrics to 4 decimals, fractions as %, counts with separators, NaN as -."""
+    """One table cell: metrics to 4 decimals, fractions as %, counts as plain integers, NaN as -."""
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        if column == "n":
-            return f"{value:,.0f}"
+        if column == "n":  # no separators: the narrow table's column budget (render_narrow)
+            return f"{value:.0f}"
         if column.endswith("_frac") or column.endswith("_005"):
             return f"{100 * value:.2f}%"
         if column == "bias":
