@@ -21,10 +21,10 @@ WORKDIR /opt/astrospect
 # Dependencies first (a layer that changes only with the lock), then the project.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project --extra cpu
+    uv sync --locked --no-dev --no-install-project --extra cpu --extra rail
 COPY astrospect ./astrospect
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --extra cpu
+    uv sync --locked --no-dev --extra cpu --extra rail
 
 FROM python:3.11.13-slim-bookworm
 # libgomp1: OpenMP for scikit-learn and TensorFlow; curl: none (health checks use Python).

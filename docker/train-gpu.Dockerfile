@@ -23,10 +23,10 @@ RUN useradd --uid 50000 --gid 0 --create-home --home-dir /home/astrospect astros
 WORKDIR /opt/astrospect
 COPY --chown=astrospect:0 pyproject.toml uv.lock README.md ./
 USER 50000:0
-RUN uv sync --locked --no-dev --no-install-project --extra gpu --python 3.11 \
+RUN uv sync --locked --no-dev --no-install-project --extra gpu --extra rail --python 3.11 \
     && rm -rf /home/astrospect/.cache/uv
 COPY --chown=astrospect:0 astrospect ./astrospect
-RUN uv sync --locked --no-dev --extra gpu --python 3.11 \
+RUN uv sync --locked --no-dev --extra gpu --extra rail --python 3.11 \
     && rm -rf /home/astrospect/.cache/uv
 COPY --chown=astrospect:0 dags ./dags
 COPY --chown=astrospect:0 expectations ./expectations

@@ -297,9 +297,10 @@ def _uv() -> list[str]:
 
 
 def _exported(extra: str) -> dict[str, str]:
-    """What `uv sync --locked --no-dev --extra EXTRA` installs, from uv.lock alone (``--frozen``)."""
+    """What `uv sync --locked --no-dev --extra EXTRA --extra rail` installs, from uv.lock alone (``--frozen``):
+    the images that train install the field's codes (the `rail` extra) as `make setup` does."""
     done = subprocess.run(
-        [*_uv(), "export", "--frozen", "--no-dev", "--extra", extra, "--no-hashes", "--no-emit-project",
+        [*_uv(), "export", "--frozen", "--no-dev", "--extra", extra, "--extra", "rail", "--no-hashes", "--no-emit-project",
          "--no-header", "--no-annotate"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip

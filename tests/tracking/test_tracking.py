@@ -340,7 +340,7 @@ def test_retried_tasks_reuse_the_session_and_runs(
     for challenger in challengers.for_session():
         again = runs.train_once(settings, session.parent_run_id, challenger, must_not_train)
         assert again == dataclasses.replace(session.logged[challenger.name], reused=True)
-    assert len(children(client, session.parent_run_id)) == 7  # the default session's challengers
+    assert len(children(client, session.parent_run_id)) == len(challengers.DEFAULT_SESSION)
     assert len(client.search_model_versions(f"name = '{settings.registered_model_name}'")) == n_versions
 
     assert (
