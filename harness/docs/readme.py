@@ -27,8 +27,9 @@ CPU machine, every model trained on CPU. Its report, in short, on the fixed hold
 
 <!-- results: make-run table=report -->
 
-- The best CNN (`<!-- figure: make-run best_cnn -->`) reaches **<!-- figure: make-run best_cnn_over_knn -->x** the \
-colour k-NN's sigma_MAD (lower is better), and the PDF CNN's CRPS is \
+- The best CNN (`<!-- figure: make-run best_cnn -->`) reaches **<!-- figure: make-run best_cnn_over_strongest_code -->x** \
+the sigma_MAD of the strongest photo-z code the night ran (`<!-- figure: make-run strongest_code -->`; lower is \
+better) and <!-- figure: make-run best_cnn_over_knn -->x the colour k-NN's; the PDF CNN's CRPS is \
 **<!-- figure: make-run pdf_crps_over_knn_crps -->x** the colour k-NN PDF's.
 - Served by `bentoml serve` (`make bench-serving-paths`, <!-- figure: bench-serving-paths clients --> clients, {serving_cpus} cores): \
 **<!-- figure: bench-serving-paths json_requests_per_s --> req/s** with p99 <!-- figure: bench-serving-paths json_p99_ms --> ms \
