@@ -36,7 +36,14 @@ from astrospect.models.rail.catalogue import (
     selection_table,
 )
 from astrospect.models.rail.filters import FILTER_NAMES, bpz_data_dir
-from astrospect.models.rail.stages import ensemble_pdfs, ensemble_point, estimate, inform, unanswered_rows
+from astrospect.models.rail.stages import (
+    ensemble_cdf,
+    ensemble_point,
+    estimate,
+    inform,
+    pdfs_from_cdf,
+    unanswered_rows,
+)
 from astrospect.models.registry import Trained
 from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, RedshiftPdfs
 from astrospect.settings import get_logger
@@ -151,13 +158,13 @@ class RailPredictor:
     def predict(self, cutouts: Cutouts) -> tuple[npt.NDArray[np.float32], RedshiftPdfs]:
         """Point redshifts (the PDF's median, RAIL's) and PDFs over the system's bins for a batch."""
         ensemble = self.ensemble(self.table(cutouts.images))
-        pdfs = ensemble_pdfs(ensemble, DEFAULT_BINS, no_answer=self.no_answer)
+        cdf = ensemble_cdf(ensemble, DEFAULT_BINS)  # evaluated once: for the PDFs and for the unanswered rows
+        pdfs = pdfs_from_cdf(cdf, DEFAULT_BINS, no_answer=self.no_answer)
         points = ensemble_point(ensemble, POINT_KEY)
-        cdf = np.asarray(ensemble.cdf(DEFAULT_BINS.edge_array), dtype=np.float64)
         unanswered = np.union1d(unanswered_rows(cdf), unanswered_rows(points))
         if unanswered.size:
             points = points.copy()
-            # a row without a PDF has the N(z) by now (ensemble_pdfs); a row without a point, its PDF's median
+            # a row without a PDF has the N(z) by now (pdfs_from_cdf); a row without a point, its PDF's median
             points[unanswered] = pdfs.point(POINT_ESTIMATE)[unanswered]
             log.warning(
                 "%s: %s gave no answer for %d of %d galaxies (rows %s); they get the training N(z)",

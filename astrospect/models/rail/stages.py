@@ -91,7 +91,19 @@ def ensemble_pdfs(
     A row whose CDF is not finite is a galaxy the code gave no answer for (DNF, for one, on a galaxy whose
     neighbours leave its fit undefined). With ``no_answer`` (probabilities over ``bins``) such a row takes
     it, and :func:`unanswered_rows` says which they were; without it, they are an error."""
-    cdf = np.asarray(ensemble.cdf(bins.edge_array), dtype=np.float64).reshape(ensemble.npdf, bins.n + 1)
+    return pdfs_from_cdf(ensemble_cdf(ensemble, bins), bins, no_answer)
+
+
+def ensemble_cdf(ensemble: Any, bins: RedshiftBins) -> npt.NDArray[np.float64]:
+    """The qp.Ensemble's CDF at the edges of ``bins``, (N, bins.n + 1)."""
+    return np.asarray(ensemble.cdf(bins.edge_array), dtype=np.float64).reshape(ensemble.npdf, bins.n + 1)
+
+
+def pdfs_from_cdf(
+    cdf: npt.NDArray[np.float64], bins: RedshiftBins, no_answer: npt.NDArray[np.float64] | None = None
+) -> RedshiftPdfs:
+    """:func:`ensemble_pdfs` from a CDF already evaluated at the bin edges (left as it is)."""
+    cdf = cdf.copy()
     rows = unanswered_rows(cdf)
     if rows.size:
         if no_answer is None:
