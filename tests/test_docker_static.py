@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -332,8 +333,12 @@ def test_image_packages_equal_the_lock_and_the_tested_environment() -> None:
     for name in ("apache-airflow", "apache-airflow-providers-celery", "celery", "mlflow", "bentoml", "keras"):
         assert cpu[name] == locked[name] == gpu[name], name
     assert cpu["tensorflow-cpu"] == gpu["tensorflow"], "the GPU image must train with the same TensorFlow"
+    # Only the environment's own site-packages: importing setuptools appends its _vendor folder to sys.path,
+    # and the older copies there (zipp, wheel, ...) are not what the environment installed.
+    site_packages = sysconfig.get_paths()["purelib"]
     installed = {
-        _normalized(dist.metadata["Name"] or ""): dist.version for dist in importlib.metadata.distributions()
+        _normalized(dist.metadata["Name"] or ""): dist.version
+        for dist in importlib.metadata.distributions(path=[site_packages])
     }
     tensorflow_wheel = (
         "tensorflow" if "tensorflow" in installed and "tensorflow-cpu" not in installed else "tensorflow-cpu"
