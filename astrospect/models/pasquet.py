@@ -129,11 +129,8 @@ def fit_pasquet_cnn(challenger: Challenger, splits: Splits, config: TrainConfig)
     """The registry's builder for `pasquet`: :func:`build_pasquet_cnn` trained by the shared loop on
     cross-entropy against the binned redshift, then calibrated on the validation split: what
     :func:`astrospect.models.train.fit_pdf_cnn` does for `pdf`, with this network in place of its trunk."""
-    from astrospect.data.dataset import iter_selected_cutouts
-    from astrospect.models.calibration import calibrate_pdf_model
-    from astrospect.models.predict import predict_pdf
-    from astrospect.models.train import save_model, train, training_params
-    from astrospect.pdf.bins import DEFAULT_BINS, POINT_ESTIMATE, encode_redshift_bins
+    from astrospect.models.train import calibrated_pdf_trained, train
+    from astrospect.pdf.bins import DEFAULT_BINS, encode_redshift_bins
 
     bins = DEFAULT_BINS
     result = train(
@@ -146,32 +143,6 @@ def fit_pasquet_cnn(challenger: Challenger, splits: Splits, config: TrainConfig)
         loss="categorical_crossentropy",
         target=lambda z: encode_redshift_bins(z, bins),
     )
-    model = result.model
-    uncalibrated = keras.models.clone_model(model)  # kept to report the holdout before calibration
-    uncalibrated.set_weights(model.get_weights())
-    calibration = calibrate_pdf_model(model, iter_selected_cutouts(splits.val))
-    params = training_params(
-        config, splits, result.n_train, result.n_val, result.z_range, result.device, result.precision
-    )
-    return Trained(
-        challenger=challenger,
-        predict=None,  # its redshift is the PDFs' POINT_ESTIMATE
-        params=params
-        | {
-            "epochs_run": len(result.history["loss"]),
-            "n_bins": bins.n,
-            "z_bins_max": bins.edges[-1],
-            "point_estimate": POINT_ESTIMATE,
-            "trainable_params": count_trainable_params(model),
-        },
-        n_train=result.n_train,
-        n_val=result.n_val,
-        history=result.history,
-        run_metrics={"images_per_second": result.images_per_second} | calibration,
-        keras_model=model,
-        input_example=result.input_example,
-        model_path=save_model(result, splits, config),
-        predict_pdf=lambda cutouts: predict_pdf(model, cutouts.images, cutouts.ebv, bins),
-        uncalibrated_pdf=lambda cutouts: predict_pdf(uncalibrated, cutouts.images, cutouts.ebv, bins),
-        bins=bins,
+    return calibrated_pdf_trained(
+        challenger, result, splits, config, bins, {"trainable_params": count_trainable_params(result.model)}
     )

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from astrospect.models.registry import Challenger
+    from astrospect.pdf.bins import RedshiftBins
 
 log = get_logger(__name__)
 SCALING_SAMPLE = 4096  # training cutouts used to fit the pixel scaling
@@ -310,8 +311,6 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
     """The registry's builder for the PDF CNN: `cnn-ebv`'s trunk with a softmax over DEFAULT_BINS, trained
     on cross-entropy against the binned redshift, then calibrated (a temperature and a shift) on the
     validation split so that its intervals cover what they claim (:mod:`astrospect.models.calibration`)."""
-    from astrospect.models.calibration import calibrate_pdf_model
-
     bins = DEFAULT_BINS
     result = train(
         splits,
@@ -326,6 +325,21 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         loss="categorical_crossentropy",
         target=lambda z: encode_redshift_bins(z, bins),
     )
+    return calibrated_pdf_trained(challenger, result, splits, config, bins)
+
+
+def calibrated_pdf_trained(
+    challenger: Challenger,
+    result: TrainResult,
+    splits: Splits,
+    config: TrainConfig,
+    bins: RedshiftBins,
+    extra_params: dict[str, Any] | None = None,
+) -> Trained:
+    """A trained PDF network, calibrated (a temperature and a shift) on the validation split, as the registry
+    records it: the one ending of every single-network PDF challenger (`pdf`, `pasquet`)."""
+    from astrospect.models.calibration import calibrate_pdf_model
+
     model = result.model
     uncalibrated = keras.models.clone_model(model)  # kept to report the holdout before calibration
     uncalibrated.set_weights(model.get_weights())
@@ -334,7 +348,8 @@ def fit_pdf_cnn(challenger: Challenger, splits: Splits, config: TrainConfig) -> 
         challenger=challenger,
         predict=None,  # its redshift is the PDFs' POINT_ESTIMATE, from the same model call
         params=_params(result, splits, config)
-        | {"n_bins": bins.n, "z_bins_max": bins.edges[-1], "point_estimate": POINT_ESTIMATE},
+        | {"n_bins": bins.n, "z_bins_max": bins.edges[-1], "point_estimate": POINT_ESTIMATE}
+        | (extra_params or {}),
         n_train=result.n_train,
         n_val=result.n_val,
         history=result.history,
