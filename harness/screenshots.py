@@ -47,7 +47,8 @@ SERVER_SCRIPT = PROJECT_ROOT / "mlflow" / "server.sh"
 DAG_ID = "astrospect_nightly"
 NIGHTS = 2  # the first makes a champion; the second drifts from it (worse seeing)
 VIEWPORT = {"width": 1400, "height": 900}  # every picture's size in pixels
-COMPARE_SCALE = 0.8  # MLflow's pages are laid out 1750 px wide, so the compare view's seven runs fit
+COMPARE_SCALE = 0.65  # the compare view is laid out 2150 px wide, so the default session's nine runs fit
+REGISTRY_SCALE = 0.8  # the registry page is laid out 1750 px wide, so two versions' rows fit
 # The bad shard: z fluxes 10x too bright, a calibration shift the gate's summary suite quarantines.
 BAD_SHARD_CASE = "calibration-shift.h5"
 BAD_SHARD_NAME = "sim-s1-z-calibration-shift.h5"
@@ -231,7 +232,7 @@ def make_nights(plan: NightPlan, fresh: bool) -> None:
 
 def new_page(browser: Browser, scale: float = 1.0) -> Page:
     """A page whose screenshot is :data:`VIEWPORT`'s size; ``scale`` < 1 lays it out on a wider window,
-    drawn smaller (for the compare view's seven columns)."""
+    drawn smaller (for the compare view's nine columns)."""
     window = {name: round(size / scale) for name, size in VIEWPORT.items()}
     page = browser.new_page(viewport=window, device_scale_factor=scale)  # type: ignore[arg-type]
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -248,8 +249,8 @@ def close_mlflow_assistant(page: Page) -> None:
 def shoot_mlflow_compare(browser: Browser, settings: Settings, out: Path) -> Path:
     """The compare view of the latest night's runs: every run's name and the first metric rows.
 
-    Laid out 1750 px wide and drawn at 0.8 so all seven columns fit in 1400 px; the plots and the parameters
-    are folded so the names and the metrics share the picture. The metrics grid is left unscrolled: MLflow
+    Laid out 2150 px wide and drawn at 0.65 so all nine columns fit in 1400 px (at 0.8, MLflow draws only
+    eight of them); the plots and the parameters are folded so the names and the metrics share the picture. The metrics grid is left unscrolled: MLflow
     3.17 scrolls its values without their labels."""
     from astrospect.tracking import sessions
 
@@ -280,7 +281,7 @@ def shoot_mlflow_registry(browser: Browser, settings: Settings, out: Path) -> Pa
     from astrospect.tracking.sessions import UI_WORKFLOW_QUERY
 
     name = urllib.parse.quote(settings.registered_model_name, safe="")
-    page = new_page(browser, scale=COMPARE_SCALE)
+    page = new_page(browser, scale=REGISTRY_SCALE)
     page.goto(f"{settings.mlflow_ui_url}/#/models/{name}?{UI_WORKFLOW_QUERY}")
     for alias in (CHALLENGER_ALIAS, CHAMPION_ALIAS):
         page.get_by_text(f"@ {alias}", exact=True).first.wait_for()
