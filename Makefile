@@ -232,7 +232,8 @@ SYNTH_CHECK_SEED ?= 4242
 synth-check: setup ## simulate SYNTH_CHECK_N galaxies (no LRG tail) into a temp folder and compare them with real SDSS
 	@folder=$$(mktemp -d -t astrospect-synth-check-XXXXXX) && trap 'rm -rf "$$folder"' EXIT && \
 		$(BIN)/astrospect synth --out "$$folder" --n $(SYNTH_CHECK_N) --seed $(SYNTH_CHECK_SEED) --shard-size 5000 && \
-		$(BIN)/astrospect synth-check --data "$$folder" --record
+		$(BIN)/astrospect synth-check --data "$$folder" --record \
+			--record-as "make synth-check SYNTH_CHECK_N=$(SYNTH_CHECK_N) SYNTH_CHECK_SEED=$(SYNTH_CHECK_SEED)"
 
 # ---- the docs site (MkDocs + Material; docs/explanation/tools.md says why) ----
 DOCS_PORT ?= 8000

@@ -71,6 +71,12 @@ def synth_check_command(
         False,
         help="Also write the judged checks to docs/results/synth-check.json, the docs' source (make synth-check).",
     ),
+    record_as: str | None = typer.Option(
+        None,
+        "--record-as",
+        help="With --record: the command the results file names as the one that made its figures "
+        "(default: this command line). make synth-check names itself: the folder it checks is temporary.",
+    ),
     old_data: Path | None = old_positional_input(),
     old_csv: Path | None = typer.Option(None, "--csv", hidden=True),
 ) -> None:
@@ -87,7 +93,7 @@ def synth_check_command(
             raise typer.BadParameter(f"{csv} exists; choose another --out (nothing is overwritten)")
         table.to_csv(csv, index=False)
     if record:
-        typer.echo(f"figures written to {record_synth_check(table)}")
+        typer.echo(f"figures written to {record_synth_check(table, command=record_as)}")
     if not passed(table):
         raise typer.Exit(code=1)
 

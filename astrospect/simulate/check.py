@@ -375,9 +375,12 @@ def render_report(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def record_synth_check(table: pd.DataFrame, load_before: float | None = None) -> Path:
+def record_synth_check(
+    table: pd.DataFrame, load_before: float | None = None, command: str | None = None
+) -> Path:
     """docs/results/synth-check.json (:mod:`astrospect.results`): the judged checks passed, the classifier
-    AUCs, the 20-NN sigma_MAD on both sides, and the per-bin median colour offsets (cutouts and noiseless)."""
+    AUCs, the 20-NN sigma_MAD on both sides, and the per-bin median colour offsets (cutouts and noiseless).
+    ``command`` is the command that reproduces them (default: this process's command line)."""
     from astrospect import results
 
     whole = table[table["scope"] == "all"]
@@ -425,4 +428,5 @@ def record_synth_check(table: pd.DataFrame, load_before: float | None = None) ->
             )
         },
         load_before=load_before,
+        command=command,
     )

@@ -46,3 +46,20 @@ def test_the_record_holds_the_judged_checks_the_aucs_and_the_colour_offsets(
         ["0.00-0.03", "+0.010 / -0.020 / +0.000 / +0.030", "-0.010 / +0.020 / +0.000 / -0.030"]
     ]
     assert written["load_average"]["before"] == 0.5
+
+
+def test_the_record_names_the_command_that_reproduces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # make synth-check checks a temporary folder, gone once it ends: it names itself instead.
+    monkeypatch.setenv("ASTROSPECT_RESULTS_DIR", str(tmp_path))
+    record_synth_check(_table(), command="make synth-check SYNTH_CHECK_N=20000 SYNTH_CHECK_SEED=4242")
+    assert (
+        results.read("synth-check", tmp_path)["command"]
+        == "make synth-check SYNTH_CHECK_N=20000 SYNTH_CHECK_SEED=4242"
+    )
+    record_synth_check(_table())
+    assert (
+        results.read("synth-check", tmp_path)["command"]
+        != "make synth-check SYNTH_CHECK_N=20000 SYNTH_CHECK_SEED=4242"
+    )
