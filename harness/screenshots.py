@@ -250,8 +250,8 @@ def shoot_mlflow_compare(browser: Browser, settings: Settings, out: Path) -> Pat
     """The compare view of the latest night's runs: every run's name and the first metric rows.
 
     Laid out 2150 px wide and drawn at 0.65 so all nine columns fit in 1400 px (at 0.8, MLflow draws only
-    eight of them); the plots and the parameters are folded so the names and the metrics share the picture. The metrics grid is left unscrolled: MLflow
-    3.17 scrolls its values without their labels."""
+    eight of them); the plots and the parameters are folded so the names and the metrics share the picture.
+    The metrics grid is left unscrolled: MLflow 3.17 scrolls its values without their labels."""
     from astrospect.tracking import sessions
 
     session = sessions.latest_session(settings)
